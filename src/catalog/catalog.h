@@ -1,0 +1,61 @@
+/*
+ * catalog.h - Catalog objects: datasets, batches and dataset files, and the batch state machine.
+ *
+ * Documents are stored through store.h in the shapes the Catalog API returns (see
+ * notes/aep-api.md section 2), so the API layer mostly passes them through. Kinds in the store:
+ * "dataSet", "batch", "dataSetFile".
+ *
+ * Batch statuses and the transitions this module allows:
+ *   loading --COMPLETE--> queued --worker--> processing --> success | failed
+ *   loading/queued/processing --ABORT--> aborted
+ * A batch in a final state (success, failed, aborted) does not move again (REVERT and replay come
+ * with a later issue). Each transition is one store transaction.
+ *
+ * Threads: all functions are thread-safe.
+ */
+#ifndef ING_CATALOG_CATALOG_H
+#define ING_CATALOG_CATALOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "schema/registry.h"
+#include "store/store.h"
+#include "util/err.h"
+
+#define CAT_KIND_DATASET "dataSet"
+#define CAT_KIND_BATCH "batch"
+#define CAT_KIND_FILE "dataSetFile"
+
+/* Who made a request: recorded on the objects it creates (createdUser, createdClient, imsOrg). */
+struct cat_actor {
+    const char *ims_org;     /* x-gw-ims-org-id or the server default */
+    const char *client;      /* x-api-key or "ingot" */
+    const char *user;        /* from the token later; for now the client */
+};
+
+struct catalog;
+
+int catalog_new(struct catalog **out, struct store *st, struct registry *reg, struct ing_err *err);
+void catalog_free(struct catalog *cat);
+struct store *catalog_store(const struct catalog *cat);
+
+/* Datasets. `body` is the dataSetRequest (borrowed); *id_out receives a new id string (free()). */
+int catalog_dataset_create(struct catalog *cat, const char *sandbox, const struct cat_actor *who,
+                           const json_t *body, char **id_out, struct ing_err *err);
+int catalog_dataset_get(struct catalog *cat, const char *sandbox, const char *id, json_t **out,
+                        struct ing_err *err);
+
+/* Batches. `body` is the IngestBatch request. */
+int catalog_batch_create(struct catalog *cat, const char *sandbox, const struct cat_actor *who,
+                         const json_t *body, char **id_out, struct ing_err *err);
+int catalog_batch_get(struct catalog *cat, const char *sandbox, const char *id, json_t **out,
+                      struct ing_err *err);
+/* Move a batch from one of the statuses in `from` (NULL-terminated) to `to`, merging `patch`
+ * (may be NULL) into the document, in one transaction. ING_ESTATE when the batch is elsewhere. */
+int catalog_batch_transition(struct catalog *cat, const char *sandbox, const char *id,
+                             const char *const *from, const char *to, const json_t *patch,
+                             struct ing_err *err);
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * engine.h - the ingestion engine: input files in, validated Parquet files out.
+ *
+ * This is the pipeline without the server: read (jsplit) -> validate and convert (shred, with the
+ * compiled plan) -> write (pq_writer). The batch worker runs it for a batch; `ingot ingest` runs it
+ * on files from the command line. Output goes to `out_dir`, which the caller promotes.
+ *
+ * Threads: an engine run uses the calling thread (and, later, helper threads it owns); the plan is
+ * borrowed read-only.
+ */
+#ifndef ING_INGEST_ENGINE_H
+#define ING_INGEST_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "parquet/pq_writer.h"
+#include "schema/xdm_plan.h"
+#include "util/err.h"
+
+enum engine_format { ENGINE_JSON = 0 };
+
+struct engine_opts {
+    enum engine_format format;
+    bool multiline;                    /* isMultiLineJson */
+    struct pq_writer_opts parquet;     /* codec etc. */
+    int preview_rows;                  /* keep this many converted rows (0 = none) */
+    int64_t max_failed_rows;           /* stop after more failures than this (-1 = never stop);
+                                          0 = fail on the first bad row (no partial ingestion) */
+};
+
+struct engine_file {
+    const char *path;                  /* where to read */
+    const char *name;                  /* batch-relative name, for errors and diagnostics */
+};
+
+struct engine_result {
+    int64_t input_bytes;
+    int64_t input_records;             /* records read (good + bad) */
+    int64_t output_records;
+    int64_t failed_records;
+    int64_t output_bytes;              /* Parquet bytes written */
+    int64_t output_files;
+    int64_t unknown_fields;
+    struct ing_err first_error;        /* the first row error (file/row/field filled) */
+    json_t *errors;                    /* new array of row errors (capped at 1000): {file,row,
+                                          offset,field,code,message}; caller decrefs */
+    json_t *preview;                   /* new array of converted rows, or NULL */
+};
+
+/* Run the engine. Returns 0 when every record was valid (or failures stayed within
+ * max_failed_rows), ING_E* otherwise; batch-level failures (unreadable file, empty file) come back
+ * as the return code with err filled, row failures in res. res must be freed with
+ * engine_result_free either way. */
+int engine_run(const struct xdm_plan *plan, const struct engine_file *files, size_t nfiles,
+               const struct engine_opts *opts, const char *out_dir, struct engine_result *res,
+               struct ing_err *err);
+void engine_result_free(struct engine_result *res);
+
+#endif

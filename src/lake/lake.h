@@ -1,0 +1,39 @@
+/*
+ * lake.h - where bytes live on disk: staged uploads and the Parquet data lake.
+ *
+ * Layout under the data directory (every path carries the sandbox, so sandboxes never share
+ * files):
+ *   <data>/sandboxes/<sandbox>/staging/<batchId>/<datasetId>/<filePath>   uploaded input files
+ *   <data>/sandboxes/<sandbox>/lake/<datasetId>/<batchId>/part-NNNNN.parquet  promoted output
+ *   <data>/sandboxes/<sandbox>/lake/<datasetId>/.tmp-<batchId>/            output being written
+ *   <data>/spool/                                                          request bodies in flight
+ * A batch's output is written to its .tmp- folder and promoted with one rename; whether readers see
+ * it is decided by the catalog (a batch's files are listed only once the batch is "success").
+ *
+ * Threads: functions are thread-safe; returned strings are new (free()).
+ */
+#ifndef ING_LAKE_LAKE_H
+#define ING_LAKE_LAKE_H
+
+#include "util/err.h"
+
+struct lake;
+
+int lake_open(struct lake **out, const char *data_dir, struct ing_err *err);
+void lake_free(struct lake *lake);
+const char *lake_data_dir(const struct lake *lake);
+char *lake_spool_dir(const struct lake *lake);
+char *lake_staging_dir(const struct lake *lake, const char *sandbox, const char *batch_id,
+                       const char *dataset_id);
+char *lake_batch_dir(const struct lake *lake, const char *sandbox, const char *dataset_id,
+                     const char *batch_id);
+char *lake_batch_tmp_dir(const struct lake *lake, const char *sandbox, const char *dataset_id,
+                         const char *batch_id);
+/* rename tmp -> final (durably). ING_EEXIST if final exists. */
+int lake_promote(struct lake *lake, const char *sandbox, const char *dataset_id,
+                 const char *batch_id, struct ing_err *err);
+/* Remove a batch's staged input, temporary and final output (any that exist). */
+int lake_discard_output(struct lake *lake, const char *sandbox, const char *dataset_id,
+                        const char *batch_id, struct ing_err *err);
+
+#endif
