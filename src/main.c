@@ -102,8 +102,15 @@ static int cmd_serve(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    log_info("ingot serving on http://%s data=%s tenant=_%s", listen, data, tenant);
-    printf("ingot listening on %s\n", listen);
+    /* With port 0 the kernel picks one: print the real address so tests can find it. */
+    char host[256];
+    snprintf(host, sizeof(host), "%s", listen);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    log_info("ingot serving on http://%s:%d data=%s tenant=_%s", host, http_server_port(srv), data,
+             tenant);
+    printf("ingot listening on %s:%d\n", host, http_server_port(srv));
     fflush(stdout);
     while (!g_stop)
         pause();

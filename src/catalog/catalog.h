@@ -58,4 +58,23 @@ int catalog_batch_transition(struct catalog *cat, const char *sandbox, const cha
                              const char *const *from, const char *to, const json_t *patch,
                              struct ing_err *err);
 
+/* Finish a batch that is "processing", in one transaction: set `status` ("success" or "failed"),
+ * "completed", "metrics" (borrowed object, merged) and "errors" (borrowed array, may be NULL);
+ * on success also create one dataSetFile document per entry of `files` (array of
+ * {"name": "part-00000.parquet", "size": bytes, "records": n}) and update the dataset's
+ * lastBatchId/lastBatchStatus. ING_ESTATE when the batch is not "processing". */
+int catalog_batch_finish(struct catalog *cat, const char *sandbox, const char *batch_id,
+                         const char *status, const json_t *metrics, const json_t *errors,
+                         const json_t *files, struct ing_err *err);
+
+/* Dataset files: `batch_id` and/or `dataset_id` filter (NULL = any); only files of batches whose
+ * status is "success" are returned. *out is a new JSON object keyed by dataSetFile id, in creation
+ * order. start/limit page it (limit <= 0: all). */
+int catalog_file_list(struct catalog *cat, const char *sandbox, const char *batch_id,
+                      const char *dataset_id, int64_t start, int64_t limit, json_t **out,
+                      struct ing_err *err);
+/* One dataset file document ({"dataSetId","batchId","name","size","records",...}). */
+int catalog_file_get(struct catalog *cat, const char *sandbox, const char *file_id, json_t **out,
+                     struct ing_err *err);
+
 #endif
