@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,15 @@ static int cmd_serve(int argc, char **argv)
     if (tenant[0] == '_')
         tenant++;
 
+    /* Block the stop signals before any thread starts, so every thread inherits the mask and
+     * only the main thread's sigsuspend receives them; a signal arriving between the check of
+     * g_stop and the wait stays pending instead of being lost. */
+    sigset_t stopset, waitset;
+    sigemptyset(&stopset);
+    sigaddset(&stopset, SIGTERM);
+    sigaddset(&stopset, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stopset, &waitset);
+
     struct ing_err err;
     ing_err_clear(&err);
     struct app app = {.tenant = tenant, .ims_org = org};
@@ -113,7 +123,7 @@ static int cmd_serve(int argc, char **argv)
     printf("ingot listening on %s:%d\n", host, http_server_port(srv));
     fflush(stdout);
     while (!g_stop)
-        pause();
+        sigsuspend(&waitset);
     log_info("shutting down");
     rc = 0;
 out:
