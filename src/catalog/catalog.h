@@ -37,6 +37,7 @@ struct cat_actor {
 
 struct catalog;
 
+/* `st` and `reg` are borrowed; `reg` may be NULL (schemaRef ids are then not resolved). */
 int catalog_new(struct catalog **out, struct store *st, struct registry *reg, struct ing_err *err);
 void catalog_free(struct catalog *cat);
 struct store *catalog_store(const struct catalog *cat);
@@ -46,6 +47,19 @@ int catalog_dataset_create(struct catalog *cat, const char *sandbox, const struc
                            const json_t *body, char **id_out, struct ing_err *err);
 int catalog_dataset_get(struct catalog *cat, const char *sandbox, const char *id, json_t **out,
                         struct ing_err *err);
+
+/* Change a dataset in one transaction (PUT and PATCH of the Catalog API). CAT_UPDATE_MERGE: `body`
+ * is an object whose top-level fields replace the dataset's (null removes one); CAT_UPDATE_JSON_PATCH:
+ * `body` is an RFC 6902 array of add/remove/replace operations; CAT_UPDATE_REPLACE: `body` is a whole
+ * dataSetRequest. Only client fields (name, description, schemaRef, tags, enableErrorDiagnostics,
+ * fileDescription, dataSourceId) change; a new schemaRef.id must resolve. ING_ENOTFOUND, ING_EINVAL. */
+enum cat_update { CAT_UPDATE_MERGE, CAT_UPDATE_JSON_PATCH, CAT_UPDATE_REPLACE };
+int catalog_dataset_update(struct catalog *cat, const char *sandbox, const struct cat_actor *who,
+                           const char *id, enum cat_update how, const json_t *body,
+                           struct ing_err *err);
+/* Delete a dataset and its dataSetFile documents (one transaction). ING_ENOTFOUND if missing. */
+int catalog_dataset_delete(struct catalog *cat, const char *sandbox, const char *id,
+                           struct ing_err *err);
 
 /* Batches. `body` is the IngestBatch request. */
 int catalog_batch_create(struct catalog *cat, const char *sandbox, const struct cat_actor *who,

@@ -51,4 +51,9 @@ int shred_record(struct shred *sh, const char *rec, size_t len, struct pq_writer
 const struct shred_stats *shred_get_stats(const struct shred *sh);
 void shred_free(struct shred *sh); /* NULL is a no-op */
 
+/* For tests: the definition and repetition levels staged for leaf `column` by the last record
+ * (levels of a failed record are partial). Fills up to `max` entries of defs/reps and returns how
+ * many entries there are, or ING_EINVAL for a column the plan does not have. */
+int shred_debug_levels(struct shred *sh, int column, int *defs, int *reps, size_t max);
+
 #endif

@@ -74,8 +74,10 @@ struct pq_writer_opts {
     size_t row_group_bytes;      /* default 64 MiB of buffered (uncompressed) column data */
     size_t page_bytes;           /* default 1 MiB per data page */
     size_t dict_max_bytes;       /* default 1 MiB per column chunk dictionary */
-    const char *created_by;      /* default "ingot" */
+    const char *created_by;      /* default "ingot version 0.1" */
 };
+/* With opts given, `codec` is taken as is (0 is PQ_CODEC_UNCOMPRESSED); zero sizes, a zero
+ * level and a NULL created_by mean the defaults. */
 
 struct pq_writer;
 

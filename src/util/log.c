@@ -8,7 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static int g_level = -1;
+/* Atomic: read by every thread; set lazily from INGOT_LOG by whichever thread logs first. */
+static _Atomic int g_level = -1;
 
 void log_set_level(enum log_level level)
 {
@@ -17,17 +18,19 @@ void log_set_level(enum log_level level)
 
 static int current_level(void)
 {
-    if (g_level < 0) {
+    int level = g_level;
+    if (level < 0) {
         const char *e = getenv("INGOT_LOG");
-        g_level = LOG_INFO;
+        level = LOG_INFO;
         if (e && !strcmp(e, "debug"))
-            g_level = LOG_DEBUG;
+            level = LOG_DEBUG;
         else if (e && !strcmp(e, "warn"))
-            g_level = LOG_WARN;
+            level = LOG_WARN;
         else if (e && !strcmp(e, "error"))
-            g_level = LOG_ERROR;
+            level = LOG_ERROR;
+        g_level = level;
     }
-    return g_level;
+    return level;
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

@@ -1,0 +1,772 @@
+/*
+ * shred.c - one JSON record in, validated and converted column values with Dremel levels out.
+ *
+ * The walk follows the record's tokens (jtok) and the plan side by side; no JSON tree is built on
+ * the fast path. Values are staged per column in scratch arrays that keep their capacity from
+ * record to record, and string bytes go into one scratch buffer, so after the first records the
+ * shredder allocates nothing. Only when the whole record is valid are the staged entries replayed
+ * into the pq_writer, which keeps the lake free of half rows.
+ *
+ * Levels: every Parquet node of the plan is OPTIONAL, so a field's null is written with its own
+ * def_level - 1 (the level of the container that is present). Each object instance remembers
+ * which of its properties it saw through a per-field stamp; at the closing brace, properties not
+ * seen get nulls for every column below them (column ranges are contiguous because the plan lays
+ * columns out depth first). The repetition level handed down is used for the first value of each
+ * column in that subtree; later elements of an array or map use the level of that container.
+ */
+#include "ingest/shred.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json/jtok.h"
+#include "schema/xdm_convert.h"
+#include "util/buf.h"
+#include "util/mem.h"
+
+enum stage_kind { SK_NULL, SK_BOOL, SK_I32, SK_I64, SK_DOUBLE, SK_BYTES };
+
+struct staged {
+    int32_t def, rep;
+    enum stage_kind kind;
+    union {
+        bool b;
+        int64_t i;
+        double d;
+        struct { size_t off, len; } s; /* in sh->strs: its data may move while staging */
+    } v;
+};
+
+struct colstage {
+    struct staged *v;
+    size_t n, cap;
+};
+
+/* The plan as the walk needs it: field plus column range and indexes, mutable per shredder. */
+struct snode {
+    const struct xdm_field *f;
+    int first_col, last_col;   /* columns of the subtree; first_col < 0 when it has none */
+    int key_col;               /* maps: the key column */
+    size_t child_base;         /* objects: node index of children[0]; children follow in order */
+    size_t item;               /* arrays and maps: node index of the item / value */
+    uint64_t seen;             /* stamp of the object instance that last saw this property */
+};
+
+struct shred {
+    const struct xdm_plan *plan;
+    const char *rec;
+    struct jlex lx;
+    struct snode *nodes;
+    size_t n_nodes;
+    struct colstage *cols;
+    size_t n_cols;
+    struct buf strs;           /* string bytes of the staged values of the current record */
+    struct buf tmp;            /* unescaped text that is converted, not stored */
+    uint64_t stamp;            /* 64 bits: never wraps, so stale marks never alias */
+    int64_t unknown;           /* dropped properties in the current record */
+    struct shred_stats stats;
+};
+
+/* ---- building the node table ---- */
+
+static size_t count_nodes(const struct xdm_field *f)
+{
+    size_t n = 1;
+    for (size_t i = 0; i < f->n_children; i++)
+        n += count_nodes(&f->children[i]);
+    if (f->item)
+        n += count_nodes(f->item);
+    return n;
+}
+
+static void build_nodes(struct shred *sh, size_t ni, const struct xdm_field *f, size_t *next)
+{
+    struct snode *nd = &sh->nodes[ni];
+    nd->f = f;
+    nd->first_col = nd->last_col = nd->key_col = -1;
+    if (f->type == XDM_OBJECT) {
+        nd->child_base = *next;
+        *next += f->n_children;
+        for (size_t i = 0; i < f->n_children; i++) {
+            build_nodes(sh, nd->child_base + i, &f->children[i], next);
+            const struct snode *c = &sh->nodes[nd->child_base + i];
+            if (c->first_col < 0)
+                continue;
+            if (nd->first_col < 0)
+                nd->first_col = c->first_col;
+            nd->last_col = c->last_col;
+        }
+    } else if (f->type == XDM_ARRAY || f->type == XDM_MAP) {
+        nd->item = (*next)++;
+        build_nodes(sh, nd->item, f->item, next);
+        const struct snode *it = &sh->nodes[nd->item];
+        if (it->first_col >= 0) {
+            /* A map's key column is laid out right before the columns of its value. */
+            nd->key_col = f->type == XDM_MAP ? it->first_col - 1 : -1;
+            nd->first_col = f->type == XDM_MAP ? nd->key_col : it->first_col;
+            nd->last_col = it->last_col;
+        }
+    } else {
+        nd->first_col = nd->last_col = f->column;
+    }
+}
+
+struct shred *shred_new(const struct xdm_plan *plan)
+{
+    struct shred *sh = xcalloc(1, sizeof(*sh));
+    sh->plan = plan;
+    sh->n_nodes = count_nodes(&plan->root);
+    sh->nodes = xcalloc(sh->n_nodes, sizeof(struct snode));
+    size_t next = 1;
+    build_nodes(sh, 0, &plan->root, &next);
+    sh->n_cols = pq_schema_ncolumns(plan->pq);
+    sh->cols = xcalloc(sh->n_cols ? sh->n_cols : 1, sizeof(struct colstage));
+    return sh;
+}
+
+void shred_free(struct shred *sh)
+{
+    if (!sh)
+        return;
+    for (size_t i = 0; i < sh->n_cols; i++)
+        free(sh->cols[i].v);
+    free(sh->cols);
+    free(sh->nodes);
+    buf_free(&sh->strs);
+    buf_free(&sh->tmp);
+    free(sh);
+}
+
+const struct shred_stats *shred_get_stats(const struct shred *sh)
+{
+    return &sh->stats;
+}
+
+int shred_debug_levels(struct shred *sh, int column, int *defs, int *reps, size_t max)
+{
+    if (!sh || column < 0 || (size_t)column >= sh->n_cols)
+        return ING_EINVAL;
+    const struct colstage *cs = &sh->cols[column];
+    for (size_t i = 0; i < cs->n && i < max; i++) {
+        defs[i] = cs->v[i].def;
+        reps[i] = cs->v[i].rep;
+    }
+    return (int)cs->n;
+}
+
+/* ---- staging ---- */
+
+static struct staged *stage(struct shred *sh, int col, int def, int rep, enum stage_kind kind)
+{
+    struct colstage *cs = &sh->cols[col];
+    if (cs->n == cs->cap) {
+        cs->cap = cs->cap ? cs->cap * 2 : 8;
+        cs->v = xrealloc(cs->v, cs->cap * sizeof(struct staged));
+    }
+    struct staged *e = &cs->v[cs->n++];
+    e->def = def;
+    e->rep = rep;
+    e->kind = kind;
+    return e;
+}
+
+/* Nulls for every column of a subtree that is absent or null below a present container. */
+static void stage_nulls(struct shred *sh, const struct snode *nd, int def, int rep)
+{
+    for (int c = nd->first_col; c >= 0 && c <= nd->last_col; c++)
+        stage(sh, c, def, rep, SK_NULL);
+}
+
+static void emit(struct shred *sh, struct pq_writer *w)
+{
+    for (size_t c = 0; c < sh->n_cols; c++) {
+        const struct colstage *cs = &sh->cols[c];
+        int col = (int)c;
+        for (size_t i = 0; i < cs->n; i++) {
+            const struct staged *e = &cs->v[i];
+            switch (e->kind) {
+            case SK_NULL: pq_write_null(w, col, e->def, e->rep); break;
+            case SK_BOOL: pq_write_bool(w, col, e->v.b, e->rep); break;
+            case SK_I32: pq_write_i32(w, col, (int32_t)e->v.i, e->rep); break;
+            case SK_I64: pq_write_i64(w, col, e->v.i, e->rep); break;
+            case SK_DOUBLE: pq_write_double(w, col, e->v.d, e->rep); break;
+            case SK_BYTES:
+                pq_write_bytes(w, col, sh->strs.data + e->v.s.off, e->v.s.len, e->rep);
+                break;
+            }
+        }
+    }
+}
+
+/* ---- errors ---- */
+
+static int64_t offset_of(const struct shred *sh, const struct jtok *t)
+{
+    return (int64_t)(t->p - sh->rec);
+}
+
+static int field_error(struct shred *sh, struct ing_err *err, int code, const struct xdm_field *f,
+                       const struct jtok *t)
+{
+    if (err) {
+        err->code = code;
+        ing_err_field(err, f->path);
+        if (t)
+            err->offset = offset_of(sh, t);
+    }
+    return code;
+}
+
+static const char *token_kind(enum jtok_type t)
+{
+    switch (t) {
+    case JT_OBJ_BEGIN: return "an object";
+    case JT_ARR_BEGIN: return "an array";
+    case JT_STRING: return "a string";
+    case JT_NUMBER: return "a number";
+    case JT_TRUE:
+    case JT_FALSE: return "a boolean";
+    case JT_NULL: return "null";
+    default: return "a token";
+    }
+}
+
+static int type_error(struct shred *sh, struct ing_err *err, const struct xdm_field *f,
+                      const struct jtok *t)
+{
+    if (t->type == JT_STRING || t->type == JT_NUMBER) {
+        int shown = t->n > 40 ? 40 : (int)t->n;
+        ing_err_set(err, ING_ETYPE, "cannot convert %s '%.*s%s' to %s", token_kind(t->type),
+                    shown, t->p, t->n > 40 ? "..." : "", xdm_type_name(f->type));
+    } else {
+        ing_err_set(err, ING_ETYPE, "cannot convert %s to %s", token_kind(t->type),
+                    xdm_type_name(f->type));
+    }
+    return field_error(sh, err, ING_ETYPE, f, t);
+}
+
+/* ---- scalar checks ---- */
+
+static size_t utf8_chars(const uint8_t *s, size_t n)
+{
+    size_t chars = 0;
+    for (size_t i = 0; i < n; i++)
+        chars += (s[i] & 0xC0) != 0x80;
+    return chars;
+}
+
+static const char *format_name(enum xdm_format f)
+{
+    switch (f) {
+    case XDM_FMT_EMAIL: return "email address";
+    case XDM_FMT_URI: return "URI";
+    case XDM_FMT_UUID: return "UUID";
+    case XDM_FMT_IPV4: return "IPv4 address";
+    case XDM_FMT_IPV6: return "IPv6 address";
+    case XDM_FMT_HOSTNAME: return "host name";
+    default: return "value";
+    }
+}
+
+/* Constraints of a string field over its staged bytes strs[off, off+n), NUL-terminated. */
+static int check_string(struct shred *sh, const struct xdm_field *f, size_t off, size_t n,
+                        const struct jtok *t, struct ing_err *err)
+{
+    const uint8_t *s = sh->strs.data + off;
+    int shown = n > 40 ? 40 : (int)n;
+    const char *more = n > 40 ? "..." : "";
+    if (f->min_length >= 0 || f->max_length >= 0) {
+        size_t chars = utf8_chars(s, n);
+        if (f->min_length >= 0 && chars < (uint64_t)f->min_length) {
+            ing_err_set(err, ING_ECONSTRAINT, "'%.*s%s' is shorter than minLength %lld", shown,
+                        (const char *)s, more, (long long)f->min_length);
+            return field_error(sh, err, ING_ECONSTRAINT, f, t);
+        }
+        if (f->max_length >= 0 && chars > (uint64_t)f->max_length) {
+            ing_err_set(err, ING_ECONSTRAINT, "'%.*s%s' is longer than maxLength %lld", shown,
+                        (const char *)s, more, (long long)f->max_length);
+            return field_error(sh, err, ING_ECONSTRAINT, f, t);
+        }
+    }
+    if (f->n_enum) {
+        bool found = false;
+        for (size_t i = 0; i < f->n_enum && !found; i++)
+            found = strlen(f->enum_values[i]) == n && memcmp(f->enum_values[i], s, n) == 0;
+        if (!found) {
+            ing_err_set(err, ING_ECONSTRAINT, "'%.*s%s' is not one of the allowed values", shown,
+                        (const char *)s, more);
+            return field_error(sh, err, ING_ECONSTRAINT, f, t);
+        }
+    }
+    if (f->pattern) {
+        /* REG_STARTEND bounds the match by length, so embedded NULs cannot cut it short. */
+        regmatch_t m[1] = {{.rm_so = 0, .rm_eo = (regoff_t)n}};
+        if (regexec(f->pattern, (const char *)s, 1, m, REG_STARTEND) != 0) {
+            ing_err_set(err, ING_ECONSTRAINT, "'%.*s%s' does not match the field's pattern",
+                        shown, (const char *)s, more);
+            return field_error(sh, err, ING_ECONSTRAINT, f, t);
+        }
+    }
+    if (f->format != XDM_FMT_NONE && !xdm_format_ok(f->format, (const char *)s, n)) {
+        ing_err_set(err, ING_ECONSTRAINT, "'%.*s%s' is not a valid %s", shown, (const char *)s,
+                    more, format_name(f->format));
+        return field_error(sh, err, ING_ECONSTRAINT, f, t);
+    }
+    return 0;
+}
+
+static int check_range(struct shred *sh, const struct xdm_field *f, double v,
+                       const struct jtok *t, struct ing_err *err)
+{
+    if (f->has_minimum && v < f->minimum) {
+        ing_err_set(err, ING_ECONSTRAINT, "%.17g is below the minimum %.17g", v, f->minimum);
+        return field_error(sh, err, ING_ECONSTRAINT, f, t);
+    }
+    if (f->has_maximum && v > f->maximum) {
+        ing_err_set(err, ING_ECONSTRAINT, "%.17g is above the maximum %.17g", v, f->maximum);
+        return field_error(sh, err, ING_ECONSTRAINT, f, t);
+    }
+    return 0;
+}
+
+static bool is_int_type(enum xdm_type t)
+{
+    return t == XDM_BYTE || t == XDM_SHORT || t == XDM_INT || t == XDM_LONG;
+}
+
+/* Number token -> integer of the field's type: exact integers directly, fractions only when
+ * they are whole ("42.0"). */
+static int number_to_int(const struct xdm_field *f, const struct jtok *t, int64_t *out,
+                         struct ing_err *err)
+{
+    int64_t v;
+    if (t->integer && jtok_i64(t->p, t->n, &v) == 0) {
+        int64_t lo, hi;
+        xdm_int_range(f->type, &lo, &hi);
+        if (v < lo || v > hi)
+            return ing_err_set(err, ING_ETYPE, "%lld is out of range for %s (%lld..%lld)",
+                               (long long)v, xdm_type_name(f->type), (long long)lo,
+                               (long long)hi);
+        *out = v;
+        return 0;
+    }
+    double d;
+    if (jtok_f64(t->p, t->n, &d) != 0)
+        return ing_err_set(err, ING_ETYPE, "'%.*s' is not a number", t->n > 40 ? 40 : (int)t->n,
+                           t->p);
+    return xdm_double_to_int(f->type, d, out, err);
+}
+
+/* One scalar value into a leaf column (f->column >= 0). */
+static int walk_scalar(struct shred *sh, const struct snode *nd, const struct jtok *t, int rep,
+                       json_t **jout, struct ing_err *err)
+{
+    const struct xdm_field *f = nd->f;
+    int col = f->column, def = f->def_level, rc = 0;
+    const char *text = NULL;
+    size_t n = 0;
+    bool bv = false;
+    int64_t iv = 0;
+    double dv = 0;
+
+    if (t->type == JT_OBJ_BEGIN || t->type == JT_ARR_BEGIN)
+        return type_error(sh, err, f, t);
+    if (t->type == JT_TRUE || t->type == JT_FALSE) {
+        if (f->type != XDM_BOOLEAN) /* booleans convert to nothing else */
+            return type_error(sh, err, f, t);
+        bv = t->type == JT_TRUE;
+        goto store;
+    }
+    if (f->type == XDM_STRING) {
+        /* string -> string, or number -> its JSON text ("5625458") */
+        size_t off = sh->strs.len;
+        if (t->type == JT_STRING && t->escaped)
+            rc = jtok_unescape(t->p, t->n, &sh->strs, err);
+        else
+            rc = buf_append(&sh->strs, t->p, t->n);
+        if (rc < 0) {
+            if (err && !err->msg[0])
+                ing_err_set(err, rc, "string value too large");
+            return field_error(sh, err, rc, f, t);
+        }
+        size_t len = sh->strs.len - off;
+        if (buf_append_byte(&sh->strs, 0) < 0)
+            return field_error(sh, err, ING_ENOMEM, f, t);
+        sh->strs.len--; /* the NUL stays in memory for regexec but is not part of the value */
+        if ((rc = check_string(sh, f, off, len, t, err)) < 0)
+            return rc;
+        struct staged *e = stage(sh, col, def, rep, SK_BYTES);
+        e->v.s.off = off;
+        e->v.s.len = len;
+        if (jout)
+            *jout = json_stringn((const char *)sh->strs.data + off, len);
+        return 0;
+    }
+    if (t->type == JT_STRING) {
+        text = t->p;
+        n = t->n;
+        if (t->escaped) {
+            buf_reset(&sh->tmp);
+            if ((rc = jtok_unescape(t->p, t->n, &sh->tmp, err)) < 0)
+                return field_error(sh, err, rc, f, t);
+            text = (const char *)sh->tmp.data;
+            n = sh->tmp.len;
+        }
+        switch (f->type) {
+        case XDM_BOOLEAN: rc = xdm_text_to_bool(text, n, &bv, err); break;
+        case XDM_BYTE:
+        case XDM_SHORT:
+        case XDM_INT:
+        case XDM_LONG: rc = xdm_text_to_int(f->type, text, n, &iv, err); break;
+        case XDM_DOUBLE: rc = xdm_text_to_double(text, n, &dv, err); break;
+        case XDM_DATE: {
+            int32_t days = 0;
+            rc = xdm_parse_date(text, n, &days, err);
+            iv = days;
+            break;
+        }
+        case XDM_DATETIME: rc = xdm_parse_datetime(text, n, &iv, err); break;
+        default: return type_error(sh, err, f, t);
+        }
+    } else if (t->type == JT_NUMBER) {
+        if (is_int_type(f->type)) {
+            rc = number_to_int(f, t, &iv, err);
+        } else if (f->type == XDM_DOUBLE) {
+            if (jtok_f64(t->p, t->n, &dv) != 0 || !isfinite(dv))
+                rc = ing_err_set(err, ING_ETYPE, "'%.*s' is not a finite double",
+                                 t->n > 40 ? 40 : (int)t->n, t->p);
+        } else if ((f->type == XDM_DATE || f->type == XDM_DATETIME) && t->integer) {
+            /* a long is epoch milliseconds; the text parsers take that form */
+            if (f->type == XDM_DATE) {
+                int32_t days = 0;
+                rc = xdm_parse_date(t->p, t->n, &days, err);
+                iv = days;
+            } else {
+                rc = xdm_parse_datetime(t->p, t->n, &iv, err);
+            }
+        } else {
+            return type_error(sh, err, f, t); /* booleans, doubles into dates */
+        }
+    } else {
+        return type_error(sh, err, f, t);
+    }
+    if (rc < 0)
+        return field_error(sh, err, rc, f, t);
+    if (is_int_type(f->type) && (rc = check_range(sh, f, (double)iv, t, err)) < 0)
+        return rc;
+    if (f->type == XDM_DOUBLE && (rc = check_range(sh, f, dv, t, err)) < 0)
+        return rc;
+
+store:
+    switch (f->type) {
+    case XDM_BOOLEAN:
+        stage(sh, col, def, rep, SK_BOOL)->v.b = bv;
+        if (jout)
+            *jout = json_boolean(bv);
+        break;
+    case XDM_BYTE:
+    case XDM_SHORT:
+    case XDM_INT:
+    case XDM_DATE:
+        stage(sh, col, def, rep, SK_I32)->v.i = iv;
+        if (jout && f->type == XDM_DATE) {
+            char day[16];
+            xdm_format_date((int32_t)iv, day);
+            *jout = json_string(day);
+        } else if (jout) {
+            *jout = json_integer(iv);
+        }
+        break;
+    case XDM_LONG:
+    case XDM_DATETIME:
+        stage(sh, col, def, rep, SK_I64)->v.i = iv;
+        if (jout && f->type == XDM_DATETIME) {
+            char ts[32];
+            xdm_format_datetime(iv, ts);
+            *jout = json_string(ts);
+        } else if (jout) {
+            *jout = json_integer(iv);
+        }
+        break;
+    case XDM_DOUBLE:
+        stage(sh, col, def, rep, SK_DOUBLE)->v.d = dv;
+        if (jout)
+            *jout = json_real(dv);
+        break;
+    default:
+        return ing_err_set(err, ING_EINTERNAL, "unexpected scalar type");
+    }
+    return 0;
+}
+
+/* ---- containers ---- */
+
+static int walk_value(struct shred *sh, size_t ni, const struct jtok *t, int rep, json_t **jout,
+                      struct ing_err *err);
+
+static int next_token(struct shred *sh, struct jtok *t, struct ing_err *err)
+{
+    return jlex_next(&sh->lx, t, err);
+}
+
+/* A key span as bytes: raw when unescaped, else decoded into sh->tmp. */
+static int key_bytes(struct shred *sh, const struct jtok *k, const char **p, size_t *n,
+                     struct ing_err *err)
+{
+    if (!k->escaped) {
+        *p = k->p;
+        *n = k->n;
+        return 0;
+    }
+    buf_reset(&sh->tmp);
+    int rc = jtok_unescape(k->p, k->n, &sh->tmp, err);
+    if (rc < 0) {
+        if (err)
+            err->offset = offset_of(sh, k);
+        return rc;
+    }
+    *p = (const char *)sh->tmp.data;
+    *n = sh->tmp.len;
+    return 0;
+}
+
+static int walk_object(struct shred *sh, size_t ni, int rep, json_t **jout, struct ing_err *err)
+{
+    const struct snode *nd = &sh->nodes[ni];
+    const struct xdm_field *f = nd->f;
+    uint64_t stamp = ++sh->stamp;
+    json_t *obj = jout ? json_object() : NULL;
+    struct jtok t, v;
+    int rc;
+
+    for (;;) {
+        if ((rc = next_token(sh, &t, err)) < 0)
+            goto out;
+        if (t.type == JT_OBJ_END)
+            break;
+        const char *name;
+        size_t n;
+        if ((rc = key_bytes(sh, &t, &name, &n, err)) < 0)
+            goto out;
+        const struct xdm_field *cf = xdm_field_child(f, name, n);
+        if ((rc = next_token(sh, &v, err)) < 0)
+            goto out;
+        if (!cf) {
+            sh->unknown++;
+            if ((rc = jlex_skip(&sh->lx, &v, err)) < 0)
+                goto out;
+            continue;
+        }
+        size_t ci = nd->child_base + (size_t)(cf - f->children);
+        if (sh->nodes[ci].seen == stamp) {
+            ing_err_set(err, ING_ESYNTAX, "duplicate key \"%s\"", cf->name);
+            rc = field_error(sh, err, ING_ESYNTAX, cf, &t);
+            goto out;
+        }
+        sh->nodes[ci].seen = stamp;
+        json_t *child = NULL;
+        if ((rc = walk_value(sh, ci, &v, rep, obj ? &child : NULL, err)) < 0)
+            goto out;
+        if (child)
+            json_object_set_new(obj, cf->name, child);
+    }
+    /* Properties that did not appear: required ones fail, the others become nulls. */
+    for (size_t i = 0; i < f->n_children; i++) {
+        const struct snode *c = &sh->nodes[nd->child_base + i];
+        if (c->seen == stamp)
+            continue;
+        if (c->f->required) {
+            ing_err_set(err, ING_EREQUIRED, "required field %s is missing", c->f->path);
+            rc = field_error(sh, err, ING_EREQUIRED, c->f, &t);
+            goto out;
+        }
+        stage_nulls(sh, c, f->def_level, rep);
+    }
+    rc = 0;
+out:
+    if (rc < 0) {
+        json_decref(obj);
+        obj = NULL;
+    }
+    if (jout)
+        *jout = obj;
+    return rc;
+}
+
+static int walk_array(struct shred *sh, size_t ni, int rep, json_t **jout, struct ing_err *err)
+{
+    const struct snode *nd = &sh->nodes[ni];
+    const struct xdm_field *f = nd->f;
+    json_t *arr = jout ? json_array() : NULL;
+    size_t count = 0;
+    struct jtok t;
+    int rc;
+
+    for (;; count++) {
+        if ((rc = next_token(sh, &t, err)) < 0)
+            goto out;
+        if (t.type == JT_ARR_END)
+            break;
+        /* The first element continues the enclosing repetition; the others repeat this list. */
+        int r = count == 0 ? rep : f->item->rep_level;
+        json_t *el = NULL;
+        if ((rc = walk_value(sh, nd->item, &t, r, arr ? &el : NULL, err)) < 0)
+            goto out;
+        if (arr)
+            json_array_append_new(arr, el ? el : json_null());
+    }
+    if (count == 0)
+        stage_nulls(sh, nd, f->def_level, rep); /* empty list: defined up to the list itself */
+    rc = 0;
+out:
+    if (rc < 0) {
+        json_decref(arr);
+        arr = NULL;
+    }
+    if (jout)
+        *jout = arr;
+    return rc;
+}
+
+static int walk_map(struct shred *sh, size_t ni, int rep, json_t **jout, struct ing_err *err)
+{
+    const struct snode *nd = &sh->nodes[ni];
+    const struct xdm_field *f = nd->f;
+    json_t *obj = jout ? json_object() : NULL;
+    size_t count = 0;
+    struct jtok t, v;
+    int rc;
+
+    for (;; count++) {
+        if ((rc = next_token(sh, &t, err)) < 0)
+            goto out;
+        if (t.type == JT_OBJ_END)
+            break;
+        int r = count == 0 ? rep : f->item->rep_level;
+        size_t off = sh->strs.len;
+        rc = t.escaped ? jtok_unescape(t.p, t.n, &sh->strs, err)
+                       : buf_append(&sh->strs, t.p, t.n);
+        if (rc < 0) {
+            rc = field_error(sh, err, rc, f, &t);
+            goto out;
+        }
+        size_t key_len = sh->strs.len - off;
+        struct staged *e = stage(sh, nd->key_col, f->item->def_level - 1, r, SK_BYTES);
+        e->v.s.off = off;
+        e->v.s.len = key_len;
+        if ((rc = next_token(sh, &v, err)) < 0)
+            goto out;
+        json_t *val = NULL;
+        if ((rc = walk_value(sh, nd->item, &v, r, obj ? &val : NULL, err)) < 0)
+            goto out;
+        if (obj)
+            json_object_setn_new(obj, (const char *)sh->strs.data + off, key_len,
+                                 val ? val : json_null());
+    }
+    if (count == 0)
+        stage_nulls(sh, nd, f->def_level, rep);
+    rc = 0;
+out:
+    if (rc < 0) {
+        json_decref(obj);
+        obj = NULL;
+    }
+    if (jout)
+        *jout = obj;
+    return rc;
+}
+
+static int walk_value(struct shred *sh, size_t ni, const struct jtok *t, int rep, json_t **jout,
+                      struct ing_err *err)
+{
+    const struct snode *nd = &sh->nodes[ni];
+    const struct xdm_field *f = nd->f;
+    if (t->type == JT_NULL) {
+        if (f->required) {
+            ing_err_set(err, ING_EREQUIRED, "required field %s is null", f->path);
+            return field_error(sh, err, ING_EREQUIRED, f, t);
+        }
+        stage_nulls(sh, nd, f->def_level - 1, rep);
+        return 0;
+    }
+    if (nd->first_col < 0) {
+        /* no columns (an object without properties): dropped like an unknown field */
+        sh->unknown++;
+        return jlex_skip(&sh->lx, t, err);
+    }
+    switch (f->type) {
+    case XDM_OBJECT:
+        if (t->type != JT_OBJ_BEGIN)
+            return type_error(sh, err, f, t);
+        return walk_object(sh, ni, rep, jout, err);
+    case XDM_MAP:
+        if (t->type != JT_OBJ_BEGIN)
+            return type_error(sh, err, f, t);
+        return walk_map(sh, ni, rep, jout, err);
+    case XDM_ARRAY:
+        if (t->type != JT_ARR_BEGIN)
+            return type_error(sh, err, f, t);
+        return walk_array(sh, ni, rep, jout, err);
+    default:
+        return walk_scalar(sh, nd, t, rep, jout, err);
+    }
+}
+
+/* ---- one record ---- */
+
+int shred_record(struct shred *sh, const char *rec, size_t len, struct pq_writer *w,
+                 json_t **converted, struct ing_err *err)
+{
+    json_t *root = NULL;
+    struct jtok t;
+    int rc;
+
+    ing_err_clear(err);
+    if (converted)
+        *converted = NULL;
+    for (size_t c = 0; c < sh->n_cols; c++)
+        sh->cols[c].n = 0;
+    buf_reset(&sh->strs);
+    sh->unknown = 0;
+    jlex_init(&sh->lx, rec, len);
+    sh->rec = sh->lx.start; /* jlex substitutes "" for a NULL record; offsets are from its start */
+
+    if ((rc = next_token(sh, &t, err)) < 0)
+        goto out;
+    if (t.type != JT_OBJ_BEGIN) {
+        rc = ing_err_set(err, ING_ESYNTAX, "a record must be a JSON object");
+        if (err)
+            err->offset = t.type == JT_END ? (int64_t)len : offset_of(sh, &t);
+        goto out;
+    }
+    if ((rc = walk_object(sh, 0, 0, converted ? &root : NULL, err)) < 0)
+        goto out;
+    if ((rc = next_token(sh, &t, err)) < 0)
+        goto out;
+    if (t.type != JT_END) {
+        rc = ing_err_set(err, ING_ESYNTAX, "unexpected data after the record");
+        if (err)
+            err->offset = offset_of(sh, &t);
+        goto out;
+    }
+    if (w) {
+        emit(sh, w);
+        if ((rc = pq_writer_end_row(w, err)) < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    if (rc < 0) {
+        if (err && err->code == 0)
+            err->code = rc;
+        sh->stats.records_failed++;
+        json_decref(root);
+    } else {
+        sh->stats.records_ok++;
+        sh->stats.unknown_fields += sh->unknown;
+        if (converted)
+            *converted = root;
+    }
+    return rc;
+}

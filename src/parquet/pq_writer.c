@@ -1,0 +1,1030 @@
+/*
+ * pq_writer.c - streaming Parquet writer: column buffers with levels, data pages v1,
+ * per-chunk dictionaries with PLAIN fallback, statistics, row groups and the footer; see
+ * pq_writer.h. The file layout is "PAR1" <column chunks...> <FileMetaData> <len:le32> "PAR1".
+ *
+ * Memory: each column keeps its pending page (values + levels, about opts.page_bytes), its
+ * finished compressed pages and its dictionary until the row group is written; all buffers are
+ * reused across row groups. No allocation per value: buffers grow geometrically.
+ */
+#include "parquet/pq_writer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "parquet/pq_codec.h"
+#include "parquet/pq_encode.h"
+#include "parquet/pq_int.h"
+#include "parquet/pq_thrift.h"
+#include "util/buf.h"
+#include "util/mem.h"
+
+#define PQ_MIB ((size_t)1 << 20)
+#define PQ_DEFAULT_CREATED_BY "ingot version 0.1"
+/* Statistics for longer strings are truncated (min) or left out (max) to keep footers small. */
+#define PQ_STAT_MAX_BYTES 64
+/* Keeps dictionary offsets within uint32_t. */
+#define PQ_DICT_HARD_MAX ((size_t)1 << 30)
+
+/* Parquet enum values (parquet.thrift). */
+enum { PT_PLAIN = 0, PT_RLE = 3, PT_RLE_DICTIONARY = 8 };
+enum { PT_DATA_PAGE = 0, PT_DICTIONARY_PAGE = 2 };
+
+struct pq_col {
+    const struct pq_column_desc *desc;
+    enum pq_phys phys;
+    int max_def, max_rep;
+    int64_t rows;              /* rows started (rep 0 entries) in this row group */
+
+    /* Pending page. */
+    struct buf vals;           /* PLAIN values, or one 0/1 byte per boolean */
+    uint32_t *idx;             /* dictionary indices of the pending page */
+    size_t nidx, idx_cap;
+    uint32_t *def, *rep;       /* levels, kept only when the max level is > 0 */
+    size_t nlev, lev_cap;      /* level entries (values and nulls) in the pending page */
+
+    /* Finished pages of the chunk (headers and compressed bodies). */
+    struct buf pages;
+    int64_t chunk_values;
+    int64_t unc_bytes, comp_bytes; /* page headers + bodies */
+    int dict_pages;            /* data pages that use the dictionary */
+    unsigned encodings;        /* bit per Parquet Encoding value */
+
+    /* Dictionary (BYTE_ARRAY only): PLAIN entries, open-addressing hash of entry ids. */
+    bool use_dict;             /* values go to the dictionary (until it overflows) */
+    struct buf dict;
+    uint32_t *dict_off, *dict_hash;
+    uint32_t ndict, dict_cap;
+    uint32_t *slots;           /* entry id + 1, 0 = empty; size is a power of two */
+    uint32_t nslots;
+
+    /* Statistics of the chunk. */
+    int64_t nulls, nans;
+    bool has_minmax;
+    int64_t imin, imax;        /* INT32, INT64, BOOLEAN */
+    double dmin, dmax;         /* FLOAT, DOUBLE */
+    struct buf smin, smax;     /* BYTE_ARRAY */
+};
+
+struct pq_writer {
+    const struct pq_schema *schema;
+    int fd;
+    char *path;
+    int64_t pos;               /* bytes written to the file */
+    enum pq_codec codec;
+    size_t row_group_bytes, page_bytes, dict_max_bytes;
+    char *created_by;
+    struct pq_codec_ctx *cc;
+
+    struct pq_col *cols;
+    int ncols;
+    int64_t rows, rg_rows;
+    int row_groups;
+
+    struct buf raw, comp, hdr; /* page scratch, reused */
+    struct buf footer_rgs;     /* serialised RowGroup structs, in order */
+
+    int failed;                /* sticky error code once the file is unusable */
+    struct ing_err ferr;       /* what failed */
+    bool misuse;               /* a pq_write_* call broke the contract */
+    char misuse_msg[200];
+};
+
+static _Noreturn void die_oom(void)
+{
+    fprintf(stderr, "ingot: parquet writer: out of memory\n");
+    abort();
+}
+
+/* Room for n more bytes at the end of b; returns where to write them and counts them. */
+static inline uint8_t *buf_grab(struct buf *b, size_t n)
+{
+    if (b->cap - b->len < n && buf_reserve(b, n))
+        die_oom();
+    uint8_t *p = b->data + b->len;
+    b->len += n;
+    return p;
+}
+
+static void *grow_array(void *p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return p;
+    size_t c = *cap ? *cap : 1024;
+    while (c < need)
+        c *= 2;
+    *cap = c;
+    return xrealloc(p, c * elem);
+}
+
+/* Remember the first broken contract; pq_writer_end_row reports it. */
+static void misuse(struct pq_writer *w, const char *what, int column)
+{
+    if (w->misuse)
+        return;
+    w->misuse = true;
+    snprintf(w->misuse_msg, sizeof(w->misuse_msg), "%s: column %d (%s)", what, column,
+             column >= 0 && column < w->ncols ? w->cols[column].desc->path : "?");
+}
+
+/* ---------------------------------------------------------------- levels and values */
+
+static inline struct pq_col *col_for(struct pq_writer *w, int column, int rep)
+{
+    if (column < 0 || column >= w->ncols) {
+        misuse(w, "write to a column that does not exist", column);
+        return NULL;
+    }
+    struct pq_col *c = &w->cols[column];
+    if (rep < 0 || rep > c->max_rep || (rep > 0 && c->rows != w->rg_rows + 1)) {
+        misuse(w, "bad repetition level", column);
+        return NULL;
+    }
+    return c;
+}
+
+static inline void push_levels(struct pq_col *c, int def, int rep)
+{
+    if (c->max_def || c->max_rep) {
+        if (c->nlev == c->lev_cap) {
+            size_t cap = c->lev_cap ? c->lev_cap * 2 : 1024;
+            if (c->max_def)
+                c->def = xrealloc(c->def, cap * sizeof(uint32_t));
+            if (c->max_rep)
+                c->rep = xrealloc(c->rep, cap * sizeof(uint32_t));
+            c->lev_cap = cap;
+        }
+        if (c->max_def)
+            c->def[c->nlev] = (uint32_t)def;
+        if (c->max_rep)
+            c->rep[c->nlev] = (uint32_t)rep;
+    }
+    c->nlev++;
+    if (rep == 0)
+        c->rows++;
+}
+
+static inline struct pq_col *value_col(struct pq_writer *w, int column, int rep,
+                                       enum pq_phys phys)
+{
+    struct pq_col *c = col_for(w, column, rep);
+    if (!c)
+        return NULL;
+    if (c->phys != phys && !(phys == PQ_DOUBLE && c->phys == PQ_FLOAT)) {
+        misuse(w, "value of the wrong type", column);
+        return NULL;
+    }
+    push_levels(c, c->max_def, rep);
+    return c;
+}
+
+void pq_write_null(struct pq_writer *w, int column, int def, int rep)
+{
+    struct pq_col *c = col_for(w, column, rep);
+    if (!c)
+        return;
+    if (def < 0 || def >= c->max_def) {
+        misuse(w, "null with a bad definition level", column);
+        return;
+    }
+    push_levels(c, def, rep);
+    c->nulls++;
+}
+
+static inline void stat_int(struct pq_col *c, int64_t v)
+{
+    if (!c->has_minmax) {
+        c->imin = c->imax = v;
+        c->has_minmax = true;
+    } else if (v < c->imin) {
+        c->imin = v;
+    } else if (v > c->imax) {
+        c->imax = v;
+    }
+}
+
+void pq_write_bool(struct pq_writer *w, int column, bool v, int rep)
+{
+    struct pq_col *c = value_col(w, column, rep, PQ_BOOLEAN);
+    if (!c)
+        return;
+    *buf_grab(&c->vals, 1) = v ? 1 : 0;
+    stat_int(c, v ? 1 : 0);
+}
+
+void pq_write_i32(struct pq_writer *w, int column, int32_t v, int rep)
+{
+    struct pq_col *c = value_col(w, column, rep, PQ_INT32);
+    if (!c)
+        return;
+    pq_put_le32(buf_grab(&c->vals, 4), (uint32_t)v);
+    stat_int(c, v);
+}
+
+void pq_write_i64(struct pq_writer *w, int column, int64_t v, int rep)
+{
+    struct pq_col *c = value_col(w, column, rep, PQ_INT64);
+    if (!c)
+        return;
+    pq_put_le64(buf_grab(&c->vals, 8), (uint64_t)v);
+    stat_int(c, v);
+}
+
+void pq_write_double(struct pq_writer *w, int column, double v, int rep)
+{
+    struct pq_col *c = value_col(w, column, rep, PQ_DOUBLE);
+    if (!c)
+        return;
+    if (c->phys == PQ_FLOAT) {
+        float f = (float)v;
+        uint32_t bits;
+        memcpy(&bits, &f, 4);
+        pq_put_le32(buf_grab(&c->vals, 4), bits);
+        v = f;
+    } else {
+        uint64_t bits;
+        memcpy(&bits, &v, 8);
+        pq_put_le64(buf_grab(&c->vals, 8), bits);
+    }
+    /* NaN has no place in min/max under TYPE_ORDER; it is counted instead. */
+    if (isnan(v)) {
+        c->nans++;
+    } else if (!c->has_minmax) {
+        c->dmin = c->dmax = v;
+        c->has_minmax = true;
+    } else if (v < c->dmin) {
+        c->dmin = v;
+    } else if (v > c->dmax) {
+        c->dmax = v;
+    }
+}
+
+/* Unsigned byte-wise order, a shorter prefix first. */
+static int bytes_cmp(const void *a, size_t an, const void *b, size_t bn)
+{
+    int r = memcmp(a, b, an < bn ? an : bn);
+    if (r)
+        return r;
+    return an < bn ? -1 : an > bn;
+}
+
+static void set_bytes(struct buf *b, const void *p, size_t n)
+{
+    buf_reset(b);
+    if (n)
+        memcpy(buf_grab(b, n), p, n);
+}
+
+static inline void stat_bytes(struct pq_col *c, const void *p, size_t n)
+{
+    if (!c->has_minmax) {
+        set_bytes(&c->smin, p, n);
+        set_bytes(&c->smax, p, n);
+        c->has_minmax = true;
+    } else if (bytes_cmp(p, n, c->smin.data, c->smin.len) < 0) {
+        set_bytes(&c->smin, p, n);
+    } else if (bytes_cmp(p, n, c->smax.data, c->smax.len) > 0) {
+        set_bytes(&c->smax, p, n);
+    }
+}
+
+static uint32_t hash_bytes(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
+    while (n >= 8) {
+        uint64_t k;
+        memcpy(&k, p, 8);
+        h = (h ^ k) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 32;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k |= (uint64_t)p[i] << (8 * i);
+    h = (h ^ k) * 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 29;
+    return (uint32_t)h ^ (uint32_t)(h >> 32);
+}
+
+static void dict_rehash(struct pq_col *c, uint32_t nslots)
+{
+    free(c->slots);
+    c->slots = xcalloc(nslots, sizeof(uint32_t));
+    c->nslots = nslots;
+    uint32_t mask = nslots - 1;
+    for (uint32_t e = 0; e < c->ndict; e++) {
+        uint32_t s = c->dict_hash[e] & mask;
+        while (c->slots[s])
+            s = (s + 1) & mask;
+        c->slots[s] = e + 1;
+    }
+}
+
+/* Entry id of the value, inserting it when new (then also updating min/max: only new
+ * dictionary entries can move them). */
+static uint32_t dict_intern(struct pq_col *c, const void *p, size_t n)
+{
+    uint32_t h = hash_bytes(p, n);
+    uint32_t mask = c->nslots - 1;
+    uint32_t s = h & mask;
+    for (;;) {
+        uint32_t e = c->slots[s];
+        if (!e)
+            break;
+        e--;
+        if (c->dict_hash[e] == h) {
+            const uint8_t *q = c->dict.data + c->dict_off[e];
+            if (pq_get_le32(q) == n && memcmp(q + 4, p, n) == 0)
+                return e;
+        }
+        s = (s + 1) & mask;
+    }
+    if (c->ndict == c->dict_cap) {
+        uint32_t cap = c->dict_cap ? c->dict_cap * 2 : 256;
+        c->dict_off = xrealloc(c->dict_off, (size_t)cap * sizeof(uint32_t));
+        c->dict_hash = xrealloc(c->dict_hash, (size_t)cap * sizeof(uint32_t));
+        c->dict_cap = cap;
+    }
+    uint32_t e = c->ndict++;
+    c->dict_off[e] = (uint32_t)c->dict.len;
+    c->dict_hash[e] = h;
+    uint8_t *q = buf_grab(&c->dict, 4 + n);
+    pq_put_le32(q, (uint32_t)n);
+    if (n)
+        memcpy(q + 4, p, n);
+    c->slots[s] = e + 1;
+    if ((uint64_t)c->ndict * 2 > c->nslots)
+        dict_rehash(c, c->nslots * 2);
+    stat_bytes(c, p, n);
+    return e;
+}
+
+/* The dictionary is full: the pending page's indices become PLAIN values, and the rest of the
+ * chunk is written PLAIN. Pages already cut keep using the dictionary. */
+static void dict_fall_back(struct pq_col *c)
+{
+    for (size_t i = 0; i < c->nidx; i++) {
+        const uint8_t *q = c->dict.data + c->dict_off[c->idx[i]];
+        size_t n = 4 + (size_t)pq_get_le32(q);
+        memcpy(buf_grab(&c->vals, n), q, n);
+    }
+    c->nidx = 0;
+    c->use_dict = false;
+}
+
+void pq_write_bytes(struct pq_writer *w, int column, const void *p, size_t n, int rep)
+{
+    if (n > UINT32_MAX - 8) {
+        misuse(w, "a value larger than 4 GiB", column);
+        return;
+    }
+    struct pq_col *c = value_col(w, column, rep, PQ_BYTE_ARRAY);
+    if (!c)
+        return;
+    if (c->use_dict) {
+        uint32_t e = dict_intern(c, p, n);
+        c->idx = grow_array(c->idx, &c->idx_cap, c->nidx + 1, sizeof(uint32_t));
+        c->idx[c->nidx++] = e;
+        if (c->dict.len > w->dict_max_bytes)
+            dict_fall_back(c);
+        return;
+    }
+    uint8_t *q = buf_grab(&c->vals, 4 + n);
+    pq_put_le32(q, (uint32_t)n);
+    if (n)
+        memcpy(q + 4, p, n);
+    stat_bytes(c, p, n);
+}
+
+/* ---------------------------------------------------------------- pages */
+
+static int write_all(struct pq_writer *w, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t got = write(w->fd, b, n);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            return ing_err_errno(&w->ferr, errno, "write %s", w->path);
+        }
+        b += got;
+        n -= (size_t)got;
+        w->pos += got;
+    }
+    return 0;
+}
+
+static size_t pending_bytes(const struct pq_col *c)
+{
+    size_t levels = (c->max_def ? 1 : 0) + (c->max_rep ? 1 : 0);
+    return c->vals.len + c->nidx * 4 + c->nlev * levels;
+}
+
+/* Compresses w->raw into a page: header then body appended to `dst`. Returns the sizes. */
+static int emit_page(struct pq_writer *w, struct buf *dst, int page_type, int32_t num_values,
+                     int encoding, int64_t *unc, int64_t *comp)
+{
+    const struct buf *body = &w->raw;
+    if (w->codec != PQ_CODEC_UNCOMPRESSED) {
+        int rc = pq_codec_compress(w->cc, w->raw.data, w->raw.len, &w->comp, &w->ferr);
+        if (rc)
+            return rc;
+        body = &w->comp;
+    }
+    if (w->raw.len > INT32_MAX || body->len > INT32_MAX)
+        return ing_err_set(&w->ferr, ING_ETOOBIG, "a Parquet page passed 2 GiB");
+    buf_reset(&w->hdr);
+    struct pq_tw t;
+    pq_tw_init(&t, &w->hdr);
+    pq_tw_field_i32(&t, 1, page_type);
+    pq_tw_field_i32(&t, 2, (int32_t)w->raw.len);
+    pq_tw_field_i32(&t, 3, (int32_t)body->len);
+    if (page_type == PT_DATA_PAGE) {
+        pq_tw_field_struct_begin(&t, 5);
+        pq_tw_field_i32(&t, 1, num_values);
+        pq_tw_field_i32(&t, 2, encoding);
+        pq_tw_field_i32(&t, 3, PT_RLE);
+        pq_tw_field_i32(&t, 4, PT_RLE);
+        pq_tw_struct_end(&t);
+    } else {
+        pq_tw_field_struct_begin(&t, 7);
+        pq_tw_field_i32(&t, 1, num_values);
+        pq_tw_field_i32(&t, 2, encoding);
+        pq_tw_struct_end(&t);
+    }
+    pq_tw_struct_end(&t);
+    if (pq_tw_error(&t))
+        die_oom();
+    memcpy(buf_grab(dst, w->hdr.len), w->hdr.data, w->hdr.len);
+    memcpy(buf_grab(dst, body->len), body->data, body->len);
+    *unc = (int64_t)(w->hdr.len + w->raw.len);
+    *comp = (int64_t)(w->hdr.len + body->len);
+    return 0;
+}
+
+/* Encode and compress the pending page of c into c->pages. Called at row boundaries only, so
+ * every page starts with repetition level 0. */
+static int cut_page(struct pq_writer *w, struct pq_col *c)
+{
+    if (c->nlev == 0)
+        return 0;
+    if (c->nlev > INT32_MAX)
+        return ing_err_set(&w->ferr, ING_ETOOBIG, "too many values in one page");
+    buf_reset(&w->raw);
+    int rc = 0;
+    if (c->max_rep)
+        rc = pq_rle_encode_levels(&w->raw, c->rep, c->nlev, pq_bit_width((uint32_t)c->max_rep));
+    if (!rc && c->max_def)
+        rc = pq_rle_encode_levels(&w->raw, c->def, c->nlev, pq_bit_width((uint32_t)c->max_def));
+    if (rc)
+        die_oom();
+    int encoding = PT_PLAIN;
+    if (c->nidx) {
+        /* Indices are < ndict now; later entries only raise the width of later pages. */
+        int bw = pq_bit_width(c->ndict - 1);
+        if (bw == 0)
+            bw = 1;
+        *buf_grab(&w->raw, 1) = (uint8_t)bw;
+        if (pq_rle_encode(&w->raw, c->idx, c->nidx, bw))
+            die_oom();
+        encoding = PT_RLE_DICTIONARY;
+        c->dict_pages++;
+    } else if (c->phys == PQ_BOOLEAN) {
+        if (pq_bool_pack(&w->raw, c->vals.data, c->vals.len))
+            die_oom();
+    } else if (c->vals.len) {
+        memcpy(buf_grab(&w->raw, c->vals.len), c->vals.data, c->vals.len);
+    }
+    int64_t unc, comp;
+    rc = emit_page(w, &c->pages, PT_DATA_PAGE, (int32_t)c->nlev, encoding, &unc, &comp);
+    if (rc)
+        return rc;
+    c->encodings |= 1u << encoding | 1u << PT_RLE;
+    c->unc_bytes += unc;
+    c->comp_bytes += comp;
+    c->chunk_values += (int64_t)c->nlev;
+    c->nlev = 0;
+    c->nidx = 0;
+    buf_reset(&c->vals);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- row groups */
+
+static void write_stats(struct pq_tw *t, struct pq_col *c)
+{
+    uint8_t mn[8], mx[8];
+    size_t mnlen = 0, mxlen = 0;
+    const uint8_t *mnp = mn, *mxp = mx;
+    bool min_exact = true;
+    if (c->has_minmax) {
+        switch (c->phys) {
+        case PQ_BOOLEAN:
+            mn[0] = (uint8_t)c->imin;
+            mx[0] = (uint8_t)c->imax;
+            mnlen = mxlen = 1;
+            break;
+        case PQ_INT32:
+            pq_put_le32(mn, (uint32_t)(int32_t)c->imin);
+            pq_put_le32(mx, (uint32_t)(int32_t)c->imax);
+            mnlen = mxlen = 4;
+            break;
+        case PQ_INT64:
+            pq_put_le64(mn, (uint64_t)c->imin);
+            pq_put_le64(mx, (uint64_t)c->imax);
+            mnlen = mxlen = 8;
+            break;
+        case PQ_FLOAT:
+        case PQ_DOUBLE: {
+            /* Zero bounds are widened to -0.0 / +0.0 as the spec asks for TYPE_ORDER. */
+            double lo = c->dmin == 0 ? -0.0 : c->dmin;
+            double hi = c->dmax == 0 ? 0.0 : c->dmax;
+            if (c->phys == PQ_FLOAT) {
+                float flo = (float)lo, fhi = (float)hi;
+                uint32_t b;
+                memcpy(&b, &flo, 4);
+                pq_put_le32(mn, b);
+                memcpy(&b, &fhi, 4);
+                pq_put_le32(mx, b);
+                mnlen = mxlen = 4;
+            } else {
+                uint64_t b;
+                memcpy(&b, &lo, 8);
+                pq_put_le64(mn, b);
+                memcpy(&b, &hi, 8);
+                pq_put_le64(mx, b);
+                mnlen = mxlen = 8;
+            }
+            break;
+        }
+        default:
+            mnp = c->smin.data;
+            mnlen = c->smin.len;
+            mxp = c->smax.data;
+            mxlen = c->smax.len;
+            if (mnlen > PQ_STAT_MAX_BYTES) {
+                /* A prefix is a valid lower bound; cut at a UTF-8 character boundary so the
+                 * bound is still a valid string. */
+                mnlen = PQ_STAT_MAX_BYTES;
+                while (mnlen > 0 && (mnp[mnlen] & 0xC0) == 0x80)
+                    mnlen--;
+                min_exact = false;
+            }
+            break;
+        }
+    }
+    pq_tw_field_struct_begin(t, 12);
+    pq_tw_field_i64(t, 3, c->nulls);
+    if (c->has_minmax) {
+        bool write_max = mxlen <= PQ_STAT_MAX_BYTES; /* an upper bound cannot just be cut */
+        if (write_max)
+            pq_tw_field_binary(t, 5, mxp, mxlen);
+        pq_tw_field_binary(t, 6, mnp, mnlen);
+        if (write_max)
+            pq_tw_field_bool(t, 7, true);
+        pq_tw_field_bool(t, 8, min_exact);
+    }
+    if (c->phys == PQ_FLOAT || c->phys == PQ_DOUBLE)
+        pq_tw_field_i64(t, 9, c->nans);
+    pq_tw_struct_end(t);
+}
+
+static void reset_chunk(struct pq_col *c)
+{
+    buf_reset(&c->pages);
+    c->chunk_values = c->unc_bytes = c->comp_bytes = 0;
+    c->dict_pages = 0;
+    c->encodings = 0;
+    c->rows = 0;
+    c->use_dict = c->phys == PQ_BYTE_ARRAY;
+    if (c->use_dict) {
+        buf_reset(&c->dict);
+        c->ndict = 0;
+        memset(c->slots, 0, (size_t)c->nslots * sizeof(uint32_t));
+    }
+    c->nulls = c->nans = 0;
+    c->has_minmax = false;
+}
+
+/* Write one column chunk to the file and its ColumnChunk struct to the footer. */
+static int write_chunk(struct pq_writer *w, struct pq_col *c, struct pq_tw *t, int64_t *unc_total,
+                       int64_t *comp_total, int64_t *first_offset)
+{
+    int rc = cut_page(w, c);
+    if (rc)
+        return rc;
+    int64_t dict_offset = -1, unc = c->unc_bytes, comp = c->comp_bytes;
+    if (c->dict_pages) {
+        buf_reset(&w->raw);
+        memcpy(buf_grab(&w->raw, c->dict.len), c->dict.data, c->dict.len);
+        struct buf page = {0};
+        int64_t du, dc;
+        rc = emit_page(w, &page, PT_DICTIONARY_PAGE, (int32_t)c->ndict, PT_PLAIN, &du, &dc);
+        if (!rc) {
+            dict_offset = w->pos;
+            rc = write_all(w, page.data, page.len);
+        }
+        buf_free(&page);
+        if (rc)
+            return rc;
+        unc += du;
+        comp += dc;
+        c->encodings |= 1u << PT_PLAIN;
+    }
+    int64_t data_offset = w->pos;
+    rc = write_all(w, c->pages.data, c->pages.len);
+    if (rc)
+        return rc;
+    if (*first_offset < 0)
+        *first_offset = dict_offset >= 0 ? dict_offset : data_offset;
+    *unc_total += unc;
+    *comp_total += comp;
+
+    const struct pq_column_desc *d = c->desc;
+    pq_tw_struct_begin(t);            /* ColumnChunk */
+    pq_tw_field_i64(t, 2, 0);         /* file_offset: no metadata outside the footer */
+    pq_tw_field_struct_begin(t, 3);   /* ColumnMetaData */
+    pq_tw_field_i32(t, 1, (int32_t)c->phys);
+    int nenc = 0;
+    for (unsigned e = 0; e < 32; e++)
+        nenc += (c->encodings >> e) & 1u;
+    pq_tw_field_list(t, 2, PQ_T_I32, (size_t)nenc);
+    for (unsigned e = 0; e < 32; e++)
+        if ((c->encodings >> e) & 1u)
+            pq_tw_zigzag(t, e);
+    pq_tw_field_list(t, 3, PQ_T_BINARY, (size_t)d->nparts);
+    for (int i = 0; i < d->nparts; i++)
+        pq_tw_binary(t, d->parts[i], strlen(d->parts[i]));
+    pq_tw_field_i32(t, 4, (int32_t)w->codec);
+    pq_tw_field_i64(t, 5, c->chunk_values);
+    pq_tw_field_i64(t, 6, unc);
+    pq_tw_field_i64(t, 7, comp);
+    pq_tw_field_i64(t, 9, data_offset);
+    if (dict_offset >= 0)
+        pq_tw_field_i64(t, 11, dict_offset);
+    write_stats(t, c);
+    pq_tw_struct_end(t);              /* ColumnMetaData */
+    pq_tw_struct_end(t);              /* ColumnChunk */
+    reset_chunk(c);
+    return 0;
+}
+
+static int flush_row_group(struct pq_writer *w)
+{
+    if (w->rg_rows == 0)
+        return 0;
+    if (w->row_groups >= INT16_MAX)
+        return ing_err_set(&w->ferr, ING_ETOOBIG, "too many row groups in one file");
+    struct pq_tw t;
+    pq_tw_init(&t, &w->footer_rgs);
+    pq_tw_struct_begin(&t);           /* RowGroup */
+    pq_tw_field_list(&t, 1, PQ_T_STRUCT, (size_t)w->ncols);
+    int64_t unc = 0, comp = 0, first = -1;
+    for (int i = 0; i < w->ncols; i++) {
+        int rc = write_chunk(w, &w->cols[i], &t, &unc, &comp, &first);
+        if (rc)
+            return rc;
+    }
+    pq_tw_field_i64(&t, 2, unc);
+    pq_tw_field_i64(&t, 3, w->rg_rows);
+    pq_tw_field_i64(&t, 5, first);
+    pq_tw_field_i64(&t, 6, comp);
+    pq_tw_field_i16(&t, 7, (int16_t)w->row_groups);
+    pq_tw_struct_end(&t);
+    if (pq_tw_error(&t))
+        die_oom();
+    w->row_groups++;
+    w->rg_rows = 0;
+    return 0;
+}
+
+static void fail(struct pq_writer *w, int rc)
+{
+    if (!w->failed)
+        w->failed = rc ? rc : ING_EINTERNAL;
+}
+
+static int report(struct pq_writer *w, struct ing_err *err)
+{
+    if (err) {
+        *err = w->ferr;
+        if (!err->file[0])
+            ing_err_file(err, w->path);
+    }
+    return w->failed;
+}
+
+int pq_writer_end_row(struct pq_writer *w, struct ing_err *err)
+{
+    if (!w->failed && w->misuse) {
+        ing_err_set(&w->ferr, ING_EINVAL, "%s", w->misuse_msg);
+        fail(w, ING_EINVAL);
+    }
+    if (w->failed)
+        return report(w, err);
+    size_t buffered = 0;
+    for (int i = 0; i < w->ncols; i++) {
+        struct pq_col *c = &w->cols[i];
+        if (c->rows != w->rg_rows + 1) {
+            ing_err_set(&w->ferr, ING_EINVAL, "row %lld has %lld records for column %s",
+                        (long long)(w->rows + 1), (long long)(c->rows - w->rg_rows),
+                        c->desc->path);
+            ing_err_field(&w->ferr, c->desc->path);
+            fail(w, ING_EINVAL);
+            return report(w, err);
+        }
+        size_t pend = pending_bytes(c);
+        if (pend >= w->page_bytes) {
+            int rc = cut_page(w, c);
+            if (rc) {
+                fail(w, rc);
+                return report(w, err);
+            }
+            pend = 0;
+        }
+        buffered += (size_t)c->unc_bytes + pend + c->dict.len;
+    }
+    w->rg_rows++;
+    w->rows++;
+    if (buffered >= w->row_group_bytes) {
+        int rc = flush_row_group(w);
+        if (rc) {
+            fail(w, rc);
+            return report(w, err);
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- footer */
+
+static void write_logical(struct pq_tw *t, enum pq_logical lg)
+{
+    int16_t member = 0, bits = 0;
+    switch (lg) {
+    case PQ_LOG_NONE:
+        return;
+    case PQ_LOG_STRING: member = 1; break;
+    case PQ_LOG_MAP: member = 2; break;
+    case PQ_LOG_LIST: member = 3; break;
+    case PQ_LOG_DATE: member = 6; break;
+    case PQ_LOG_TIMESTAMP_MILLIS:
+    case PQ_LOG_TIMESTAMP_MICROS: member = 8; break;
+    case PQ_LOG_INT8: member = 10; bits = 8; break;
+    case PQ_LOG_INT16: member = 10; bits = 16; break;
+    case PQ_LOG_INT32: member = 10; bits = 32; break;
+    case PQ_LOG_INT64: member = 10; bits = 64; break;
+    case PQ_LOG_JSON: member = 12; break;
+    }
+    pq_tw_field_struct_begin(t, 10);  /* LogicalType union */
+    pq_tw_field_struct_begin(t, member);
+    if (member == 8) {                /* TimestampType */
+        pq_tw_field_bool(t, 1, true); /* isAdjustedToUTC */
+        pq_tw_field_struct_begin(t, 2);
+        pq_tw_field_empty_struct(t, lg == PQ_LOG_TIMESTAMP_MILLIS ? 1 : 2);
+        pq_tw_struct_end(t);
+    } else if (member == 10) {        /* IntType */
+        pq_tw_field_byte(t, 1, (int8_t)bits);
+        pq_tw_field_bool(t, 2, true);
+    }
+    pq_tw_struct_end(t);
+    pq_tw_struct_end(t);
+}
+
+static int converted_type(enum pq_logical lg)
+{
+    switch (lg) {
+    case PQ_LOG_NONE: return -1;
+    case PQ_LOG_STRING: return 0;            /* UTF8 */
+    case PQ_LOG_MAP: return 1;
+    case PQ_LOG_LIST: return 3;
+    case PQ_LOG_DATE: return 6;
+    case PQ_LOG_TIMESTAMP_MILLIS: return 9;
+    case PQ_LOG_TIMESTAMP_MICROS: return 10;
+    case PQ_LOG_INT8: return 15;
+    case PQ_LOG_INT16: return 16;
+    case PQ_LOG_INT32: return 17;
+    case PQ_LOG_INT64: return 18;
+    case PQ_LOG_JSON: return 19;
+    }
+    return -1;
+}
+
+static void write_schema(struct pq_tw *t, const struct pq_schema *s)
+{
+    pq_tw_field_list(t, 2, PQ_T_STRUCT, (size_t)s->nnodes);
+    for (int i = 0; i < s->nnodes; i++) {
+        const struct pq_node *n = &s->nodes[s->dfs[i]];
+        pq_tw_struct_begin(t);
+        if (n->is_leaf)
+            pq_tw_field_i32(t, 1, (int32_t)n->phys);
+        if (n->parent >= 0)
+            pq_tw_field_i32(t, 3, (int32_t)n->rep);
+        pq_tw_field_string(t, 4, n->name);
+        if (!n->is_leaf)
+            pq_tw_field_i32(t, 5, n->nchildren);
+        int ct = converted_type(n->logical);
+        if (ct >= 0)
+            pq_tw_field_i32(t, 6, ct);
+        write_logical(t, n->logical);
+        pq_tw_struct_end(t);
+    }
+}
+
+static int write_footer(struct pq_writer *w)
+{
+    struct buf meta = {0};
+    struct pq_tw t;
+    pq_tw_init(&t, &meta);
+    /* Version 2: the LogicalType/statistics era of the format. */
+    pq_tw_field_i32(&t, 1, 2);
+    write_schema(&t, w->schema);
+    pq_tw_field_i64(&t, 3, w->rows);
+    pq_tw_field_list(&t, 4, PQ_T_STRUCT, (size_t)w->row_groups);
+    pq_tw_raw(&t, w->footer_rgs.data, w->footer_rgs.len);
+    pq_tw_field_string(&t, 6, w->created_by);
+    /* column_orders must accompany min_value/max_value: TYPE_ORDER for every column. */
+    pq_tw_field_list(&t, 7, PQ_T_STRUCT, (size_t)w->ncols);
+    for (int i = 0; i < w->ncols; i++) {
+        pq_tw_struct_begin(&t);
+        pq_tw_field_empty_struct(&t, 1);
+        pq_tw_struct_end(&t);
+    }
+    pq_tw_struct_end(&t);
+    int rc = pq_tw_error(&t);
+    if (rc) {
+        rc = ing_err_set(&w->ferr, rc, "no memory for the Parquet footer");
+        goto out;
+    }
+    if (meta.len > UINT32_MAX) {
+        rc = ing_err_set(&w->ferr, ING_ETOOBIG, "Parquet footer passed 4 GiB");
+        goto out;
+    }
+    uint8_t tail[8];
+    pq_put_le32(tail, (uint32_t)meta.len);
+    memcpy(tail + 4, "PAR1", 4);
+    rc = write_all(w, meta.data, meta.len);
+    if (!rc)
+        rc = write_all(w, tail, sizeof(tail));
+out:
+    buf_free(&meta);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void free_writer(struct pq_writer *w)
+{
+    if (!w)
+        return;
+    if (w->fd >= 0)
+        close(w->fd);
+    for (int i = 0; w->cols && i < w->ncols; i++) {
+        struct pq_col *c = &w->cols[i];
+        buf_free(&c->vals);
+        free(c->idx);
+        free(c->def);
+        free(c->rep);
+        buf_free(&c->pages);
+        buf_free(&c->dict);
+        free(c->dict_off);
+        free(c->dict_hash);
+        free(c->slots);
+        buf_free(&c->smin);
+        buf_free(&c->smax);
+    }
+    free(w->cols);
+    buf_free(&w->raw);
+    buf_free(&w->comp);
+    buf_free(&w->hdr);
+    buf_free(&w->footer_rgs);
+    pq_codec_free(w->cc);
+    free(w->created_by);
+    free(w->path);
+    free(w);
+}
+
+int pq_writer_open(struct pq_writer **out, const struct pq_schema *s, const char *path,
+                   const struct pq_writer_opts *opts, struct ing_err *err)
+{
+    *out = NULL;
+    if (!s || !s->finished)
+        return ing_err_set(err, ING_EINVAL, "Parquet schema not finished");
+    if (s->invalid)
+        return ing_err_set(err, ING_EINVAL, "invalid Parquet schema: %s", s->why);
+    struct pq_writer *w = xcalloc(1, sizeof(*w));
+    int rc = 0;
+    w->fd = -1;
+    w->schema = s;
+    w->path = xstrdup(path);
+    w->codec = PQ_CODEC_ZSTD;
+    int level = 3;
+    w->row_group_bytes = 64 * PQ_MIB;
+    w->page_bytes = PQ_MIB;
+    w->dict_max_bytes = PQ_MIB;
+    const char *created_by = PQ_DEFAULT_CREATED_BY;
+    if (opts) {
+        w->codec = opts->codec;
+        if (opts->zstd_level)
+            level = opts->zstd_level;
+        if (opts->row_group_bytes)
+            w->row_group_bytes = opts->row_group_bytes;
+        if (opts->page_bytes)
+            w->page_bytes = opts->page_bytes;
+        if (opts->dict_max_bytes)
+            w->dict_max_bytes = opts->dict_max_bytes;
+        if (opts->created_by)
+            created_by = opts->created_by;
+    }
+    if (w->dict_max_bytes > PQ_DICT_HARD_MAX)
+        w->dict_max_bytes = PQ_DICT_HARD_MAX;
+    w->created_by = xstrdup(created_by);
+    rc = pq_codec_new(&w->cc, w->codec, level, err);
+    if (rc)
+        goto out;
+    w->ncols = s->ncols;
+    w->cols = xcalloc((size_t)w->ncols, sizeof(*w->cols));
+    for (int i = 0; i < w->ncols; i++) {
+        struct pq_col *c = &w->cols[i];
+        c->desc = &s->cols[i];
+        c->phys = s->nodes[c->desc->node].phys;
+        c->max_def = c->desc->max_def;
+        c->max_rep = c->desc->max_rep;
+        if (c->phys == PQ_BYTE_ARRAY) {
+            c->nslots = 1024;
+            c->slots = xcalloc(c->nslots, sizeof(uint32_t));
+        }
+        reset_chunk(c);
+    }
+    w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (w->fd < 0) {
+        rc = ing_err_errno(err, errno, "open %s", path);
+        goto out;
+    }
+    rc = write_all(w, "PAR1", 4);
+    if (rc) {
+        if (err)
+            *err = w->ferr;
+        goto out;
+    }
+    *out = w;
+    w = NULL;
+out:
+    free_writer(w);
+    return rc;
+}
+
+int pq_writer_close(struct pq_writer *w, struct pq_file_info *info, struct ing_err *err)
+{
+    if (!w)
+        return ing_err_set(err, ING_EINVAL, "no Parquet writer");
+    if (!w->failed && w->misuse) {
+        ing_err_set(&w->ferr, ING_EINVAL, "%s", w->misuse_msg);
+        fail(w, ING_EINVAL);
+    }
+    int rc = 0;
+    if (!w->failed) {
+        for (int i = 0; i < w->ncols && !w->failed; i++)
+            if (w->cols[i].rows != w->rg_rows) {
+                ing_err_set(&w->ferr, ING_EINVAL, "values written after the last end_row (%s)",
+                            w->cols[i].desc->path);
+                fail(w, ING_EINVAL);
+            }
+    }
+    if (!w->failed) {
+        rc = flush_row_group(w);
+        if (!rc)
+            rc = write_footer(w);
+        if (!rc && fsync(w->fd) != 0)
+            rc = ing_err_errno(&w->ferr, errno, "fsync %s", w->path);
+        if (!rc) {
+            int fd = w->fd;
+            w->fd = -1;
+            if (close(fd) != 0)
+                rc = ing_err_errno(&w->ferr, errno, "close %s", w->path);
+        }
+        if (rc)
+            fail(w, rc);
+    }
+    if (w->failed)
+        rc = report(w, err);
+    else if (info) {
+        info->rows = w->rows;
+        info->bytes = w->pos;
+        info->row_groups = w->row_groups;
+    }
+    free_writer(w);
+    return rc;
+}
+
+void pq_writer_abort(struct pq_writer *w)
+{
+    free_writer(w);
+}
