@@ -47,6 +47,9 @@ struct engine_result {
     json_t *errors;                    /* new array of row errors (capped at 1000): {file,row,
                                           offset,field,code,message}; caller decrefs */
     json_t *preview;                   /* new array of converted rows, or NULL */
+    json_t *files;                     /* new array of the part files written, one
+                                          {"name":"part-00000.parquet","size":bytes,"records":n}
+                                          each (the shape catalog_batch_finish takes) */
 };
 
 /* Run the engine. Returns 0 when every record was valid (or failures stayed within

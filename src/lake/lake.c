@@ -1,0 +1,141 @@
+/*
+ * lake.c - the on-disk layout of staged uploads and the Parquet data lake; see lake.h.
+ *
+ * The lake is only paths and renames: it keeps the data directory and derives every other
+ * location from (sandbox, dataset, batch). Publishing a batch's output is one durable rename of
+ * its temporary folder, so a reader never sees half a batch.
+ */
+#include "lake/lake.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "util/fs.h"
+#include "util/id.h"
+#include "util/mem.h"
+
+struct lake {
+    char *data_dir;
+};
+
+int lake_open(struct lake **out, const char *data_dir, struct ing_err *err)
+{
+    *out = NULL;
+    if (!data_dir || !data_dir[0])
+        return ing_err_set(err, ING_EINVAL, "lake: no data directory given");
+    struct lake *lake = xcalloc(1, sizeof(*lake));
+    lake->data_dir = xstrdup(data_dir);
+    char *sandboxes = xasprintf("%s/sandboxes", data_dir);
+    char *spool = lake_spool_dir(lake);
+    int rc = fs_mkdirs(sandboxes, err);
+    if (rc == 0)
+        rc = fs_mkdirs(spool, err);
+    free(sandboxes);
+    free(spool);
+    if (rc != 0) {
+        lake_free(lake);
+        return rc;
+    }
+    *out = lake;
+    return 0;
+}
+
+void lake_free(struct lake *lake)
+{
+    if (!lake)
+        return;
+    free(lake->data_dir);
+    free(lake);
+}
+
+const char *lake_data_dir(const struct lake *lake)
+{
+    return lake->data_dir;
+}
+
+char *lake_spool_dir(const struct lake *lake)
+{
+    return xasprintf("%s/spool", lake->data_dir);
+}
+
+char *lake_staging_dir(const struct lake *lake, const char *sandbox, const char *batch_id,
+                       const char *dataset_id)
+{
+    return xasprintf("%s/sandboxes/%s/staging/%s/%s", lake->data_dir, sandbox, batch_id,
+                     dataset_id);
+}
+
+char *lake_batch_dir(const struct lake *lake, const char *sandbox, const char *dataset_id,
+                     const char *batch_id)
+{
+    return xasprintf("%s/sandboxes/%s/lake/%s/%s", lake->data_dir, sandbox, dataset_id, batch_id);
+}
+
+char *lake_batch_tmp_dir(const struct lake *lake, const char *sandbox, const char *dataset_id,
+                         const char *batch_id)
+{
+    return xasprintf("%s/sandboxes/%s/lake/%s/.tmp-%s", lake->data_dir, sandbox, dataset_id,
+                     batch_id);
+}
+
+/* Every id ends up in a path: refuse anything that could climb out of the data directory. */
+static int check_ids(const char *sandbox, const char *dataset_id, const char *batch_id,
+                     struct ing_err *err)
+{
+    if (!id_is_safe(sandbox) || !id_is_safe(dataset_id) || !id_is_safe(batch_id))
+        return ing_err_set(err, ING_EINVAL, "lake: unsafe sandbox, dataset or batch id");
+    return 0;
+}
+
+int lake_promote(struct lake *lake, const char *sandbox, const char *dataset_id,
+                 const char *batch_id, struct ing_err *err)
+{
+    int rc = check_ids(sandbox, dataset_id, batch_id, err);
+    if (rc != 0)
+        return rc;
+    char *tmp = lake_batch_tmp_dir(lake, sandbox, dataset_id, batch_id);
+    char *final = lake_batch_dir(lake, sandbox, dataset_id, batch_id);
+    if (!fs_exists(tmp)) {
+        rc = ing_err_set(err, ING_ENOTFOUND, "lake: batch %s has no output to promote", batch_id);
+        goto out;
+    }
+    /* rename(2) would happily replace an empty final folder; a batch is promoted once only. */
+    if (fs_exists(final)) {
+        rc = ing_err_set(err, ING_EEXIST, "lake: batch %s is already in the lake", batch_id);
+        goto out;
+    }
+    /* The files inside were fsynced by their writers; the folder entries need it too. */
+    rc = fs_fsync_path(tmp, err);
+    if (rc == 0)
+        rc = fs_rename_durable(tmp, final, err);
+out:
+    free(tmp);
+    free(final);
+    return rc;
+}
+
+int lake_discard_output(struct lake *lake, const char *sandbox, const char *dataset_id,
+                        const char *batch_id, struct ing_err *err)
+{
+    int rc = check_ids(sandbox, dataset_id, batch_id, err);
+    if (rc != 0)
+        return rc;
+    char *paths[3] = {
+        lake_staging_dir(lake, sandbox, batch_id, dataset_id),
+        lake_batch_tmp_dir(lake, sandbox, dataset_id, batch_id),
+        lake_batch_dir(lake, sandbox, dataset_id, batch_id),
+    };
+    for (size_t i = 0; i < ING_ARRAY_LEN(paths); i++) {
+        int one = fs_rm_rf(paths[i], err);
+        if (rc == 0)
+            rc = one;
+        free(paths[i]);
+    }
+    /* The batch's staging folder holds one folder per dataset; drop it once it is empty
+     * (rmdir fails harmlessly while other datasets' files are still there). */
+    char *batch_staging = xasprintf("%s/sandboxes/%s/staging/%s", lake->data_dir, sandbox,
+                                    batch_id);
+    rmdir(batch_staging);
+    free(batch_staging);
+    return rc;
+}

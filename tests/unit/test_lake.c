@@ -1,0 +1,169 @@
+/* test_lake.c - unit tests of the lake layout: paths, promotion by rename, discarding output. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lake/lake.h"
+#include "util/fs.h"
+#include "util/mem.h"
+
+struct fixture {
+    char dir[64];
+    struct lake *lake;
+};
+
+static int setup(void **state)
+{
+    struct fixture *fx = xcalloc(1, sizeof(*fx));
+    snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_lake.XXXXXX");
+    if (!mkdtemp(fx->dir))
+        return -1;
+    struct ing_err err;
+    ing_err_clear(&err);
+    /* A data folder that does not exist yet: lake_open creates it with its sub-folders. */
+    char *data = xasprintf("%s/data", fx->dir);
+    int rc = lake_open(&fx->lake, data, &err);
+    free(data);
+    *state = fx;
+    return rc;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    lake_free(fx->lake);
+    fs_rm_rf(fx->dir, NULL);
+    free(fx);
+    return 0;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_open_creates_layout(void **state)
+{
+    struct fixture *fx = *state;
+    char *sandboxes = xasprintf("%s/sandboxes", lake_data_dir(fx->lake));
+    char *spool = lake_spool_dir(fx->lake);
+    assert_true(fs_exists(sandboxes));
+    assert_true(fs_exists(spool));
+    char *expect = xasprintf("%s/data/spool", fx->dir);
+    assert_string_equal(spool, expect);
+    free(expect);
+    free(sandboxes);
+    free(spool);
+}
+
+static void test_paths(void **state)
+{
+    struct fixture *fx = *state;
+    const char *d = lake_data_dir(fx->lake);
+    char *staging = lake_staging_dir(fx->lake, "prod", "B1", "D1");
+    char *final = lake_batch_dir(fx->lake, "prod", "D1", "B1");
+    char *tmp = lake_batch_tmp_dir(fx->lake, "dev", "D1", "B1");
+    char *e1 = xasprintf("%s/sandboxes/prod/staging/B1/D1", d);
+    char *e2 = xasprintf("%s/sandboxes/prod/lake/D1/B1", d);
+    char *e3 = xasprintf("%s/sandboxes/dev/lake/D1/.tmp-B1", d);
+    assert_string_equal(staging, e1);
+    assert_string_equal(final, e2);
+    assert_string_equal(tmp, e3);
+    free(staging), free(final), free(tmp), free(e1), free(e2), free(e3);
+}
+
+static void test_promote(void **state)
+{
+    struct fixture *fx = *state;
+    struct ing_err err;
+    ing_err_clear(&err);
+    /* Nothing written yet: there is nothing to promote. */
+    assert_int_equal(lake_promote(fx->lake, "prod", "D1", "B2", &err), ING_ENOTFOUND);
+
+    char *tmp = lake_batch_tmp_dir(fx->lake, "prod", "D1", "B2");
+    char *final = lake_batch_dir(fx->lake, "prod", "D1", "B2");
+    assert_int_equal(fs_mkdirs(tmp, &err), 0);
+    char *part = xasprintf("%s/part-00000.parquet", tmp);
+    write_file(part, "PAR1xxxxPAR1");
+    assert_int_equal(lake_promote(fx->lake, "prod", "D1", "B2", &err), 0);
+    assert_false(fs_exists(tmp));
+    char *moved = xasprintf("%s/part-00000.parquet", final);
+    assert_int_equal(fs_file_size(moved), 12);
+
+    /* A batch lands once: a second output for the same batch is refused, the first kept. */
+    assert_int_equal(fs_mkdirs(tmp, &err), 0);
+    assert_int_equal(lake_promote(fx->lake, "prod", "D1", "B2", &err), ING_EEXIST);
+    assert_int_equal(fs_file_size(moved), 12);
+    free(tmp), free(final), free(part), free(moved);
+}
+
+static void test_promote_rejects_unsafe_ids(void **state)
+{
+    struct fixture *fx = *state;
+    struct ing_err err;
+    ing_err_clear(&err);
+    assert_int_equal(lake_promote(fx->lake, "prod", "../x", "B3", &err), ING_EINVAL);
+    assert_int_equal(lake_promote(fx->lake, "prod", "D1", "a/b", &err), ING_EINVAL);
+    assert_int_equal(lake_discard_output(fx->lake, "..", "D1", "B3", &err), ING_EINVAL);
+}
+
+static void test_discard(void **state)
+{
+    struct fixture *fx = *state;
+    struct ing_err err;
+    ing_err_clear(&err);
+    char *staging = lake_staging_dir(fx->lake, "prod", "B4", "D1");
+    char *other_staging = lake_staging_dir(fx->lake, "prod", "B5", "D1");
+    char *tmp = lake_batch_tmp_dir(fx->lake, "prod", "D1", "B4");
+    char *final = lake_batch_dir(fx->lake, "prod", "D1", "B4");
+    char *sub = xasprintf("%s/sub", staging);
+    assert_int_equal(fs_mkdirs(sub, &err), 0);
+    assert_int_equal(fs_mkdirs(other_staging, &err), 0);
+    assert_int_equal(fs_mkdirs(tmp, &err), 0);
+    assert_int_equal(fs_mkdirs(final, &err), 0);
+    char *in = xasprintf("%s/a.json", sub);
+    write_file(in, "{}\n");
+
+    assert_int_equal(lake_discard_output(fx->lake, "prod", "D1", "B4", &err), 0);
+    assert_false(fs_exists(staging));
+    assert_false(fs_exists(tmp));
+    assert_false(fs_exists(final));
+    /* Another batch's staged input is left alone. */
+    assert_true(fs_exists(other_staging));
+    /* Discarding what is already gone is fine. */
+    assert_int_equal(lake_discard_output(fx->lake, "prod", "D1", "B4", &err), 0);
+    free(staging), free(other_staging), free(tmp), free(final), free(sub), free(in);
+}
+
+static void test_open_needs_dir(void **state)
+{
+    (void)state;
+    struct lake *lake = (struct lake *)1;
+    struct ing_err err;
+    ing_err_clear(&err);
+    assert_int_equal(lake_open(&lake, "", &err), ING_EINVAL);
+    assert_null(lake);
+    lake_free(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_creates_layout),
+        cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_promote),
+        cmocka_unit_test(test_promote_rejects_unsafe_ids),
+        cmocka_unit_test(test_discard),
+        cmocka_unit_test(test_open_needs_dir),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
