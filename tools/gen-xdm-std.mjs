@@ -3,7 +3,7 @@
 // inside the ingot binary (the Schema Registry's "global" container).
 //
 // Usage: node tools/gen-xdm-std.mjs [xdm-components-dir] [output.c]
-//   defaults: /work/shared/reference/xdm/components  src/schema/xdm_std_data.c
+//   defaults: ../shared/reference/xdm/components (beside the repo)  src/schema/xdm_std_data.c
 //
 // Reads every *.schema.json under behaviors/, classes/, datatypes/ and fieldgroups/ (a copy of
 // adobe/xdm's components), makes each one compact and writes one C string per resource:
@@ -24,7 +24,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-const srcDir = process.argv[2] || '/work/shared/reference/xdm/components';
+const srcDir = process.argv[2] || new URL('../../shared/reference/xdm/components', import.meta.url).pathname;
 const outFile = process.argv[3] || 'src/schema/xdm_std_data.c';
 
 const KIND_BY_DIR = { behaviors: 'behaviors', classes: 'classes', datatypes: 'datatypes', fieldgroups: 'mixins' };

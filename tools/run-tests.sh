@@ -44,7 +44,8 @@ if ls tests/api/*.test.mjs >/dev/null 2>&1; then
   node --test --test-reporter=tap tests/api/ >"$log/api.tap" 2>&1
   p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log/api.tap" | tail -1)
   f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log/api.tap" | tail -1)
-  p=${p:-0}; f=${f:-1}
+  c=$(sed -n 's/^# cancelled \([0-9]*\)$/\1/p' "$log/api.tap" | tail -1)
+  p=${p:-0}; f=${f:-1}; f=$((f + ${c:-0}))   # a test cancelled by a failed hook did not pass
   grep -E '^(not )?ok ' "$log/api.tap" | sed 's/^/  /'
   passed=$((passed + p)); failed=$((failed + f))
   [ "$f" -eq 0 ] || grep -v '^ *ok ' "$log/api.tap" | tail -150

@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <regex.h>
 #include <string.h>
 #include <strings.h>
 
@@ -175,8 +176,21 @@ static int lq_property(struct list_query *lq, const char *cond)
                {"<", STORE_LT},  {">", STORE_GT}};
     if (!cond || !*cond)
         return lq_fail(lq, "The 'property' filter needs a condition such as name==value.");
-    if (strchr(cond, '~'))
-        return lq_fail(lq, "Regular-expression conditions ('%s') are not supported.", cond);
+    const char *tilde = strchr(cond, '~');
+    if (tilde && !memchr(cond, '=', (size_t)(tilde - cond)) &&
+        !memchr(cond, '<', (size_t)(tilde - cond)) && !memchr(cond, '>', (size_t)(tilde - cond))) {
+        size_t plen = (size_t)(tilde - cond);
+        if (!prop_name_ok(cond, plen))
+            return lq_fail(lq, "The condition '%s' does not start with a valid property name.", cond);
+        regex_t re;
+        if (regcomp(&re, tilde + 1, REG_EXTENDED | REG_NOSUB) != 0)
+            return lq_fail(lq, "'%s' is not a valid regular expression.", tilde + 1);
+        regfree(&re);
+        char *name = lq_own(lq, xstrndup(cond, plen));
+        if (!name)
+            return -1;
+        return lq_add(lq, name, STORE_MATCH, tilde + 1);
+    }
     if (cond[0] == '!' && !strpbrk(cond + 1, "=<>!")) {
         if (!prop_name_ok(cond + 1, strlen(cond + 1)))
             return lq_fail(lq, "'%s' is not a valid property name.", cond + 1);

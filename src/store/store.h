@@ -47,7 +47,9 @@ int store_delete(struct store *st, const char *sandbox, const char *kind, const 
 /* A list query: filters are ANDed. Each filter compares a top-level (or dotted-path) property of
  * the document with one or more values ("a,b" = any of, a leading "!" = none of). */
 enum store_op { STORE_EQ, STORE_NE, STORE_LT, STORE_LE, STORE_GT, STORE_GE, STORE_EXISTS,
-                STORE_NOT_EXISTS, STORE_IN, STORE_NOT_IN, STORE_TAG /* tags.<name> contains value */ };
+                STORE_NOT_EXISTS, STORE_IN, STORE_NOT_IN,
+                STORE_MATCH, /* the property's text matches a POSIX extended regular expression */
+                STORE_TAG /* tags.<name> contains value */ };
 
 struct store_filter {
     const char *property;   /* "status", "name", "relatedObjects.id", "created", ... */

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <regex.h>
 #include <sqlite3.h>
 
 #include "util/buf.h"
@@ -140,6 +141,42 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
+static void regexp_free(void *p)
+{
+    if (p) {
+        regfree(p);
+        free(p);
+    }
+}
+
+/* SQL `X REGEXP Y` calls regexp(Y, X): POSIX extended syntax, as the Catalog's `property=name~re`
+ * needs. The compiled pattern is cached on the statement for the rows that follow. A pattern
+ * that does not compile is an SQL error, which the caller reports as a bad request. */
+static void regexp_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *text = (const char *)sqlite3_value_text(argv[1]);
+    if (!text)
+        return; /* NULL: no match */
+    regex_t *re = sqlite3_get_auxdata(ctx, 0);
+    if (!re) {
+        const char *pattern = (const char *)sqlite3_value_text(argv[0]);
+        re = xmalloc(sizeof(*re));
+        if (!pattern || regcomp(re, pattern, REG_EXTENDED | REG_NOSUB) != 0) {
+            free(re);
+            sqlite3_result_error(ctx, "invalid regular expression", -1);
+            return;
+        }
+        sqlite3_set_auxdata(ctx, 0, re, regexp_free);
+        re = sqlite3_get_auxdata(ctx, 0);
+        if (!re) {
+            sqlite3_result_error_nomem(ctx);
+            return;
+        }
+    }
+    sqlite3_result_int(ctx, regexec(re, text, 0, NULL, 0) == 0);
+}
+
 static int conn_open(const char *path, bool first, struct conn **out, struct ing_err *err)
 {
     struct conn *c = xcalloc(1, sizeof(*c));
@@ -151,6 +188,8 @@ static int conn_open(const char *path, bool first, struct conn **out, struct ing
         goto out;
     }
     sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_create_function(c->db, "regexp", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                            regexp_fn, NULL, NULL);
     /* The busy timeout first, so the pragmas below wait for other connections' locks. */
     sqlite3_busy_timeout(c->db, 10000);
     /* journal_mode=WAL is persistent in the file: set it once, from the first connection. */
@@ -735,6 +774,13 @@ static void positive_cond(struct query_sql *qs, const struct val_src *src, enum 
         qs_sql(qs, ")");
         return;
     }
+    case STORE_MATCH:
+        qs_sql(qs, "COALESCE(CAST(");
+        emit_value(qs, src);
+        qs_sql(qs, " AS TEXT) REGEXP ");
+        qs_text(qs, value);
+        qs_sql(qs, ", 0)");
+        return;
     case STORE_LT: cmp_expr(qs, src, " < ", value, strlen(value)); return;
     case STORE_LE: cmp_expr(qs, src, " <= ", value, strlen(value)); return;
     case STORE_GT: cmp_expr(qs, src, " > ", value, strlen(value)); return;

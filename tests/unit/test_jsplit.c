@@ -537,7 +537,7 @@ static void check_luma(const char *name, int64_t want_records, enum jsplit_mode 
 {
     const char *dir = getenv("INGOT_LUMA_DIR");
     char path[512];
-    snprintf(path, sizeof(path), "%s/%s", dir ? dir : "/work/shared/reference/luma", name);
+    snprintf(path, sizeof(path), "%s/%s", dir ? dir : "../shared/reference/luma", name);
     struct stat st;
     if (stat(path, &st) != 0) {
         print_message("skipping: %s not found\n", path);
