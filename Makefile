@@ -4,7 +4,9 @@
 # Variants: BUILD=release (default for run), BUILD=asan (tests), BUILD=fuzz (clang libFuzzer).
 
 BUILD ?= release
-OUT   := build/$(BUILD)
+OUT   ?= build/$(BUILD)
+# `make test TEST_OUT=build/asan-mine` keeps a private test build (for parallel work trees).
+TEST_OUT ?= build/asan
 PKGS  := libmicrohttpd jansson sqlite3 libcurl libsodium libzstd snappy zlib liblz4
 CC    ?= gcc
 ifeq ($(origin CC),default)
@@ -66,8 +68,8 @@ run: deps
 
 # The README's test command: everything, under ASan+UBSan, ending with one "N passed, N failed".
 test: deps
-	@$(MAKE) --no-print-directory BUILD=asan all unit-tests fuzz-replay-bins
-	@tools/run-tests.sh build/asan
+	@$(MAKE) --no-print-directory BUILD=asan OUT=$(TEST_OUT) all unit-tests fuzz-replay-bins
+	@tools/run-tests.sh $(TEST_OUT)
 
 unit-tests: $(UNIT_BINS)
 fuzz-replay-bins: $(REPLAY_BINS)
