@@ -38,6 +38,7 @@ export class Res {
     this.reqBody = reqBody;
     this.status = status;
     this.headers = headers;
+    this.buf = buf;
     this.text = buf.toString('utf8');
     this.json = undefined;
     const t = this.text.trimStart();
