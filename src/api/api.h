@@ -26,6 +26,8 @@ extern const struct api_routes api_schema_routes;    /* /data/foundation/schemar
 extern const struct api_routes api_catalog_routes;   /* /data/foundation/catalog */
 extern const struct api_routes api_import_routes;    /* /data/foundation/import */
 extern const struct api_routes api_export_routes;    /* /data/foundation/export */
+extern const struct api_routes api_profile_routes;   /* /data/core/ups */
+extern const struct api_routes api_identity_routes;  /* /data/core/identity */
 
 /* All routes (new array; free()), in match order. */
 struct http_route *api_all_routes(size_t *n);

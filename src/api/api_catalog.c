@@ -269,6 +269,23 @@ static int lq_order(struct list_query *lq, const char *value)
     return 0;
 }
 
+/* status=v, status=!v, status=a,b: every value must be a status of AEP's Catalog enum. */
+static int lq_check_statuses(struct list_query *lq, const char *value)
+{
+    const char *v = value && value[0] == '!' ? value + 1 : value;
+    if (!v || !*v)
+        return 0; /* lq_simple says what is missing */
+    char *copy = xstrdup(v);
+    char *save = NULL;
+    int rc = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save))
+        if (!catalog_batch_status_ok(tok))
+            rc = lq_fail(lq, "'%.60s' is not a batch status (loading, queued, processing, "
+                             "success, failed, aborted, inactive, retrying, staging, ...).", tok);
+    free(copy);
+    return rc;
+}
+
 static int lq_param(void *ctx, const char *name, const char *value)
 {
     struct list_query *lq = ctx;
@@ -317,6 +334,11 @@ static int lq_param(void *ctx, const char *name, const char *value)
     /* Parameters of AEP's API that do not filter. */
     if (!strcmp(name, "requestDataSource"))
         return 0;
+    if (lq->kind == LIST_BATCHES && !strcmp(name, "status")) {
+        int rc = lq_check_statuses(lq, value);
+        if (rc)
+            return rc;
+    }
     const char *prop = name;
     if (lq->kind == LIST_BATCHES && !strcmp(name, "dataSet"))
         prop = "relatedObjects.id";
@@ -544,7 +566,44 @@ static void h_file_get(void *ctx, struct http_req *req, struct http_resp *resp)
     json_decref(doc);
 }
 
+/* GET /lastBatches?dataSetId=a,b: per dataset, its last, last successful and last failed batch. */
+static void h_last_batches(void *ctx, struct http_req *req, struct http_resp *resp)
+{
+    struct app *app = ctx;
+    struct ing_err err;
+    json_t *out = NULL;
+    ing_err_clear(&err);
+    const char *ids = http_req_query(req, "dataSetId");
+    if (ids && !*ids) {
+        cat_bad_request(resp, "dataSetId needs one or more dataset ids, separated by commas.");
+        return;
+    }
+    int rc = catalog_last_batches(app->catalog, req->sandbox, ids, &out, &err);
+    if (rc < 0) {
+        cat_fail(resp, rc, &err);
+        return;
+    }
+    /* The other documented filters match the answer's own fields. */
+    static const char *const filters[] = {"lastBatchId", "lastBatchStatus",
+                                          "lastSuccessfulBatchId", "lastFailedBatchId"};
+    for (size_t i = 0; i < ING_ARRAY_LEN(filters); i++) {
+        const char *want = http_req_query(req, filters[i]);
+        if (!want)
+            continue;
+        const char *ds;
+        json_t *e, *tmp;
+        json_object_foreach_safe(out, tmp, ds, e) {
+            const char *have = json_string_value(json_object_get(e, filters[i]));
+            if (!have || strcmp(have, want) != 0)
+                json_object_del(out, ds);
+        }
+    }
+    http_resp_json(resp, 200, out);
+    json_decref(out);
+}
+
 static const struct http_route routes[] = {
+    {HTTP_GET, CAT_BASE "/lastBatches", h_last_batches, HTTP_BODY_NONE},
     {HTTP_GET, CAT_BASE "/dataSets", h_datasets_list, HTTP_BODY_NONE},
     {HTTP_POST, CAT_BASE "/dataSets", h_dataset_create, HTTP_BODY_JSON},
     {HTTP_GET, CAT_BASE "/dataSets/{id}", h_dataset_get, HTTP_BODY_NONE},

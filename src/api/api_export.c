@@ -6,6 +6,9 @@
  *   GET  /files/{dataSetFileId}?path=N   the bytes of part N, with single Range support
  *   HEAD /files/{dataSetFileId}?path=N   the same headers without the body
  *   GET  /datasets/{datasetId}/preview   up to 100 converted rows of the latest successful batches
+ *   GET  /batches/{batchId}/meta?path=P  a batch's diagnostics (diag.h): listings of row_errors and
+ *                                        input_files, or one row_errors file
+ *   GET  /batches/{batchId}/failed       the failed rows of a batch as JSON records (with _errors)
  *
  * Shapes follow data-access.yaml and notes/aep-api.md 2.6. Visibility is the catalog's: only
  * files of batches in "success" are listed, so readers never see half a batch. Files whose name
@@ -20,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ingest/diag.h"
 #include "lake/lake.h"
 #include "util/buf.h"
 #include "util/fs.h"
@@ -410,11 +414,242 @@ out:
     json_decref(dataset);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Diagnostics: /batches/{id}/meta and /batches/{id}/failed                                     */
+
+/* The batch must exist (404 otherwise); returns its diagnostics folder, or NULL after answering. */
+static char *diag_dir_for(struct app *app, struct http_req *req, struct http_resp *resp)
+{
+    const char *batch_id = req->params[0];
+    if (!id_is_safe(batch_id)) {
+        http_resp_error(resp, 404, EXPORT_E_NOTFOUND, "Not Found", "No such batch.");
+        return NULL;
+    }
+    json_t *batch = NULL;
+    struct ing_err err;
+    ing_err_clear(&err);
+    if (catalog_batch_get(app->catalog, req->sandbox, batch_id, &batch, &err) != 0) {
+        answer_catalog_error(resp, &err, "Batch", batch_id);
+        return NULL;
+    }
+    json_decref(batch);
+    return diag_batch_dir(lake_data_dir(app->lake), req->sandbox, batch_id);
+}
+
+/* One listing entry: {"name","length","_links":{"self":{"href":".../meta?path=<dir>%2F<name>"}}}. */
+static json_t *meta_entry(const char *base, const char *batch_id, const char *dir,
+                          const char *name, int64_t length)
+{
+    char *rel = dir ? xasprintf("%s/%s", dir, name) : xstrdup(name);
+    char *q = query_encode(rel);
+    char *href = xasprintf("%s/batches/%s/meta?path=%s", base, batch_id, q);
+    char len[32];
+    snprintf(len, sizeof(len), "%" PRId64, length);
+    json_t *e = json_pack("{s:s, s:s, s:{s:{s:s}}}", "name", name, "length", len, "_links",
+                          "self", "href", href);
+    free(href);
+    free(q);
+    free(rel);
+    return e;
+}
+
+struct listing {
+    json_t *names;     /* [[name, size], ...] */
+};
+
+static int collect_listing(void *ctx, const char *relpath, int64_t size)
+{
+    struct listing *l = ctx;
+    if (relpath[0] != '_' && relpath[0] != '.' && !strchr(relpath, '/'))
+        json_array_append_new(l->names, json_pack("[s, I]", relpath, (json_int_t)size));
+    return 0;
+}
+
+/* The input_files.json lines of a diagnostics folder, as an array of {"path","size"}. */
+static json_t *read_input_files(const char *dir)
+{
+    json_t *out = json_array();
+    char *path = xasprintf("%s/input_files.json", dir);
+    FILE *f = fopen(path, "r");
+    free(path);
+    if (!f)
+        return out;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_t *doc = json_loads(line, 0, NULL);
+        if (json_is_object(doc))
+            json_array_append(out, doc);
+        json_decref(doc);
+    }
+    free(line);
+    fclose(f);
+    return out;
+}
+
+/* Page `all` (array) by start/limit into a listing answer. */
+static void answer_listing(struct http_resp *resp, json_t *all, int64_t start, int64_t limit)
+{
+    json_t *data = json_array();
+    for (size_t i = (size_t)start; i < json_array_size(all) && (int64_t)json_array_size(data) < limit;
+         i++)
+        json_array_append(data, json_array_get(all, i));
+    size_t count = json_array_size(data);
+    http_resp_json_new(resp, 200, json_pack("{s:o, s:{s:I, s:I}}", "data", data, "_page", "limit",
+                                            (json_int_t)limit, "count", (json_int_t)count));
+}
+
+static void h_batch_meta(void *appv, struct http_req *req, struct http_resp *resp)
+{
+    struct app *app = appv;
+    const char *batch_id = req->params[0];
+    json_t *all = json_array(), *inputs = NULL;
+    char *dir = NULL, *base = NULL, *sub = NULL;
+    int64_t start, limit;
+    if (!page_params(req, resp, &start, &limit) || !(dir = diag_dir_for(app, req, resp)))
+        goto out;
+    base = base_href(req);
+    const char *want = http_req_query(req, "path");
+    if (!want)
+        want = "";
+    size_t wlen = strlen(want);
+    while (wlen > 0 && want[wlen - 1] == '/')
+        wlen--; /* "row_errors/" lists like "row_errors" */
+    if (wlen == 0) {
+        /* The meta folder itself: its two entries, when the batch has them. */
+        sub = xasprintf("%s/row_errors", dir);
+        if (fs_exists(sub))
+            json_array_append_new(all, meta_entry(base, batch_id, NULL, "row_errors", 0));
+        free(sub);
+        sub = xasprintf("%s/input_files.json", dir);
+        if (fs_exists(sub))
+            json_array_append_new(all, meta_entry(base, batch_id, NULL, "input_files",
+                                                  fs_file_size(sub)));
+        answer_listing(resp, all, start, limit);
+        goto out;
+    }
+    if (wlen == strlen("row_errors") && !strncmp(want, "row_errors", wlen)) {
+        sub = xasprintf("%s/row_errors", dir);
+        struct listing l = {.names = json_array()};
+        if (fs_exists(sub))
+            fs_walk_files(sub, collect_listing, &l, NULL);
+        size_t i;
+        json_t *it;
+        json_array_foreach(l.names, i, it) {
+            json_array_append_new(all, meta_entry(base, batch_id, "row_errors",
+                                                  json_string_value(json_array_get(it, 0)),
+                                                  json_integer_value(json_array_get(it, 1))));
+        }
+        json_decref(l.names);
+        answer_listing(resp, all, start, limit);
+        goto out;
+    }
+    if (!strncmp(want, "row_errors/", 11)) {
+        const char *name = want + 11;
+        if (!fs_rel_path_ok(name) || strchr(name, '/') || name[0] == '_') {
+            http_resp_error(resp, 404, EXPORT_E_NOTFOUND, "Not Found", "No such meta file.");
+            goto out;
+        }
+        sub = xasprintf("%s/row_errors/%s", dir, name);
+        int64_t size = fs_file_size(sub);
+        if (size < 0) {
+            http_resp_error(resp, 404, EXPORT_E_NOTFOUND, "Not Found", "No such meta file.");
+            goto out;
+        }
+        resp->status = 200;
+        resp->content_type = "application/json";
+        resp->file_path = sub;
+        resp->file_offset = 0;
+        resp->file_length = size;
+        sub = NULL;
+        goto out;
+    }
+    inputs = read_input_files(dir);
+    bool listing = wlen == strlen("input_files") && !strncmp(want, "input_files", wlen);
+    const char *name = !strncmp(want, "input_files/", 12) ? want + 12 : NULL;
+    if (!listing && !name) {
+        http_resp_error(resp, 404, EXPORT_E_NOTFOUND, "Not Found",
+                        "No such meta path; the meta folder holds row_errors and input_files.");
+        goto out;
+    }
+    size_t i;
+    json_t *it;
+    json_array_foreach(inputs, i, it) {
+        const char *path = json_string_value(json_object_get(it, "path"));
+        if (!path)
+            continue;
+        if (listing) {
+            json_array_append_new(all, meta_entry(base, batch_id, "input_files", path,
+                                                  json_integer_value(json_object_get(it, "size"))));
+        } else if (!strcmp(path, name)) {
+            http_resp_json(resp, 200, it);
+            goto out;
+        }
+    }
+    if (listing)
+        answer_listing(resp, all, start, limit);
+    else
+        http_resp_error(resp, 404, EXPORT_E_NOTFOUND, "Not Found", "No such input file.");
+out:
+    json_decref(all);
+    json_decref(inputs);
+    free(sub);
+    free(base);
+    free(dir);
+}
+
+/* Every failed row of the batch, from its row_errors files, in file order. */
+static void h_batch_failed(void *appv, struct http_req *req, struct http_resp *resp)
+{
+    struct app *app = appv;
+    json_t *data = json_array();
+    char *dir = NULL, *line = NULL;
+    struct listing l = {.names = json_array()};
+    int64_t start, limit;
+    if (!page_params(req, resp, &start, &limit) || !(dir = diag_dir_for(app, req, resp)))
+        goto out;
+    char *sub = xasprintf("%s/row_errors", dir);
+    if (fs_exists(sub))
+        fs_walk_files(sub, collect_listing, &l, NULL);
+    int64_t seen = 0;
+    size_t cap = 0;
+    size_t i;
+    json_t *it;
+    json_array_foreach(l.names, i, it) {
+        if ((int64_t)json_array_size(data) >= limit)
+            break;
+        char *path = xasprintf("%s/%s", sub, json_string_value(json_array_get(it, 0)));
+        FILE *f = fopen(path, "r");
+        free(path);
+        if (!f)
+            continue;
+        while ((int64_t)json_array_size(data) < limit && getline(&line, &cap, f) > 0) {
+            if (seen++ < start)
+                continue;
+            json_t *rec = json_loads(line, 0, NULL);
+            if (rec)
+                json_array_append_new(data, rec);
+        }
+        fclose(f);
+    }
+    free(sub);
+    size_t count = json_array_size(data);
+    http_resp_json_new(resp, 200, json_pack("{s:O, s:{s:I, s:I}}", "data", data, "_page", "limit",
+                                            (json_int_t)limit, "count", (json_int_t)count));
+out:
+    free(line);
+    json_decref(l.names);
+    json_decref(data);
+    free(dir);
+}
+
 static const struct http_route routes[] = {
     {HTTP_GET, EXPORT_BASE "/batches/{batchId}/files", h_batch_files, HTTP_BODY_NONE},
     {HTTP_GET, EXPORT_BASE "/files/{dataSetFileId}", h_file, HTTP_BODY_NONE},
     {HTTP_HEAD, EXPORT_BASE "/files/{dataSetFileId}", h_file, HTTP_BODY_NONE},
     {HTTP_GET, EXPORT_BASE "/datasets/{datasetId}/preview", h_preview, HTTP_BODY_NONE},
+    {HTTP_GET, EXPORT_BASE "/batches/{batchId}/meta", h_batch_meta, HTTP_BODY_NONE},
+    {HTTP_GET, EXPORT_BASE "/batches/{batchId}/failed", h_batch_failed, HTTP_BODY_NONE},
 };
 
 const struct api_routes api_export_routes = {routes, ING_ARRAY_LEN(routes)};

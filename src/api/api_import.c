@@ -1,20 +1,28 @@
 /*
  * api_import.c - the Batch Ingestion API (/data/foundation/import), front half: create a batch,
- * upload files into it, and signal COMPLETE or ABORT.
+ * upload files into it (small files whole, large files in chunks), and signal COMPLETE, ABORT,
+ * FAIL or REVERT.
  *
- * Uploads arrive spooled to a file by the http layer (HTTP_BODY_FILE); the handler checks the
- * batch and the path and renames the spooled file into the batch's staging folder, so no upload
- * is ever copied or held in memory. COMPLETE queues the batch in the store and nudges the
- * pipeline. Errors use AEP's problem shape with INGEST-* codes.
+ * Uploads arrive spooled to a file by the http layer (HTTP_BODY_FILE); a small file is renamed
+ * into the batch's staging folder, so it is never copied or held in memory. A large file is
+ * INITIALIZEd (an upload record in the catalog and an empty part file under the lake's uploads
+ * folder), its chunks (PATCH with Content-Range, any order) are copied into the part file at their
+ * offset and fsynced before their range is recorded, and COMPLETE checks the ranges (no gap, no
+ * overlap) and renames the part file into staging. COMPLETE of the batch queues it in the store and
+ * nudges the pipeline. Errors use AEP's problem shape with INGEST-* codes.
  */
 #include "api/api.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
+#include "lake/upload.h"
+#include "util/clock.h"
 #include "util/fs.h"
 #include "util/id.h"
 #include "util/log.h"
@@ -29,6 +37,20 @@
 #define E_WRONG_DATASET "INGEST-1004-400"
 #define E_ACTION "INGEST-1005-400"
 #define E_INTERNAL "INGEST-1006-500"
+#define E_TOO_LARGE "INGEST-1007-413"   /* file, chunk or batch larger than the limits */
+#define E_TOO_MANY "INGEST-1008-400"    /* more files in the batch than allowed */
+#define E_RANGE "INGEST-1009-400"       /* Content-Range missing, malformed or not the body */
+#define E_INCOMPLETE "INGEST-1010-400"  /* gaps or overlaps; a large file not completed */
+#define E_NO_UPLOAD "INGEST-1011-404"   /* a large-file call before INITIALIZE */
+#define E_CLIENT_FAILED "INGEST-1012-400" /* the error a batch failed by ?action=FAIL carries */
+
+/* AEP's defaults for the limits of struct app (notes/aep-api.md section 6). */
+#define DEFAULT_MAX_PUT_BYTES (256LL << 20)
+#define DEFAULT_MAX_CHUNK_BYTES 512000000LL
+#define DEFAULT_MAX_BATCH_FILES 1500LL
+#define DEFAULT_MAX_BATCH_BYTES (100LL << 30)
+/* Chunks recorded per large file: bounds the upload record (512 MB chunks make 5 TB). */
+#define MAX_CHUNKS_PER_FILE 10000
 
 /*
  * Uploads hold this lock shared while they check that the batch is "loading" and move the file
@@ -37,6 +59,19 @@
  * would miss (or read half-way).
  */
 static pthread_rwlock_t staging_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+/*
+ * Chunk writes (PATCH) hold this shared while they copy into a part file and record the range;
+ * INITIALIZE and the file's COMPLETE hold it exclusively while they create, check and move part
+ * files. So a part file is never moved into staging with a chunk half written into it.
+ * Lock order: staging_lock, then upload_lock.
+ */
+static pthread_rwlock_t upload_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+static int64_t limit_or(int64_t v, int64_t dflt)
+{
+    return v > 0 ? v : dflt;
+}
 
 static void import_fail(struct http_resp *resp, int rc, const struct ing_err *err)
 {
@@ -109,7 +144,7 @@ out:
     json_decref(body);
 }
 
-/* ---- PUT /batches/{batchId}/datasets/{datasetId}/files/{*filePath} ------------------------- */
+/* ---- shared checks of the file routes ------------------------------------------------------ */
 
 /* fsync every directory from `dir` up to (not including) `root`, so that folders mkdir -p just
  * made survive a crash along with the file in them. */
@@ -129,39 +164,189 @@ static int fsync_dirs_up(const char *dir, const char *root, struct ing_err *err)
     return rc;
 }
 
+/* The three path parameters of .../batches/{b}/datasets/{d}/files/{*path}, checked; answers the
+ * request and returns false when they are unusable. */
+static bool file_route_args(struct http_req *req, struct http_resp *resp, const char **batch_id,
+                            const char **dataset_id, const char **file_path)
+{
+    if (req->nparams != 3) {
+        http_resp_error(resp, 404, E_NO_BATCH, "Not Found", "No such upload path.");
+        return false;
+    }
+    *batch_id = req->params[0];
+    *dataset_id = req->params[1];
+    *file_path = req->params[2];
+    if (!id_is_safe(*batch_id)) {
+        batch_not_found(resp, *batch_id);
+        return false;
+    }
+    if (!id_is_safe(*dataset_id)) {
+        http_resp_error(resp, 400, E_WRONG_DATASET, "Bad Request",
+                        "The dataset id in the path is not a valid id.");
+        return false;
+    }
+    if (!*file_path || !fs_rel_path_ok(*file_path)) {
+        http_resp_error(resp, 400, E_BAD_PATH, "Bad Request",
+                        "The file path must be relative, without '.' or '..' segments, empty "
+                        "segments or backslashes, at most 1024 bytes.");
+        return false;
+    }
+    return true;
+}
+
+/* The batch exists, is loading and writes to the dataset; answers the request otherwise. */
+static bool batch_open_for(struct app *app, struct http_req *req, struct http_resp *resp,
+                           const char *batch_id, const char *dataset_id)
+{
+    struct ing_err err;
+    json_t *batch = NULL;
+    bool ok = false;
+    ing_err_clear(&err);
+    int rc = catalog_batch_get(app->catalog, req->sandbox, batch_id, &batch, &err);
+    if (rc == ING_ENOTFOUND) {
+        batch_not_found(resp, batch_id);
+    } else if (rc < 0) {
+        import_fail(resp, rc, &err);
+    } else if (strcmp(batch_status(batch), "loading") != 0) {
+        char detail[200];
+        snprintf(detail, sizeof(detail),
+                 "Batch '%s' is %s; files can be uploaded only while it is loading.", batch_id,
+                 batch_status(batch));
+        http_resp_error(resp, 400, E_STATE, "Bad Request", detail);
+    } else if (!batch_has_dataset(batch, dataset_id)) {
+        char detail[200];
+        snprintf(detail, sizeof(detail), "Batch '%s' does not write to dataset '%s'.", batch_id,
+                 dataset_id);
+        http_resp_error(resp, 400, E_WRONG_DATASET, "Bad Request", detail);
+    } else {
+        ok = true;
+    }
+    json_decref(batch);
+    return ok;
+}
+
+/* A failed file-system step of an upload: a path that runs into an earlier upload (file "a",
+ * then "a/b") is the client's fault, anything else the server's. */
+static void upload_io_fail(struct http_resp *resp, int rc, const struct ing_err *err)
+{
+    int e = err->sys_errno;
+    if (e == EISDIR || e == ENOTDIR || e == EEXIST || e == ENOTEMPTY)
+        http_resp_error(resp, 400, E_BAD_PATH, "Bad Request",
+                        "The file path conflicts with a file or folder uploaded earlier.");
+    else if (e == ENOSPC || e == EDQUOT)
+        http_resp_error(resp, 507, E_INTERNAL, "Insufficient Storage",
+                        "The server has no room left for this upload.");
+    else
+        import_fail(resp, rc, err);
+}
+
+/* What a batch holds so far, for the per-batch limits: staged files and large files in progress,
+ * leaving out `skip_path` (the file being replaced or extended). */
+struct batch_usage {
+    const char *skip_path;
+    bool has_skip;   /* skip_path is staged or in progress */
+    int64_t files;
+    int64_t bytes;
+};
+
+static int usage_staged(void *ctx, const char *relpath, int64_t size)
+{
+    struct batch_usage *u = ctx;
+    if (u->skip_path && strcmp(relpath, u->skip_path) == 0) {
+        u->has_skip = true;
+        return 0;
+    }
+    u->files++;
+    u->bytes += size;
+    return 0;
+}
+
+static int batch_usage_get(struct app *app, const char *sandbox, const char *batch_id,
+                           const char *dataset_id, const char *skip_path, struct batch_usage *u,
+                           struct ing_err *err)
+{
+    json_t *uploads = NULL;
+    *u = (struct batch_usage){.skip_path = skip_path};
+    char *staging = lake_staging_dir(app->lake, sandbox, batch_id, dataset_id);
+    int rc = fs_exists(staging) ? fs_walk_files(staging, usage_staged, u, err) : 0;
+    if (rc == 0)
+        rc = catalog_upload_list(app->catalog, sandbox, batch_id, &uploads, err);
+    const char *key;
+    json_t *doc;
+    json_object_foreach(uploads, key, doc) {
+        const char *path = json_string_value(json_object_get(doc, "path"));
+        if (path && skip_path && strcmp(path, skip_path) == 0) {
+            u->has_skip = true;
+            continue;
+        }
+        struct upl_range *r = NULL;
+        size_t n = 0;
+        if (upl_from_json(json_object_get(doc, "chunks"), &r, &n, NULL) == 0)
+            u->bytes += upl_covered_bytes(r, n);
+        free(r);
+        /* A path both staged and in progress is one file of the batch. */
+        char *staged = path ? xasprintf("%s/%s", staging, path) : NULL;
+        if (!staged || !fs_exists(staged))
+            u->files++;
+        free(staged);
+    }
+    json_decref(uploads);
+    free(staging);
+    return rc;
+}
+
+/* Answer 400/413 and return false when adding a file (new_file) and `add_bytes` to the batch
+ * passes its limits. */
+static bool within_batch_limits(struct app *app, struct http_resp *resp,
+                                const struct batch_usage *u, bool new_file, int64_t add_bytes)
+{
+    int64_t max_files = limit_or(app->max_batch_files, DEFAULT_MAX_BATCH_FILES);
+    int64_t max_bytes = limit_or(app->max_batch_bytes, DEFAULT_MAX_BATCH_BYTES);
+    char detail[300];
+    if (new_file && u->files + 1 > max_files) {
+        snprintf(detail, sizeof(detail),
+                 "A batch holds at most %lld files; this one has %lld. Create another batch for "
+                 "the remaining files.", (long long)max_files, (long long)u->files);
+        http_resp_error(resp, 400, E_TOO_MANY, "Bad Request", detail);
+        return false;
+    }
+    if (u->bytes + add_bytes > max_bytes) {
+        snprintf(detail, sizeof(detail),
+                 "A batch holds at most %lld bytes; with this upload it would hold %lld. Create "
+                 "another batch for the remaining data.", (long long)max_bytes,
+                 (long long)(u->bytes + add_bytes));
+        http_resp_error(resp, 413, E_TOO_LARGE, "Payload Too Large", detail);
+        return false;
+    }
+    return true;
+}
+
+/* ---- PUT /batches/{batchId}/datasets/{datasetId}/files/{*filePath} ------------------------- */
+
 static void h_file_put(void *ctx, struct http_req *req, struct http_resp *resp)
 {
     struct app *app = ctx;
     struct ing_err err;
-    json_t *batch = NULL;
     char *staging = NULL, *dest = NULL, *parent = NULL;
     bool locked = false;
+    const char *batch_id, *dataset_id, *file_path;
     int rc;
     ing_err_clear(&err);
-    if (req->nparams != 3) {
-        http_resp_error(resp, 404, E_NO_BATCH, "Not Found", "No such upload path.");
+    if (!file_route_args(req, resp, &batch_id, &dataset_id, &file_path))
         goto out;
-    }
-    const char *batch_id = req->params[0], *dataset_id = req->params[1];
-    const char *file_path = req->params[2];
-    if (!id_is_safe(batch_id)) {
-        batch_not_found(resp, batch_id);
-        goto out;
-    }
-    if (!id_is_safe(dataset_id)) {
-        http_resp_error(resp, 400, E_WRONG_DATASET, "Bad Request",
-                        "The dataset id in the path is not a valid id.");
-        goto out;
-    }
-    if (!file_path || !fs_rel_path_ok(file_path)) {
-        http_resp_error(resp, 400, E_BAD_PATH, "Bad Request",
-                        "The file path must be relative, without '.' or '..' segments, empty "
-                        "segments or backslashes, at most 1024 bytes.");
-        goto out;
-    }
     if (!req->body_path) {
         http_resp_error(resp, 500, E_INTERNAL, "Internal Server Error",
                         "The upload was not spooled.");
+        goto out;
+    }
+    int64_t max_put = limit_or(app->max_put_bytes, DEFAULT_MAX_PUT_BYTES);
+    if (req->body_size > max_put) {
+        char detail[300];
+        snprintf(detail, sizeof(detail),
+                 "A file uploaded with PUT may hold at most %lld bytes; this one has %lld. Upload "
+                 "larger files in chunks: POST ...?action=INITIALIZE, PATCH with Content-Range, "
+                 "POST ...?action=COMPLETE.", (long long)max_put, (long long)req->body_size);
+        http_resp_error(resp, 413, E_TOO_LARGE, "Payload Too Large", detail);
         goto out;
     }
     /* Make the bytes durable before taking the lock: a large fsync must not hold up COMPLETE. */
@@ -173,30 +358,16 @@ static void h_file_put(void *ctx, struct http_req *req, struct http_resp *resp)
 
     pthread_rwlock_rdlock(&staging_lock);
     locked = true;
-    rc = catalog_batch_get(app->catalog, req->sandbox, batch_id, &batch, &err);
-    if (rc == ING_ENOTFOUND) {
-        batch_not_found(resp, batch_id);
+    if (!batch_open_for(app, req, resp, batch_id, dataset_id))
         goto out;
-    }
+    struct batch_usage use;
+    rc = batch_usage_get(app, req->sandbox, batch_id, dataset_id, file_path, &use, &err);
     if (rc < 0) {
         import_fail(resp, rc, &err);
         goto out;
     }
-    if (strcmp(batch_status(batch), "loading") != 0) {
-        char detail[200];
-        snprintf(detail, sizeof(detail),
-                 "Batch '%s' is %s; files can be uploaded only while it is loading.", batch_id,
-                 batch_status(batch));
-        http_resp_error(resp, 400, E_STATE, "Bad Request", detail);
+    if (!within_batch_limits(app, resp, &use, !use.has_skip, req->body_size))
         goto out;
-    }
-    if (!batch_has_dataset(batch, dataset_id)) {
-        char detail[200];
-        snprintf(detail, sizeof(detail), "Batch '%s' does not write to dataset '%s'.", batch_id,
-                 dataset_id);
-        http_resp_error(resp, 400, E_WRONG_DATASET, "Bad Request", detail);
-        goto out;
-    }
 
     staging = lake_staging_dir(app->lake, req->sandbox, batch_id, dataset_id);
     dest = xasprintf("%s/%s", staging, file_path);
@@ -208,14 +379,7 @@ static void h_file_put(void *ctx, struct http_req *req, struct http_resp *resp)
     if (rc == 0)
         rc = fsync_dirs_up(parent, lake_data_dir(app->lake), &err);
     if (rc < 0) {
-        /* A path that runs into an earlier upload (file "a", then "a/b") is the client's fault. */
-        int e = err.sys_errno;
-        if (e == EISDIR || e == ENOTDIR || e == EEXIST || e == ENOTEMPTY) {
-            http_resp_error(resp, 400, E_BAD_PATH, "Bad Request",
-                            "The file path conflicts with a file or folder uploaded earlier.");
-        } else {
-            import_fail(resp, rc, &err);
-        }
+        upload_io_fail(resp, rc, &err);
         goto out;
     }
     /* AEP answers 200 with an empty body for both a new file and a replaced one. */
@@ -223,13 +387,375 @@ static void h_file_put(void *ctx, struct http_req *req, struct http_resp *resp)
 out:
     if (locked)
         pthread_rwlock_unlock(&staging_lock);
-    json_decref(batch);
     free(staging);
     free(dest);
     free(parent);
 }
 
-/* ---- POST /batches/{batchId}?action=COMPLETE|ABORT ----------------------------------------- */
+/* ---- large files: POST ?action=INITIALIZE|COMPLETE, PATCH, HEAD ---------------------------- */
+
+static char *part_path(struct app *app, const char *sandbox, const char *batch_id,
+                       const char *dataset_id, const char *file_path)
+{
+    char *dir = lake_upload_dir(app->lake, sandbox, batch_id, dataset_id);
+    char *p = xasprintf("%s/%s", dir, file_path);
+    free(dir);
+    return p;
+}
+
+static void no_upload(struct http_resp *resp, const char *file_path)
+{
+    char detail[300];
+    snprintf(detail, sizeof(detail),
+             "The large file '%.200s' was not initialized; start with POST ...?action=INITIALIZE.",
+             file_path);
+    http_resp_error(resp, 404, E_NO_UPLOAD, "Not Found", detail);
+}
+
+/* The recorded chunks of an upload document (new array in *r, free()). */
+static int upload_chunks(const json_t *doc, struct upl_range **r, size_t *n, int64_t *total,
+                         struct ing_err *err)
+{
+    const json_t *t = json_object_get(doc, "total");
+    *total = json_is_integer(t) ? json_integer_value(t) : -1;
+    return upl_from_json(json_object_get(doc, "chunks"), r, n, err);
+}
+
+/* Range and X-Received-Bytes headers, and the File body {"name","sizeInBytes"} of AEP. */
+static void answer_ranges(struct http_resp *resp, int status, const char *file_path,
+                          const struct upl_range *r, size_t n)
+{
+    struct buf b = {0};
+    char num[32];
+    if (upl_format(r, n, &b) == 0)
+        http_resp_header(resp, "Range", buf_cstr(&b));
+    buf_free(&b);
+    int64_t got = upl_covered_bytes(r, n);
+    snprintf(num, sizeof(num), "%lld", (long long)got);
+    http_resp_header(resp, "X-Received-Bytes", num);
+    http_resp_json_new(resp, status, json_pack("{s:s, s:I}", "name", file_path, "sizeInBytes",
+                                               (json_int_t)got));
+}
+
+static void file_initialize(struct app *app, struct http_req *req, struct http_resp *resp,
+                            const char *batch_id, const char *dataset_id, const char *file_path)
+{
+    struct ing_err err;
+    json_t *doc = NULL;
+    char *part = NULL, *parent = NULL;
+    int fd = -1;
+    ing_err_clear(&err);
+    pthread_rwlock_rdlock(&staging_lock);
+    pthread_rwlock_wrlock(&upload_lock);
+    if (!batch_open_for(app, req, resp, batch_id, dataset_id))
+        goto out;
+    struct batch_usage use;
+    int rc = batch_usage_get(app, req->sandbox, batch_id, dataset_id, file_path, &use, &err);
+    if (rc < 0) {
+        import_fail(resp, rc, &err);
+        goto out;
+    }
+    if (!within_batch_limits(app, resp, &use, !use.has_skip, 0))
+        goto out;
+
+    /* The part file first, then the record: a record always has its part file. Chunks of an
+     * earlier INITIALIZE may remain in it; the new record does not cover them, and COMPLETE
+     * cuts the file at the end of the recorded chunks. */
+    part = part_path(app, req->sandbox, batch_id, dataset_id, file_path);
+    parent = xstrdup(part);
+    *strrchr(parent, '/') = '\0';
+    rc = fs_mkdirs(parent, &err);
+    if (rc == 0) {
+        fd = open(part, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0 || fsync(fd) != 0)
+            rc = ing_err_errno(&err, errno, "creating the part file");
+    }
+    if (rc == 0)
+        rc = fsync_dirs_up(parent, lake_data_dir(app->lake), &err);
+    if (rc < 0) {
+        upload_io_fail(resp, rc, &err);
+        goto out;
+    }
+    rc = catalog_upload_init(app->catalog, req->sandbox, batch_id, dataset_id, file_path, &err);
+    if (rc < 0) {
+        import_fail(resp, rc, &err);
+        goto out;
+    }
+    /* AEP answers 201 Created with an empty body. */
+    resp->status = 201;
+out:
+    if (fd >= 0)
+        close(fd);
+    pthread_rwlock_unlock(&upload_lock);
+    pthread_rwlock_unlock(&staging_lock);
+    json_decref(doc);
+    free(part);
+    free(parent);
+}
+
+static void file_complete(struct app *app, struct http_req *req, struct http_resp *resp,
+                          const char *batch_id, const char *dataset_id, const char *file_path)
+{
+    struct ing_err err;
+    json_t *doc = NULL;
+    struct upl_range *r = NULL;
+    size_t n = 0;
+    int64_t total, size = 0;
+    char *part = NULL, *dest = NULL, *parent = NULL, *staging = NULL;
+    ing_err_clear(&err);
+    pthread_rwlock_rdlock(&staging_lock);
+    pthread_rwlock_wrlock(&upload_lock);
+    if (!batch_open_for(app, req, resp, batch_id, dataset_id))
+        goto out;
+    staging = lake_staging_dir(app->lake, req->sandbox, batch_id, dataset_id);
+    dest = xasprintf("%s/%s", staging, file_path);
+    part = part_path(app, req->sandbox, batch_id, dataset_id, file_path);
+    int rc = catalog_upload_get(app->catalog, req->sandbox, batch_id, dataset_id, file_path,
+                                &doc, &err);
+    if (rc == ING_ENOTFOUND) {
+        /* COMPLETE is safe to retry: a file already in staging was completed (or PUT). */
+        int64_t staged = fs_file_size(dest);
+        if (staged >= 0) {
+            struct upl_range whole = {0, staged - 1};
+            answer_ranges(resp, 201, file_path, &whole, staged > 0 ? 1 : 0);
+        } else {
+            no_upload(resp, file_path);
+        }
+        goto out;
+    }
+    if (rc == 0)
+        rc = upload_chunks(doc, &r, &n, &total, &err);
+    if (rc < 0) {
+        import_fail(resp, rc, &err);
+        goto out;
+    }
+    ing_err_clear(&err);
+    if (upl_check_complete(r, n, total, &size, &err) != 0) {
+        char detail[400];
+        snprintf(detail, sizeof(detail), "The large file '%.150s' is not complete: %.200s.",
+                 file_path, err.msg);
+        http_resp_error(resp, 400, E_INCOMPLETE, "Bad Request", detail);
+        goto out;
+    }
+    if (!fs_exists(part) && fs_file_size(dest) == size) {
+        /* A crash came after the move and before the record was removed: finish that. */
+        rc = 0;
+    } else {
+        /* A chunk cut short by a crash may have written past the end; the file ends where the
+         * recorded chunks end. */
+        if (truncate(part, size) != 0)
+            rc = ing_err_errno(&err, errno, "cutting the part file to %lld bytes",
+                               (long long)size);
+        if (rc == 0)
+            rc = fs_fsync_path(part, &err);
+        parent = xstrdup(dest);
+        *strrchr(parent, '/') = '\0';
+        if (rc == 0)
+            rc = fs_mkdirs(parent, &err);
+        if (rc == 0)
+            rc = fs_rename_durable(part, dest, &err);
+        if (rc == 0)
+            rc = fsync_dirs_up(parent, lake_data_dir(app->lake), &err);
+        if (rc < 0) {
+            upload_io_fail(resp, rc, &err);
+            goto out;
+        }
+    }
+    rc = catalog_upload_remove(app->catalog, req->sandbox, batch_id, dataset_id, file_path, &err);
+    if (rc < 0) {
+        import_fail(resp, rc, &err);
+        goto out;
+    }
+    struct upl_range whole = {0, size - 1};
+    answer_ranges(resp, 201, file_path, &whole, 1);
+out:
+    pthread_rwlock_unlock(&upload_lock);
+    pthread_rwlock_unlock(&staging_lock);
+    json_decref(doc);
+    free(r);
+    free(part);
+    free(dest);
+    free(parent);
+    free(staging);
+}
+
+static void h_file_action(void *ctx, struct http_req *req, struct http_resp *resp)
+{
+    struct app *app = ctx;
+    const char *batch_id, *dataset_id, *file_path;
+    if (!file_route_args(req, resp, &batch_id, &dataset_id, &file_path))
+        return;
+    const char *action = http_req_query(req, "action");
+    if (action && !strcasecmp(action, "INITIALIZE"))
+        file_initialize(app, req, resp, batch_id, dataset_id, file_path);
+    else if (action && !strcasecmp(action, "COMPLETE"))
+        file_complete(app, req, resp, batch_id, dataset_id, file_path);
+    else
+        http_resp_error(resp, 400, E_ACTION, "Bad Request",
+                        "The query parameter action must be INITIALIZE or COMPLETE.");
+}
+
+static void h_file_patch(void *ctx, struct http_req *req, struct http_resp *resp)
+{
+    struct app *app = ctx;
+    struct ing_err err;
+    json_t *doc = NULL, *updated = NULL;
+    struct upl_range *r = NULL;
+    size_t n = 0;
+    char *part = NULL;
+    bool locked = false;
+    const char *batch_id, *dataset_id, *file_path;
+    char detail[400];
+    ing_err_clear(&err);
+    if (!file_route_args(req, resp, &batch_id, &dataset_id, &file_path))
+        goto out;
+    if (!req->body_path) {
+        http_resp_error(resp, 500, E_INTERNAL, "Internal Server Error",
+                        "The chunk was not spooled.");
+        goto out;
+    }
+    int64_t max_chunk = limit_or(app->max_chunk_bytes, DEFAULT_MAX_CHUNK_BYTES);
+    if (req->body_size > max_chunk) {
+        snprintf(detail, sizeof(detail),
+                 "A chunk may hold at most %lld bytes; this one has %lld. Send smaller chunks.",
+                 (long long)max_chunk, (long long)req->body_size);
+        http_resp_error(resp, 413, E_TOO_LARGE, "Payload Too Large", detail);
+        goto out;
+    }
+    struct upl_range chunk;
+    int64_t total;
+    if (upl_parse_content_range(http_req_header(req, "content-range"), &chunk, &total, &err) !=
+        0) {
+        http_resp_error(resp, 400, E_RANGE, "Bad Request", err.msg);
+        goto out;
+    }
+    if (chunk.last - chunk.first + 1 != req->body_size) {
+        snprintf(detail, sizeof(detail),
+                 "Content-Range names %lld bytes (%lld-%lld, both included) but the body has "
+                 "%lld.", (long long)(chunk.last - chunk.first + 1), (long long)chunk.first,
+                 (long long)chunk.last, (long long)req->body_size);
+        http_resp_error(resp, 400, E_RANGE, "Bad Request", detail);
+        goto out;
+    }
+
+    pthread_rwlock_rdlock(&staging_lock);
+    pthread_rwlock_rdlock(&upload_lock);
+    locked = true;
+    if (!batch_open_for(app, req, resp, batch_id, dataset_id))
+        goto out;
+    int rc = catalog_upload_get(app->catalog, req->sandbox, batch_id, dataset_id, file_path,
+                                &doc, &err);
+    if (rc == ING_ENOTFOUND) {
+        no_upload(resp, file_path);
+        goto out;
+    }
+    int64_t known_total;
+    if (rc == 0)
+        rc = upload_chunks(doc, &r, &n, &known_total, &err);
+    if (rc < 0) {
+        import_fail(resp, rc, &err);
+        goto out;
+    }
+    /* The batch limit counts the bytes this file will have with the chunk. */
+    struct batch_usage use;
+    rc = batch_usage_get(app, req->sandbox, batch_id, dataset_id, file_path, &use, &err);
+    if (rc < 0) {
+        import_fail(resp, rc, &err);
+        goto out;
+    }
+    r = xrealloc(r, (n + 1) * sizeof(*r));
+    r[n] = chunk;
+    if (!within_batch_limits(app, resp, &use, false, upl_covered_bytes(r, n + 1)))
+        goto out;
+
+    part = part_path(app, req->sandbox, batch_id, dataset_id, file_path);
+    rc = upl_copy_chunk(req->body_path, part, chunk.first, req->body_size, &err);
+    if (rc < 0) {
+        upload_io_fail(resp, rc, &err);
+        goto out;
+    }
+    /* On disk (fsynced); now durably recorded. Only then is the chunk acknowledged. */
+    rc = catalog_upload_add_chunk(app->catalog, req->sandbox, batch_id, dataset_id, file_path,
+                                  &chunk, total, MAX_CHUNKS_PER_FILE, &updated, &err);
+    if (rc == ING_ESTATE) {
+        snprintf(detail, sizeof(detail), "The chunk was not recorded: %.300s.", err.msg);
+        http_resp_error(resp, 400, E_STATE, "Bad Request", detail);
+        goto out;
+    }
+    if (rc == ING_EINVAL) {
+        http_resp_error(resp, 400, E_RANGE, "Bad Request", err.msg);
+        goto out;
+    }
+    if (rc == ING_ETOOBIG) {
+        http_resp_error(resp, 413, E_TOO_LARGE, "Payload Too Large", err.msg);
+        goto out;
+    }
+    if (rc < 0) {
+        import_fail(resp, rc, &err);
+        goto out;
+    }
+    free(r);
+    r = NULL;
+    rc = upload_chunks(updated, &r, &n, &known_total, &err);
+    if (rc < 0) {
+        import_fail(resp, rc, &err);
+        goto out;
+    }
+    answer_ranges(resp, 200, file_path, r, n);
+out:
+    if (locked) {
+        pthread_rwlock_unlock(&upload_lock);
+        pthread_rwlock_unlock(&staging_lock);
+    }
+    json_decref(doc);
+    json_decref(updated);
+    free(r);
+    free(part);
+}
+
+static void h_file_head(void *ctx, struct http_req *req, struct http_resp *resp)
+{
+    struct app *app = ctx;
+    struct ing_err err;
+    json_t *doc = NULL;
+    struct upl_range *r = NULL;
+    size_t n = 0;
+    char *staging = NULL, *dest = NULL;
+    const char *batch_id, *dataset_id, *file_path;
+    ing_err_clear(&err);
+    if (!file_route_args(req, resp, &batch_id, &dataset_id, &file_path))
+        goto out;
+    int rc = catalog_upload_get(app->catalog, req->sandbox, batch_id, dataset_id, file_path,
+                                &doc, &err);
+    if (rc == ING_ENOTFOUND) {
+        /* A file already complete (or PUT whole) has all its bytes. */
+        staging = lake_staging_dir(app->lake, req->sandbox, batch_id, dataset_id);
+        dest = xasprintf("%s/%s", staging, file_path);
+        int64_t staged = fs_file_size(dest);
+        if (staged >= 0) {
+            struct upl_range whole = {0, staged - 1};
+            answer_ranges(resp, 200, file_path, &whole, staged > 0 ? 1 : 0);
+        } else {
+            no_upload(resp, file_path);
+        }
+        goto out;
+    }
+    int64_t total;
+    if (rc == 0)
+        rc = upload_chunks(doc, &r, &n, &total, &err);
+    if (rc < 0) {
+        import_fail(resp, rc, &err);
+        goto out;
+    }
+    answer_ranges(resp, 200, file_path, r, n);
+out:
+    json_decref(doc);
+    free(r);
+    free(staging);
+    free(dest);
+}
+
+/* ---- POST /batches/{batchId}?action=COMPLETE|ABORT|FAIL|REVERT ------------------------------ */
 
 static void refuse_state(struct http_resp *resp, const char *id, const char *status,
                          const char *verb)
@@ -237,6 +763,40 @@ static void refuse_state(struct http_resp *resp, const char *id, const char *sta
     char detail[200];
     snprintf(detail, sizeof(detail), "Batch '%s' is %s; it cannot be %s.", id, status, verb);
     http_resp_error(resp, 400, E_STATE, "Bad Request", detail);
+}
+
+/* Under staging_lock (write): a loading batch with a large file initialized and not completed
+ * cannot be completed. Answers the request and returns false then. */
+static bool uploads_finished(struct app *app, struct http_req *req, struct http_resp *resp,
+                             const char *id)
+{
+    struct ing_err err;
+    json_t *open_uploads = NULL, *batch = NULL;
+    bool ok = true;
+    ing_err_clear(&err);
+    if (catalog_batch_get(app->catalog, req->sandbox, id, &batch, &err) != 0 ||
+        strcmp(batch_status(batch), "loading") != 0)
+        goto out; /* not found or not loading: the transition says so */
+    int rc = catalog_upload_list(app->catalog, req->sandbox, id, &open_uploads, &err);
+    if (rc < 0) {
+        import_fail(resp, rc, &err);
+        ok = false;
+        goto out;
+    }
+    void *it = json_object_iter(open_uploads);
+    if (it) {
+        const char *path = json_string_value(json_object_get(json_object_iter_value(it), "path"));
+        char detail[400];
+        snprintf(detail, sizeof(detail),
+                 "The large file '%.200s' was initialized but not completed; complete it (POST "
+                 "...?action=COMPLETE) before completing the batch.", path ? path : "?");
+        http_resp_error(resp, 400, E_INCOMPLETE, "Bad Request", detail);
+        ok = false;
+    }
+out:
+    json_decref(open_uploads);
+    json_decref(batch);
+    return ok;
 }
 
 static void batch_complete(struct app *app, struct http_req *req, struct http_resp *resp,
@@ -247,6 +807,10 @@ static void batch_complete(struct app *app, struct http_req *req, struct http_re
     json_t *batch = NULL;
     ing_err_clear(&err);
     pthread_rwlock_wrlock(&staging_lock);
+    if (!uploads_finished(app, req, resp, id)) {
+        pthread_rwlock_unlock(&staging_lock);
+        goto out;
+    }
     int rc = catalog_batch_transition(app->catalog, req->sandbox, id, from, "queued", NULL, &err);
     pthread_rwlock_unlock(&staging_lock);
     bool nudge = rc == 0;
@@ -258,7 +822,7 @@ static void batch_complete(struct app *app, struct http_req *req, struct http_re
             const char *st = batch_status(batch);
             if (!strcmp(st, "queued"))
                 nudge = true;
-            else if (strcmp(st, "processing") && strcmp(st, "success")) {
+            else if (strcmp(st, "processing") && strcmp(st, "success") && strcmp(st, "retrying")) {
                 refuse_state(resp, id, st, "completed");
                 goto out;
             }
@@ -279,23 +843,62 @@ out:
     json_decref(batch);
 }
 
-static void batch_abort(struct app *app, struct http_req *req, struct http_resp *resp,
-                        const char *id)
+/* After ABORT or FAIL: the staged files, the large files in progress and their records are of no
+ * further use; losing this clean-up to a crash is harmless. */
+static void discard_inputs(struct app *app, const char *sandbox, const char *id)
+{
+    struct ing_err err;
+    json_t *batch = NULL, *uploads = NULL;
+    ing_err_clear(&err);
+    if (catalog_batch_get(app->catalog, sandbox, id, &batch, &err) != 0)
+        goto out;
+    const json_t *rel = json_object_get(batch, "relatedObjects");
+    for (size_t i = 0; app->lake && i < json_array_size(rel); i++) {
+        const char *ds = json_string_value(json_object_get(json_array_get(rel, i), "id"));
+        ing_err_clear(&err);
+        if (ds && id_is_safe(ds) && lake_discard_output(app->lake, sandbox, ds, id, &err) < 0)
+            log_warn("batch %s ended but its staged files remain: %s", id, err.msg);
+    }
+    if (catalog_upload_list(app->catalog, sandbox, id, &uploads, &err) != 0)
+        goto out;
+    const char *key;
+    json_t *doc;
+    json_object_foreach(uploads, key, doc) {
+        const char *ds = json_string_value(json_object_get(doc, "dataSetId"));
+        const char *path = json_string_value(json_object_get(doc, "path"));
+        if (ds && path)
+            catalog_upload_remove(app->catalog, sandbox, id, ds, path, NULL);
+    }
+out:
+    json_decref(batch);
+    json_decref(uploads);
+}
+
+/* ABORT (to "aborted") or FAIL (to "failed", with an error saying the client failed it). */
+static void batch_stop(struct app *app, struct http_req *req, struct http_resp *resp,
+                       const char *id, bool fail)
 {
     /* A batch being processed runs to its end (the worker promotes or removes its output), so
-     * ABORT is refused there, as it is once the batch is final. */
+     * ABORT and FAIL are refused there, as they are once the batch is final. */
     static const char *const from[] = {"loading", "queued", NULL};
     struct ing_err err;
-    json_t *batch = NULL;
+    json_t *batch = NULL, *patch = NULL;
     ing_err_clear(&err);
+    if (fail)
+        patch = json_pack("{s:I, s:[{s:s, s:s}]}", "completed", (json_int_t)clock_now_ms(),
+                          "errors", "code", E_CLIENT_FAILED, "description",
+                          "The batch was failed by the client (action=FAIL).");
     pthread_rwlock_wrlock(&staging_lock);
-    int rc = catalog_batch_transition(app->catalog, req->sandbox, id, from, "aborted", NULL, &err);
+    pthread_rwlock_wrlock(&upload_lock);
+    int rc = catalog_batch_transition(app->catalog, req->sandbox, id, from,
+                                      fail ? "failed" : "aborted", patch, &err);
+    pthread_rwlock_unlock(&upload_lock);
     pthread_rwlock_unlock(&staging_lock);
     if (rc == ING_ESTATE) {
         ing_err_clear(&err);
         rc = catalog_batch_get(app->catalog, req->sandbox, id, &batch, &err);
         if (rc == 0) {
-            refuse_state(resp, id, batch_status(batch), "aborted");
+            refuse_state(resp, id, batch_status(batch), fail ? "failed" : "aborted");
             goto out;
         }
     }
@@ -307,16 +910,41 @@ static void batch_abort(struct app *app, struct http_req *req, struct http_resp 
         import_fail(resp, rc, &err);
         goto out;
     }
-    /* The staged uploads are of no further use; losing them to a crash here is harmless. */
-    rc = catalog_batch_get(app->catalog, req->sandbox, id, &batch, &err);
-    const json_t *rel = json_object_get(batch, "relatedObjects");
-    for (size_t i = 0; rc == 0 && app->lake && i < json_array_size(rel); i++) {
-        const char *ds = json_string_value(json_object_get(json_array_get(rel, i), "id"));
-        struct ing_err derr;
-        ing_err_clear(&derr);
-        if (ds && id_is_safe(ds) &&
-            lake_discard_output(app->lake, req->sandbox, ds, id, &derr) < 0)
-            log_warn("batch %s aborted but its staged files remain: %s", id, derr.msg);
+    discard_inputs(app, req->sandbox, id);
+    resp->status = 200;
+out:
+    json_decref(batch);
+    json_decref(patch);
+}
+
+/* REVERT: success -> inactive; the catalog's retire hook removes the rows from the lake before
+ * the answer goes out. Reverting an inactive batch again is a no-op (safe to retry). */
+static void batch_revert(struct app *app, struct http_req *req, struct http_resp *resp,
+                         const char *id)
+{
+    struct ing_err err;
+    json_t *batch = NULL;
+    ing_err_clear(&err);
+    int rc = catalog_batch_revert(app->catalog, req->sandbox, id, &err);
+    if (rc == ING_ESTATE) {
+        ing_err_clear(&err);
+        rc = catalog_batch_get(app->catalog, req->sandbox, id, &batch, &err);
+        if (rc == 0 && strcmp(batch_status(batch), "inactive") != 0) {
+            char detail[240];
+            snprintf(detail, sizeof(detail),
+                     "Batch '%s' is %s; only a successful batch can be reverted.", id,
+                     batch_status(batch));
+            http_resp_error(resp, 400, E_STATE, "Bad Request", detail);
+            goto out;
+        }
+    }
+    if (rc == ING_ENOTFOUND) {
+        batch_not_found(resp, id);
+        goto out;
+    }
+    if (rc < 0) {
+        import_fail(resp, rc, &err);
+        goto out;
     }
     resp->status = 200;
 out:
@@ -334,26 +962,32 @@ static void h_batch_action(void *ctx, struct http_req *req, struct http_resp *re
     }
     if (!action || !*action) {
         http_resp_error(resp, 400, E_ACTION, "Bad Request",
-                        "The query parameter action is required (COMPLETE or ABORT).");
+                        "The query parameter action is required (COMPLETE, ABORT, FAIL or "
+                        "REVERT).");
         return;
     }
     if (!strcasecmp(action, "COMPLETE")) {
         batch_complete(app, req, resp, id);
     } else if (!strcasecmp(action, "ABORT")) {
-        batch_abort(app, req, resp, id);
-    } else if (!strcasecmp(action, "FAIL") || !strcasecmp(action, "REVERT")) {
-        http_resp_error(resp, 400, E_ACTION, "Bad Request",
-                        "The batch actions FAIL and REVERT are not yet supported.");
+        batch_stop(app, req, resp, id, false);
+    } else if (!strcasecmp(action, "FAIL")) {
+        batch_stop(app, req, resp, id, true);
+    } else if (!strcasecmp(action, "REVERT")) {
+        batch_revert(app, req, resp, id);
     } else {
         http_resp_error(resp, 400, E_ACTION, "Bad Request",
-                        "Unknown batch action; use COMPLETE or ABORT.");
+                        "Unknown batch action; use COMPLETE, ABORT, FAIL or REVERT.");
     }
 }
 
+#define FILE_ROUTE IMPORT_BASE "/batches/{batchId}/datasets/{datasetId}/files/{*filePath}"
+
 static const struct http_route routes[] = {
     {HTTP_POST, IMPORT_BASE "/batches", h_batch_create, HTTP_BODY_JSON},
-    {HTTP_PUT, IMPORT_BASE "/batches/{batchId}/datasets/{datasetId}/files/{*filePath}", h_file_put,
-     HTTP_BODY_FILE},
+    {HTTP_PUT, FILE_ROUTE, h_file_put, HTTP_BODY_FILE},
+    {HTTP_PATCH, FILE_ROUTE, h_file_patch, HTTP_BODY_FILE},
+    {HTTP_POST, FILE_ROUTE, h_file_action, HTTP_BODY_NONE},
+    {HTTP_HEAD, FILE_ROUTE, h_file_head, HTTP_BODY_NONE},
     {HTTP_POST, IMPORT_BASE "/batches/{batchId}", h_batch_action, HTTP_BODY_NONE},
 };
 

@@ -7,9 +7,13 @@
 #ifndef ING_API_APP_H
 #define ING_API_APP_H
 
+#include <stdint.h>
+
 #include "catalog/catalog.h"
+#include "identity/idgraph.h"
 #include "ingest/pipeline.h"
 #include "lake/lake.h"
+#include "profile/profile.h"
 #include "schema/registry.h"
 #include "store/store.h"
 
@@ -19,8 +23,15 @@ struct app {
     struct catalog *catalog;
     struct lake *lake;
     struct pipeline *pipeline;
+    struct idgraph *idgraph;   /* identity graph lookups (api_identity.c) */
+    struct profiles *profiles; /* merge policies and profile lookups (api_profile.c) */
     const char *tenant;        /* "techmarketingdemos" */
     const char *ims_org;       /* default org id when x-gw-ims-org-id is absent */
+    /* Batch Ingestion limits (`ingot serve --max-*`); 0 takes AEP's default (api_import.c). */
+    int64_t max_put_bytes;     /* one small-file PUT: 256 MB, larger files go in chunks */
+    int64_t max_chunk_bytes;   /* one large-file PATCH chunk: 512000000 */
+    int64_t max_batch_files;   /* files per batch: 1500 */
+    int64_t max_batch_bytes;   /* bytes per batch: 100 GB */
 };
 
 #endif

@@ -20,6 +20,8 @@
 struct catalog {
     struct store *st;
     struct registry *reg; /* NULL: schemaRef ids are not resolved (tools and unit tests) */
+    cat_retire_fn *retire_fn; /* NULL: retired batches keep their bytes (unit tests) */
+    void *retire_ctx;
 };
 
 #define CAT_VERSION "1.0.0"
@@ -32,7 +34,8 @@ static const char *const ds_user_fields[] = {
     "dataSourceId", NULL,
 };
 
-static const char *const batch_final[] = {"success", "failed", "aborted", NULL};
+static const char *const batch_final[] = {"success", "failed", "aborted", "inactive",
+                                          "deleted", "failure", "active", "abandoned", NULL};
 
 /* The edges of the batch state machine (catalog.h). processing -> queued is crash recovery:
  * the pipeline re-queues a batch whose worker died. A non-final status may also "move" to
@@ -44,10 +47,15 @@ static const struct {
     {"loading", "queued"},       {"loading", "aborted"},   {"queued", "processing"},
     {"queued", "aborted"},       {"queued", "failed"},     {"processing", "success"},
     {"processing", "failed"},    {"processing", "aborted"}, {"processing", "queued"},
+    {"loading", "failed"},       {"processing", "retrying"}, {"retrying", "queued"},
+    {"retrying", "processing"},  {"retrying", "failed"},    {"retrying", "aborted"},
 };
 
-static const char *const batch_statuses[] = {"loading", "queued",  "processing", "success",
-                                             "failed",  "aborted", NULL};
+/* AEP's Catalog batch status enum (catalog.yaml batchStatus), plus "queued" as ingot uses it. */
+static const char *const batch_statuses[] = {
+    "processing", "success", "failure", "queued",  "retrying", "stalled", "aborted", "abandoned",
+    "inactive",   "failed",  "loading", "loaded",  "staged",   "active",  "staging", "deleted",
+    NULL};
 
 static bool str_in(const char *s, const char *const *list)
 {
@@ -441,6 +449,9 @@ static int batch_input_format(const json_t *body, json_t **out, struct ing_err *
     return 0;
 }
 
+static int batch_insert_checked(struct catalog *cat, const char *sandbox, const char *id,
+                                json_t *doc, struct ing_err *err);
+
 int catalog_batch_create(struct catalog *cat, const char *sandbox, const struct cat_actor *who,
                          const json_t *body, char **id_out, struct ing_err *err)
 {
@@ -488,11 +499,21 @@ int catalog_batch_create(struct catalog *cat, const char *sandbox, const struct 
                          "enableErrorDiagnostics must be a boolean");
         goto out;
     }
-    const json_t *pct = json_object_get(body, "partialIngestionPercent");
+    /* partialIngestionPercentage is the name older versions of AEP's docs use. */
+    const char *pct_name = "partialIngestionPercent";
+    const json_t *pct = json_object_get(body, pct_name);
+    if (!pct || json_is_null(pct)) {
+        pct_name = "partialIngestionPercentage";
+        pct = json_object_get(body, pct_name);
+    }
+    if (json_is_null(pct))
+        pct = NULL;
     if (pct && (!json_is_number(pct) || json_number_value(pct) < 0 ||
                 json_number_value(pct) > 100)) {
-        rc = field_error(err, ING_EINVAL, "partialIngestionPercent",
-                         "partialIngestionPercent must be a number from 0 to 100");
+        rc = field_error(err, ING_EINVAL, pct_name,
+                         strcmp(pct_name, "partialIngestionPercent") == 0
+                             ? "partialIngestionPercent must be a number from 0 to 100"
+                             : "partialIngestionPercentage must be a number from 0 to 100");
         goto out;
     }
     const json_t *replay = json_object_get(body, "replay");
@@ -520,14 +541,20 @@ int catalog_batch_create(struct catalog *cat, const char *sandbox, const struct 
     json_object_set_new(doc, "externalId", json_string(json_is_string(ext) ? json_string_value(ext)
                                                                            : id));
     json_object_set(doc, "inputFormat", fmt);
-    if (diag)
+    /* The partial ingestion settings also go into the tags, as AEP shows them (EN-DIAG). */
+    json_t *doc_tags = json_object_get(doc, "tags");
+    if (diag) {
         json_object_set_new(doc, "enableErrorDiagnostics", json_deep_copy(diag));
-    if (pct)
+        json_object_set_new(doc_tags, "acp_enableErrorDiagnostics", json_deep_copy(diag));
+    }
+    if (pct) {
         json_object_set_new(doc, "partialIngestionPercent", json_deep_copy(pct));
+        json_object_set_new(doc_tags, "acp_partialIngestionPercent", json_deep_copy(pct));
+    }
     if (json_is_object(replay))
         json_object_set_new(doc, "replay", json_deep_copy(replay));
 
-    rc = store_insert(cat->st, sandbox, CAT_KIND_BATCH, id, doc, err);
+    rc = batch_insert_checked(cat, sandbox, id, doc, err);
     if (rc < 0)
         goto out;
     if (id_out)
@@ -647,12 +674,16 @@ static int file_entry_check(const json_t *f, size_t i, struct ing_err *err)
     return 0;
 }
 
+static int retire_predecessors(struct catalog *cat, const char *sandbox, const json_t *batch,
+                               int64_t now, json_t *retired, struct ing_err *err);
+static void run_retire_hook(struct catalog *cat, const char *sandbox, const json_t *retired);
+
 int catalog_batch_finish(struct catalog *cat, const char *sandbox, const char *batch_id,
                          const char *status, const json_t *metrics, const json_t *errors,
                          const json_t *files, struct ing_err *err)
 {
     static const char *const from[] = {"processing", NULL};
-    json_t *doc = NULL, *ds = NULL, *fdoc = NULL;
+    json_t *doc = NULL, *ds = NULL, *fdoc = NULL, *retired = json_array();
     bool in_tx = false;
     int rc = 0;
     bool success = status && strcmp(status, "success") == 0;
@@ -736,12 +767,19 @@ int catalog_batch_finish(struct catalog *cat, const char *sandbox, const char *b
             rc = store_update(cat->st, sandbox, CAT_KIND_DATASET, ds_id, ds, err);
         }
     }
+    /* A replay replaces its predecessors in this same transaction: readers see the old batches
+     * or the new one, never both or neither. */
+    if (rc == 0 && success)
+        rc = retire_predecessors(cat, sandbox, doc, now, retired, err);
 out:
     if (in_tx)
         rc = tx_end(cat->st, rc, err);
+    if (rc == 0)
+        run_retire_hook(cat, sandbox, retired);
     json_decref(doc);
     json_decref(ds);
     json_decref(fdoc);
+    json_decref(retired);
     return rc;
 }
 
@@ -855,4 +893,603 @@ out:
     json_decref(doc);
     json_decref(seen);
     return rc;
+}
+
+/* ---- lifecycle: externalId, replay, revert, lastBatches ------------------------------------ */
+
+bool catalog_batch_status_ok(const char *status)
+{
+    return str_in(status, batch_statuses);
+}
+
+void catalog_set_retire_hook(struct catalog *cat, cat_retire_fn *fn, void *ctx)
+{
+    cat->retire_fn = fn;
+    cat->retire_ctx = ctx;
+}
+
+/* `retired` holds {"dataSetId","id"} objects of batches a committed transaction retired. */
+static void run_retire_hook(struct catalog *cat, const char *sandbox, const json_t *retired)
+{
+    size_t i;
+    const json_t *it;
+    if (!cat->retire_fn)
+        return;
+    json_array_foreach(retired, i, it) {
+        const char *ds = json_string_value(json_object_get(it, "dataSetId"));
+        const char *id = json_string_value(json_object_get(it, "id"));
+        if (ds && id)
+            cat->retire_fn(cat->retire_ctx, sandbox, ds, id);
+    }
+}
+
+int catalog_retire_sweep(struct catalog *cat, struct ing_err *err)
+{
+    struct store_filter f = {.property = "status", .op = STORE_EQ, .value = "inactive"};
+    struct store_query q = {.filters = &f, .nfilters = 1};
+    json_t *found = NULL;
+    if (!cat->retire_fn)
+        return 0;
+    int rc = store_scan_all(cat->st, CAT_KIND_BATCH, &q, &found, err);
+    size_t i;
+    json_t *it;
+    json_array_foreach(found, i, it) {
+        const char *sandbox = json_string_value(json_object_get(it, "sandbox"));
+        const char *id = json_string_value(json_object_get(it, "id"));
+        const char *ds = batch_dataset_id(json_object_get(it, "doc"));
+        if (sandbox && id && ds)
+            cat->retire_fn(cat->retire_ctx, sandbox, ds, id);
+    }
+    json_decref(found);
+    return rc;
+}
+
+/* Inside a transaction: `batch` (a loaded "success" document of batch `id`) becomes inactive, its
+ * dataSetFiles invalid, and the dataset's lastBatchStatus follows when it names this batch. The
+ * batch is added to `retired` for the hook. */
+static int batch_make_inactive(struct catalog *cat, const char *sandbox, const char *id,
+                               json_t *batch, int64_t now, json_t *retired, struct ing_err *err)
+{
+    json_t *files = NULL, *ds = NULL;
+    const char *ds_id = batch_dataset_id(batch);
+    json_object_set_new(batch, "status", json_string("inactive"));
+    json_object_set_new(batch, "updated", json_integer(now));
+    int rc = store_update(cat->st, sandbox, CAT_KIND_BATCH, id, batch, err);
+    if (rc < 0)
+        goto out;
+    struct store_filter f = {.property = "batchId", .op = STORE_EQ, .value = id};
+    struct store_query q = {.filters = &f, .nfilters = 1};
+    rc = store_list(cat->st, sandbox, CAT_KIND_FILE, &q, &files, err);
+    if (rc < 0)
+        goto out;
+    const char *fid;
+    json_t *fdoc;
+    json_object_foreach(files, fid, fdoc) {
+        json_object_set_new(fdoc, "isValid", json_false());
+        json_object_set_new(fdoc, "updated", json_integer(now));
+        rc = store_update(cat->st, sandbox, CAT_KIND_FILE, fid, fdoc, err);
+        if (rc < 0)
+            goto out;
+    }
+    if (ds_id && id_is_safe(ds_id)) {
+        rc = store_get(cat->st, sandbox, CAT_KIND_DATASET, ds_id, &ds, err);
+        if (rc == ING_ENOTFOUND) {
+            rc = 0;
+        } else if (rc == 0) {
+            const char *last = json_string_value(json_object_get(ds, "lastBatchId"));
+            if (last && strcmp(last, id) == 0) {
+                json_object_set_new(ds, "lastBatchStatus", json_string("inactive"));
+                json_object_set_new(ds, "updated", json_integer(now));
+                rc = store_update(cat->st, sandbox, CAT_KIND_DATASET, ds_id, ds, err);
+            }
+        }
+        if (rc < 0)
+            goto out;
+        json_array_append_new(retired, json_pack("{s:s, s:s}", "dataSetId", ds_id, "id", id));
+    }
+out:
+    json_decref(files);
+    json_decref(ds);
+    return rc;
+}
+
+static int retire_predecessors(struct catalog *cat, const char *sandbox, const json_t *batch,
+                               int64_t now, json_t *retired, struct ing_err *err)
+{
+    const json_t *preds = json_object_get(json_object_get(batch, "replay"), "predecessors");
+    size_t i;
+    const json_t *p;
+    json_array_foreach(preds, i, p) {
+        const char *pid = json_string_value(p);
+        json_t *pdoc = NULL;
+        if (!pid || !id_is_safe(pid))
+            continue;
+        int rc = store_get(cat->st, sandbox, CAT_KIND_BATCH, pid, &pdoc, err);
+        if (rc == ING_ENOTFOUND)
+            continue;
+        if (rc < 0)
+            return rc;
+        /* Only data that is visible is replaced; a failed or aborted predecessor has none. */
+        const char *st = json_string_value(json_object_get(pdoc, "status"));
+        if (st && strcmp(st, "success") == 0)
+            rc = batch_make_inactive(cat, sandbox, pid, pdoc, now, retired, err);
+        json_decref(pdoc);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int catalog_batch_revert(struct catalog *cat, const char *sandbox, const char *id,
+                         struct ing_err *err)
+{
+    static const char *const from[] = {"success", NULL};
+    json_t *doc = NULL, *retired = json_array();
+    bool in_tx = false;
+    int rc = store_tx_begin(cat->st, err);
+    if (rc < 0)
+        goto out;
+    in_tx = true;
+    rc = batch_load_in(cat, sandbox, id, from, &doc, err);
+    if (rc < 0)
+        goto out;
+    rc = batch_make_inactive(cat, sandbox, id, doc, clock_now_ms(), retired, err);
+out:
+    if (in_tx)
+        rc = tx_end(cat->st, rc, err);
+    if (rc == 0)
+        run_retire_hook(cat, sandbox, retired);
+    json_decref(doc);
+    json_decref(retired);
+    return rc;
+}
+
+/* Add `id` to the array `ids` unless it is there. */
+static void add_unique(json_t *ids, const char *id)
+{
+    size_t i;
+    const json_t *v;
+    json_array_foreach(ids, i, v) {
+        if (strcmp(json_string_value(v), id) == 0)
+            return;
+    }
+    json_array_append_new(ids, json_string(id));
+}
+
+/* Inside the create transaction: a replay predecessor must exist, write to the same dataset and be
+ * in a final status (a batch still running could land after its replacement). */
+static int check_predecessor(struct catalog *cat, const char *sandbox, const char *self_id,
+                             const char *ds_id, const json_t *pdoc, const char *pid,
+                             const char *field, struct ing_err *err)
+{
+    static const char *const replaceable[] = {"success", "failed", "aborted", "inactive", NULL};
+    (void)cat;
+    const char *pds = batch_dataset_id(pdoc);
+    const char *st = json_string_value(json_object_get(pdoc, "status"));
+    ing_err_field(err, field);
+    if (strcmp(pid, self_id) == 0)
+        return ing_err_set(err, ING_EINVAL, "a batch cannot replay itself");
+    if (!pds || !ds_id || strcmp(pds, ds_id) != 0)
+        return ing_err_set(err, ING_EINVAL,
+                           "batch '%s' writes to another dataset; a replay replaces batches of "
+                           "its own dataset", pid);
+    if (!str_in(st, replaceable))
+        return ing_err_set(err, ING_EINVAL,
+                           "batch '%s' is %s; a replay can replace only finished batches", pid,
+                           st ? st : "(no status)");
+    ing_err_field(err, "");
+    (void)sandbox;
+    return 0;
+}
+
+static int replay_resolve(struct catalog *cat, const char *sandbox, const char *self_id,
+                          const char *ds_id, json_t *replay, struct ing_err *err)
+{
+    json_t *ids = json_array(), *found = NULL, *pdoc = NULL;
+    int rc = 0;
+    char field[ING_ERR_PATH];
+    const json_t *preds = json_object_get(replay, "predecessors");
+    const json_t *by_ext = json_object_get(replay, "predecessorsByExternalId");
+    const json_t *reason = json_object_get(replay, "reason");
+    if (reason && !json_is_string(reason)) {
+        rc = field_error(err, ING_EINVAL, "replay.reason", "replay.reason must be a string");
+        goto out;
+    }
+    if ((preds && !json_is_array(preds)) || (by_ext && !json_is_array(by_ext))) {
+        rc = field_error(err, ING_EINVAL, "replay.predecessors",
+                         "replay.predecessors and replay.predecessorsByExternalId must be arrays "
+                         "of strings");
+        goto out;
+    }
+    size_t i;
+    const json_t *v;
+    json_array_foreach(preds, i, v) {
+        snprintf(field, sizeof(field), "replay.predecessors[%zu]", i);
+        const char *pid = json_string_value(v);
+        /* The spec asks client-supplied ids to carry a '$' prefix; both forms are taken. */
+        if (pid && pid[0] == '$')
+            pid++;
+        if (!pid || !id_is_safe(pid)) {
+            rc = field_error(err, ING_EINVAL, field, "a predecessor must be a batch id");
+            goto out;
+        }
+        rc = store_get(cat->st, sandbox, CAT_KIND_BATCH, pid, &pdoc, err);
+        if (rc == ING_ENOTFOUND) {
+            ing_err_field(err, field);
+            rc = ing_err_set(err, ING_EINVAL, "batch '%s' does not exist in sandbox '%s'", pid,
+                             sandbox);
+        }
+        if (rc == 0)
+            rc = check_predecessor(cat, sandbox, self_id, ds_id, pdoc, pid, field, err);
+        json_decref(pdoc);
+        pdoc = NULL;
+        if (rc < 0)
+            goto out;
+        add_unique(ids, pid);
+    }
+    json_array_foreach(by_ext, i, v) {
+        snprintf(field, sizeof(field), "replay.predecessorsByExternalId[%zu]", i);
+        const char *ext = json_string_value(v);
+        if (!ext || !*ext) {
+            rc = field_error(err, ING_EINVAL, field, "an external id must be a non-empty string");
+            goto out;
+        }
+        struct store_filter f = {.property = "externalId", .op = STORE_EQ, .value = ext};
+        struct store_query q = {.filters = &f, .nfilters = 1, .limit = 2};
+        rc = store_list(cat->st, sandbox, CAT_KIND_BATCH, &q, &found, err);
+        if (rc < 0)
+            goto out;
+        if (json_object_size(found) != 1) {
+            ing_err_field(err, field);
+            rc = ing_err_set(err, ING_EINVAL, "no single batch has externalId '%s'", ext);
+            goto out;
+        }
+        const char *pid = json_object_iter_key(json_object_iter(found));
+        rc = check_predecessor(cat, sandbox, self_id, ds_id,
+                               json_object_iter_value(json_object_iter(found)), pid, field, err);
+        if (rc < 0)
+            goto out;
+        add_unique(ids, pid);
+        json_decref(found);
+        found = NULL;
+    }
+    if (json_array_size(ids) == 0) {
+        rc = field_error(err, ING_EINVAL, "replay.predecessors",
+                         "a replay needs predecessors (batch ids) or predecessorsByExternalId");
+        goto out;
+    }
+    json_object_set(replay, "predecessors", ids);
+out:
+    json_decref(ids);
+    json_decref(found);
+    json_decref(pdoc);
+    return rc;
+}
+
+/* The insert of catalog_batch_create, in one transaction with its checks against other batches:
+ * a unique externalId and a valid replay. */
+static int batch_insert_checked(struct catalog *cat, const char *sandbox, const char *id,
+                                json_t *doc, struct ing_err *err)
+{
+    int64_t n = 0;
+    int rc = store_tx_begin(cat->st, err);
+    if (rc < 0)
+        return rc;
+    const char *ext = json_string_value(json_object_get(doc, "externalId"));
+    if (ext) {
+        struct store_filter f = {.property = "externalId", .op = STORE_EQ, .value = ext};
+        struct store_query q = {.filters = &f, .nfilters = 1};
+        rc = store_count(cat->st, sandbox, CAT_KIND_BATCH, &q, &n, err);
+        if (rc == 0 && n > 0)
+            rc = field_error(err, ING_EINVAL, "externalId",
+                             "externalId is already used by another batch of this sandbox; "
+                             "it must be unique");
+    }
+    json_t *replay = json_object_get(doc, "replay");
+    if (rc == 0 && json_is_object(replay))
+        rc = replay_resolve(cat, sandbox, id, batch_dataset_id(doc), replay, err);
+    if (rc == 0)
+        rc = store_insert(cat->st, sandbox, CAT_KIND_BATCH, id, doc, err);
+    return tx_end(cat->st, rc, err);
+}
+
+/* The newest batch of a dataset, optionally with a given status: *out NULL when there is none. */
+static int newest_batch(struct catalog *cat, const char *sandbox, const char *ds_id,
+                        const char *status, json_t **out, struct ing_err *err)
+{
+    struct store_filter f[2] = {{.property = "relatedObjects.id", .op = STORE_EQ, .value = ds_id},
+                                {.property = "status", .op = STORE_EQ, .value = status}};
+    static const struct store_order order[] = {{.property = "created", .desc = true},
+                                               {.property = "id", .desc = true}};
+    struct store_query q = {.filters = f, .nfilters = status ? 2 : 1, .order = order,
+                            .norder = ING_ARRAY_LEN(order), .limit = 1};
+    json_t *found = NULL;
+    *out = NULL;
+    int rc = store_list(cat->st, sandbox, CAT_KIND_BATCH, &q, &found, err);
+    if (rc == 0 && json_object_size(found) == 1)
+        *out = json_incref(json_object_iter_value(json_object_iter(found)));
+    json_decref(found);
+    return rc;
+}
+
+static int last_batches_of(struct catalog *cat, const char *sandbox, const char *ds_id,
+                           json_t *res, struct ing_err *err)
+{
+    json_t *last = NULL, *ok = NULL, *bad = NULL;
+    int rc = newest_batch(cat, sandbox, ds_id, NULL, &last, err);
+    if (rc == 0 && last)
+        rc = newest_batch(cat, sandbox, ds_id, "success", &ok, err);
+    if (rc == 0 && last)
+        rc = newest_batch(cat, sandbox, ds_id, "failed", &bad, err);
+    if (rc == 0 && last) {
+        json_t *e = json_object();
+        json_object_set(e, "lastBatchId", json_object_get(last, "id"));
+        json_object_set(e, "lastBatchStatus", json_object_get(last, "status"));
+        if (ok)
+            json_object_set(e, "lastSuccessfulBatchId", json_object_get(ok, "id"));
+        if (bad)
+            json_object_set(e, "lastFailedBatchId", json_object_get(bad, "id"));
+        static const char *const copied[] = {"imsOrg", "created", "updated"};
+        for (size_t i = 0; i < ING_ARRAY_LEN(copied); i++) {
+            json_t *v = json_object_get(last, copied[i]);
+            if (v)
+                json_object_set(e, copied[i], v);
+        }
+        json_object_set_new(res, ds_id, e);
+    }
+    json_decref(last);
+    json_decref(ok);
+    json_decref(bad);
+    return rc;
+}
+
+int catalog_last_batches(struct catalog *cat, const char *sandbox, const char *dataset_ids,
+                         json_t **out, struct ing_err *err)
+{
+    json_t *res = json_object(), *all = NULL;
+    char *copy = NULL;
+    int rc = 0;
+    *out = NULL;
+    if (dataset_ids) {
+        copy = xstrdup(dataset_ids);
+        char *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0;
+             tok = strtok_r(NULL, ",", &save)) {
+            rc = check_id(tok, "dataSetId", err);
+            if (rc == 0 && !json_object_get(res, tok))
+                rc = last_batches_of(cat, sandbox, tok, res, err);
+        }
+    } else {
+        struct store_query q = {0};
+        rc = store_list(cat->st, sandbox, CAT_KIND_DATASET, &q, &all, err);
+        const char *ds_id;
+        json_t *ds;
+        json_object_foreach(all, ds_id, ds) {
+            if (rc == 0)
+                rc = last_batches_of(cat, sandbox, ds_id, res, err);
+        }
+    }
+    if (rc == 0) {
+        *out = res;
+        res = NULL;
+    }
+    free(copy);
+    json_decref(all);
+    json_decref(res);
+    return rc;
+}
+
+/* ---- large-file uploads -------------------------------------------------------------------- */
+
+/* The upload document id: the batch id and a 64-bit FNV-1a hash of dataset and path (the path is
+ * too long and too free-form to be an id itself; the document keeps the real ones and is checked
+ * against them). */
+static void upload_doc_id(const char *batch_id, const char *dataset_id, const char *path,
+                          char out[ID_ULID_LEN + 64])
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    const char *parts[] = {dataset_id, "/", path};
+    for (size_t i = 0; i < ING_ARRAY_LEN(parts); i++)
+        for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++) {
+            h ^= *p;
+            h *= 0x100000001b3u;
+        }
+    snprintf(out, ID_ULID_LEN + 64, "%.40s-%016llx", batch_id, (unsigned long long)h);
+}
+
+static int upload_args_ok(const char *batch_id, const char *dataset_id, const char *path,
+                          struct ing_err *err)
+{
+    int rc = check_id(batch_id, "batchId", err);
+    if (rc == 0)
+        rc = check_id(dataset_id, "dataSetId", err);
+    if (rc == 0 && (!path || !fs_rel_path_ok(path)))
+        rc = field_error(err, ING_EINVAL, "filePath", "the file path is not a safe relative path");
+    return rc;
+}
+
+/* Inside a transaction: the batch must be loading and write to the dataset. */
+static int upload_batch_ok(struct catalog *cat, const char *sandbox, const char *batch_id,
+                           const char *dataset_id, struct ing_err *err)
+{
+    static const char *const from[] = {"loading", NULL};
+    json_t *batch = NULL;
+    int rc = batch_load_in(cat, sandbox, batch_id, from, &batch, err);
+    if (rc == 0) {
+        const char *ds = batch_dataset_id(batch);
+        if (!ds || strcmp(ds, dataset_id) != 0)
+            rc = ing_err_set(err, ING_EINVAL, "batch '%s' does not write to dataset '%s'",
+                             batch_id, dataset_id);
+    }
+    json_decref(batch);
+    return rc;
+}
+
+/* Inside a transaction: the upload document, checked to be the one of (dataset, path). */
+static int upload_load(struct catalog *cat, const char *sandbox, const char *doc_id,
+                       const char *dataset_id, const char *path, json_t **out,
+                       struct ing_err *err)
+{
+    json_t *doc = NULL;
+    int rc = store_get(cat->st, sandbox, CAT_KIND_UPLOAD, doc_id, &doc, err);
+    if (rc == ING_ENOTFOUND)
+        return ing_err_set(err, ING_ENOTFOUND,
+                           "the large file '%s' was not initialized (POST ?action=INITIALIZE)",
+                           path);
+    if (rc < 0)
+        return rc;
+    const char *ds = json_string_value(json_object_get(doc, "dataSetId"));
+    const char *p = json_string_value(json_object_get(doc, "path"));
+    if (!ds || !p || strcmp(ds, dataset_id) != 0 || strcmp(p, path) != 0) {
+        json_decref(doc);
+        return ing_err_set(err, ING_EEXIST, "upload record collision for '%s'", path);
+    }
+    *out = doc;
+    return 0;
+}
+
+int catalog_upload_init(struct catalog *cat, const char *sandbox, const char *batch_id,
+                        const char *dataset_id, const char *path, struct ing_err *err)
+{
+    char doc_id[ID_ULID_LEN + 64];
+    json_t *doc = NULL, *old = NULL;
+    bool in_tx = false;
+    int rc = upload_args_ok(batch_id, dataset_id, path, err);
+    if (rc < 0)
+        goto out;
+    upload_doc_id(batch_id, dataset_id, path, doc_id);
+    rc = store_tx_begin(cat->st, err);
+    if (rc < 0)
+        goto out;
+    in_tx = true;
+    rc = upload_batch_ok(cat, sandbox, batch_id, dataset_id, err);
+    if (rc < 0)
+        goto out;
+    rc = upload_load(cat, sandbox, doc_id, dataset_id, path, &old, err);
+    if (rc == ING_ENOTFOUND)
+        rc = 0;
+    if (rc < 0)
+        goto out;
+    int64_t now = clock_now_ms();
+    doc = json_pack("{s:s, s:s, s:s, s:[], s:I, s:I}", "batchId", batch_id, "dataSetId",
+                    dataset_id, "path", path, "chunks", "created", (json_int_t)now, "updated",
+                    (json_int_t)now);
+    rc = store_put(cat->st, sandbox, CAT_KIND_UPLOAD, doc_id, doc, err);
+out:
+    if (in_tx)
+        rc = tx_end(cat->st, rc, err);
+    json_decref(doc);
+    json_decref(old);
+    return rc;
+}
+
+int catalog_upload_get(struct catalog *cat, const char *sandbox, const char *batch_id,
+                       const char *dataset_id, const char *path, json_t **out,
+                       struct ing_err *err)
+{
+    char doc_id[ID_ULID_LEN + 64];
+    int rc = upload_args_ok(batch_id, dataset_id, path, err);
+    if (rc < 0)
+        return rc;
+    upload_doc_id(batch_id, dataset_id, path, doc_id);
+    return upload_load(cat, sandbox, doc_id, dataset_id, path, out, err);
+}
+
+int catalog_upload_add_chunk(struct catalog *cat, const char *sandbox, const char *batch_id,
+                             const char *dataset_id, const char *path,
+                             const struct upl_range *chunk, int64_t total, size_t max_chunks,
+                             json_t **out, struct ing_err *err)
+{
+    char doc_id[ID_ULID_LEN + 64];
+    json_t *doc = NULL;
+    struct upl_range *have = NULL;
+    size_t n = 0;
+    bool in_tx = false;
+    int rc = upload_args_ok(batch_id, dataset_id, path, err);
+    if (rc < 0)
+        goto out;
+    if (!chunk || chunk->first < 0 || chunk->last < chunk->first) {
+        rc = ing_err_set(err, ING_EINVAL, "a chunk needs 0 <= first <= last");
+        goto out;
+    }
+    upload_doc_id(batch_id, dataset_id, path, doc_id);
+    rc = store_tx_begin(cat->st, err);
+    if (rc < 0)
+        goto out;
+    in_tx = true;
+    rc = upload_batch_ok(cat, sandbox, batch_id, dataset_id, err);
+    if (rc == 0)
+        rc = upload_load(cat, sandbox, doc_id, dataset_id, path, &doc, err);
+    if (rc == 0)
+        rc = upl_from_json(json_object_get(doc, "chunks"), &have, &n, err);
+    if (rc < 0)
+        goto out;
+    const json_t *tv = json_object_get(doc, "total");
+    int64_t known = json_is_integer(tv) ? json_integer_value(tv) : -1;
+    if (total >= 0 && known >= 0 && total != known) {
+        rc = ing_err_set(err, ING_EINVAL,
+                         "Content-Range gives the file size %lld, an earlier chunk gave %lld",
+                         (long long)total, (long long)known);
+        goto out;
+    }
+    if (total < 0)
+        total = known;
+    for (size_t i = 0; total >= 0 && i < n; i++)
+        if (have[i].last >= total) {
+            rc = ing_err_set(err, ING_EINVAL, "a chunk received earlier ends past the file size "
+                                              "%lld", (long long)total);
+            goto out;
+        }
+    if (total >= 0 && chunk->last >= total) {
+        rc = ing_err_set(err, ING_EINVAL, "the chunk ends past the file size %lld",
+                         (long long)total);
+        goto out;
+    }
+    bool seen = false;
+    for (size_t i = 0; i < n && !seen; i++)
+        seen = have[i].first == chunk->first && have[i].last == chunk->last;
+    if (!seen) {
+        if (max_chunks > 0 && n >= max_chunks) {
+            rc = ing_err_set(err, ING_ETOOBIG, "a large file takes at most %zu chunks", max_chunks);
+            goto out;
+        }
+        json_array_append_new(json_object_get(doc, "chunks"),
+                              json_pack("[I, I]", (json_int_t)chunk->first,
+                                        (json_int_t)chunk->last));
+    }
+    if (total >= 0)
+        json_object_set_new(doc, "total", json_integer(total));
+    json_object_set_new(doc, "updated", json_integer(clock_now_ms()));
+    rc = store_update(cat->st, sandbox, CAT_KIND_UPLOAD, doc_id, doc, err);
+out:
+    if (in_tx)
+        rc = tx_end(cat->st, rc, err);
+    if (rc == 0 && out)
+        *out = json_incref(doc);
+    free(have);
+    json_decref(doc);
+    return rc;
+}
+
+int catalog_upload_remove(struct catalog *cat, const char *sandbox, const char *batch_id,
+                          const char *dataset_id, const char *path, struct ing_err *err)
+{
+    char doc_id[ID_ULID_LEN + 64];
+    int rc = upload_args_ok(batch_id, dataset_id, path, err);
+    if (rc < 0)
+        return rc;
+    upload_doc_id(batch_id, dataset_id, path, doc_id);
+    rc = store_delete(cat->st, sandbox, CAT_KIND_UPLOAD, doc_id, err);
+    return rc == ING_ENOTFOUND ? 0 : rc;
+}
+
+int catalog_upload_list(struct catalog *cat, const char *sandbox, const char *batch_id,
+                        json_t **out, struct ing_err *err)
+{
+    int rc = check_id(batch_id, "batchId", err);
+    if (rc < 0)
+        return rc;
+    struct store_filter f = {.property = "batchId", .op = STORE_EQ, .value = batch_id};
+    struct store_query q = {.filters = &f, .nfilters = 1};
+    return store_list(cat->st, sandbox, CAT_KIND_UPLOAD, &q, out, err);
 }

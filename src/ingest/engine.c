@@ -4,8 +4,10 @@
  * For every input file (in sorted name order, so a batch always produces the same output):
  * jsplit cuts records, shred validates, converts and appends each good record to the part file
  * of that input (part-00000.parquet, part-00001.parquet, ...), and every bad record becomes one
- * row error naming file, row, byte offset and field. The pq_writer bounds memory by row group, so
- * one part file per input file keeps memory flat however large the input is.
+ * row error naming file, row, byte offset and field (and, when a diagnostics writer is given, one
+ * row_errors line with the raw record). The pq_writer bounds memory by row group, so one part file
+ * per input file keeps memory flat however large the input is. Compressed inputs are read through
+ * inread, which the splitter pulls from.
  */
 #include "ingest/engine.h"
 
@@ -16,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ingest/inread.h"
 #include "ingest/shred.h"
 #include "json/jsplit.h"
 #include "util/fs.h"
@@ -23,6 +26,9 @@
 
 /* Row errors kept in the result; the counts go on past this. */
 #define ENGINE_MAX_ROW_ERRORS 1000
+
+/* Batch-level error code for an input file that cannot be read or decompressed. */
+#define ENGINE_UNREADABLE_CODE "400"
 
 /* AEP's batch-level error for an input file without records (notes 1.11, code 106). */
 #define ENGINE_EMPTY_CODE "106"
@@ -38,6 +44,8 @@ struct run {
     const struct pq_schema *pq;
     char *part_path;            /* path of the open part file */
     char part_name[32];
+    bool row_limit_hit;         /* the run stopped because of max_failed_rows */
+    bool fault_used;            /* opts->fault_write_errno has fired */
 };
 
 /* The AEP error code of a row error, or NULL when the code is not about a row. */
@@ -75,16 +83,26 @@ static void append_error_item(struct engine_result *res, const struct ing_err *e
                                     e->field, "code", code, "message", e->msg));
 }
 
+/* A write failure that may pass if the batch runs again (a full disk, a flaky device). */
+static bool is_transient(const struct ing_err *e, int rc)
+{
+    return rc == ING_EIO && (e->sys_errno == ENOSPC || e->sys_errno == EIO ||
+                             e->sys_errno == EDQUOT);
+}
+
 /*
- * Record a bad row: count it, keep its description, remember the first one. Returns 0 to go on
- * with the next record, or the row's code when failures passed opts.max_failed_rows (err then
- * holds the row error).
+ * Record a bad row: count it, keep its description, remember the first one, write it to the
+ * diagnostics. Returns 0 to go on with the next record, or the row's code when failures passed
+ * opts.max_failed_rows (err then holds the row error).
  */
 static int row_failed(struct run *r, const struct engine_file *f, struct ing_err *rerr,
-                      struct ing_err *err)
+                      const char *raw, size_t raw_len, struct ing_err *err)
 {
     struct engine_result *res = r->res;
     res->failed_records++;
+    int kind = diag_kind_of(rerr->code);
+    if (kind >= 0)
+        res->failed_by_kind[kind]++;
     ing_err_file(rerr, file_label(f));
     if (!rerr->msg[0])
         snprintf(rerr->msg, sizeof(rerr->msg),
@@ -92,12 +110,37 @@ static int row_failed(struct run *r, const struct engine_file *f, struct ing_err
     append_error_item(res, rerr, row_code_name(rerr->code));
     if (res->first_error.code == 0)
         res->first_error = *rerr;
+    if (r->opts->diag && kind >= 0) {
+        struct diag_row drow = {.kind = (enum diag_kind)kind, .file = file_label(f),
+                                .row = rerr->row, .field = rerr->field, .message = rerr->msg,
+                                .raw = raw, .raw_len = raw_len};
+        struct ing_err derr;
+        ing_err_clear(&derr);
+        int rc = diag_writer_add(r->opts->diag, &drow, &derr);
+        if (rc != 0) {
+            res->transient = is_transient(&derr, rc);
+            if (err)
+                *err = derr;
+            return rc;
+        }
+    }
     if (r->opts->max_failed_rows >= 0 && res->failed_records > r->opts->max_failed_rows) {
+        r->row_limit_hit = true;
         if (err)
             *err = *rerr;
         return rerr->code;
     }
     return 0;
+}
+
+/* A batch-level error about one input file, kept as an error item too (row 0). */
+static int file_error(struct run *r, const struct engine_file *f, int code, const char *aep_code,
+                      struct ing_err *err)
+{
+    ing_err_file(err, file_label(f));
+    if (err)
+        append_error_item(r->res, err, aep_code);
+    return code;
 }
 
 /* The input has no records: a batch-level error, reported in AEP's words. */
@@ -128,6 +171,14 @@ static int close_part(struct run *r, struct ing_err *err)
 {
     if (!r->w)
         return 0;
+    if (r->opts->fault_write_errno && !r->fault_used) {
+        /* The test hook: the file was written, its last write "fails". */
+        r->fault_used = true;
+        pq_writer_abort(r->w);
+        r->w = NULL;
+        return ing_err_errno(err, r->opts->fault_write_errno, "write %s (injected fault)",
+                             r->part_path);
+    }
     struct pq_file_info info = {0};
     int rc = pq_writer_close(r->w, &info, err);
     r->w = NULL;
@@ -158,8 +209,10 @@ static int run_record(struct run *r, const struct engine_file *f, const struct j
         rc = ing_err_set(&rerr, ING_ESYNTAX,
                          "The row has corrupted data and cannot be read or parsed.");
     } else {
-        if (!r->w && (rc = open_part(r, err)) != 0)
+        if (!r->w && (rc = open_part(r, err)) != 0) {
+            r->res->transient = is_transient(err, rc);
             return rc;
+        }
         json_t *converted = NULL;
         json_t *preview = r->res->preview;
         bool want = preview && json_array_size(preview) < (size_t)r->opts->preview_rows;
@@ -174,8 +227,8 @@ static int run_record(struct run *r, const struct engine_file *f, const struct j
             /* Not a data problem (a write failure, a bug): the batch fails as a whole. */
             ing_err_file(&rerr, file_label(f));
             rerr.row = rec->row;
-            if (err)
-                *err = rerr;
+            *err = rerr;
+            r->res->transient = is_transient(&rerr, rc);
             return rc ? rc : ING_EINTERNAL;
         }
     }
@@ -183,24 +236,24 @@ static int run_record(struct run *r, const struct engine_file *f, const struct j
     rerr.row = rec->row;
     /* shred reports offsets inside the record; diagnostics want them in the file. */
     rerr.offset = rerr.offset >= 0 ? rec->offset + rerr.offset : rec->offset;
-    return row_failed(r, f, &rerr, err);
+    return row_failed(r, f, &rerr, rec->data, rec->len, err);
 }
 
 static int run_file(struct run *r, const struct engine_file *f, struct ing_err *err)
 {
     struct jsplit *split = NULL;
+    struct inread *in = NULL;
     int rc = 0;
     int fd = open(f->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         rc = ing_err_errno(err, errno, "cannot open input file %s", file_label(f));
-        ing_err_file(err, file_label(f));
-        return rc;
+        return file_error(r, f, rc, ENGINE_UNREADABLE_CODE, err);
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         rc = ing_err_errno(err, errno ? errno : EINVAL, "cannot read input file %s",
                            file_label(f));
-        ing_err_file(err, file_label(f));
+        rc = file_error(r, f, rc, ENGINE_UNREADABLE_CODE, err);
         goto out;
     }
     r->res->input_bytes += (int64_t)st.st_size;
@@ -208,8 +261,13 @@ static int run_file(struct run *r, const struct engine_file *f, struct ing_err *
         rc = empty_file(r, f, err);
         goto out;
     }
+    rc = inread_open(&in, fd, err);
+    if (rc != 0) {
+        rc = file_error(r, f, rc, ENGINE_UNREADABLE_CODE, err);
+        goto out;
+    }
     struct jsplit_opts jopts = {.mode = JSPLIT_AUTO, .multiline = r->opts->multiline};
-    split = jsplit_new(fd, &jopts);
+    split = jsplit_new_reader(inread_read, in, &jopts);
     int64_t records = 0;
     for (;;) {
         struct jsplit_record rec;
@@ -226,18 +284,27 @@ static int run_file(struct run *r, const struct engine_file *f, struct ing_err *
                 goto out;
             continue;
         }
+        if (inread_corrupt(in)) {
+            /* Not a bad row: the file itself is broken. */
+            if (err) {
+                *err = serr;
+                ing_err_set(err, ING_EINVAL, "%.200s: %.300s", file_label(f), serr.msg);
+            }
+            rc = file_error(r, f, ING_EINVAL, ENGINE_UNREADABLE_CODE, err);
+            goto out;
+        }
         if (got == ING_ESYNTAX || got == ING_ETOOBIG) {
             /* The splitter cannot find the next record: the rest of the file is one bad row. */
             records++;
             r->res->input_records++;
             serr.code = got;
-            rc = row_failed(r, f, &serr, err);
+            rc = row_failed(r, f, &serr, NULL, 0, err);
             goto out_close;
         }
         rc = got;
-        ing_err_file(&serr, file_label(f));
         if (err)
             *err = serr;
+        rc = file_error(r, f, rc, ENGINE_UNREADABLE_CODE, err);
         goto out;
     }
     if (records == 0) {
@@ -245,10 +312,13 @@ static int run_file(struct run *r, const struct engine_file *f, struct ing_err *
         goto out;
     }
 out_close:
-    if (rc == 0)
+    if (rc == 0) {
         rc = close_part(r, err);
+        r->res->transient = is_transient(err, rc);
+    }
 out:
     jsplit_free(split);
+    inread_free(in);
     close(fd);
     return rc;
 }
@@ -259,6 +329,11 @@ int engine_run(const struct xdm_plan *plan, const struct engine_file *files, siz
 {
     memset(res, 0, sizeof(*res));
     ing_err_clear(&res->first_error);
+    /* Internally err is never NULL: where a failure came from decides whether it is transient. */
+    struct ing_err local;
+    ing_err_clear(&local);
+    struct ing_err *caller_err = err;
+    err = &local;
     res->errors = json_array();
     res->files = json_array();
     res->preview = opts->preview_rows > 0 ? json_array() : NULL;
@@ -289,6 +364,11 @@ int engine_run(const struct xdm_plan *plan, const struct engine_file *files, siz
         rc = run_file(&r, sorted[i], err);
     res->unknown_fields = shred_get_stats(r.sh)->unknown_fields;
 out:
+    res->batch_error = rc != 0 && !r.row_limit_hit;
+    if (rc == 0)
+        res->transient = false;
+    if (caller_err && rc != 0)
+        *caller_err = local;
     /* On failure the caller throws the output folder away; only the handle needs closing. */
     pq_writer_abort(r.w);
     shred_free(r.sh);

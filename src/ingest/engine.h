@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "ingest/diag.h"
 #include "parquet/pq_writer.h"
 #include "schema/xdm_plan.h"
 #include "util/err.h"
@@ -28,6 +29,9 @@ struct engine_opts {
     int preview_rows;                  /* keep this many converted rows (0 = none) */
     int64_t max_failed_rows;           /* stop after more failures than this (-1 = never stop);
                                           0 = fail on the first bad row (no partial ingestion) */
+    struct diag_writer *diag;          /* borrowed; every bad row is written to it (NULL = none) */
+    int fault_write_errno;             /* test hook: closing the first part file fails as if the
+                                          write had failed with this errno (0 = off) */
 };
 
 struct engine_file {
@@ -43,6 +47,11 @@ struct engine_result {
     int64_t output_bytes;              /* Parquet bytes written */
     int64_t output_files;
     int64_t unknown_fields;
+    int64_t failed_by_kind[DIAG_NKINDS]; /* failed_records split by enum diag_kind */
+    bool batch_error;                  /* the run stopped on something that is not a bad row
+                                          (unreadable, empty or undecodable file, write failure) */
+    bool transient;                    /* ... and it was a write failing with ENOSPC, EIO or
+                                          EDQUOT: running the batch again may succeed */
     struct ing_err first_error;        /* the first row error (file/row/field filled) */
     json_t *errors;                    /* new array of row errors (capped at 1000): {file,row,
                                           offset,field,code,message}; caller decrefs */
@@ -53,9 +62,12 @@ struct engine_result {
 };
 
 /* Run the engine. Returns 0 when every record was valid (or failures stayed within
- * max_failed_rows), ING_E* otherwise; batch-level failures (unreadable file, empty file) come back
- * as the return code with err filled, row failures in res. res must be freed with
- * engine_result_free either way. */
+ * max_failed_rows), ING_E* otherwise; batch-level failures (unreadable file, empty file, a
+ * compressed file that does not decompress, a failed write) come back as the return code with err
+ * filled and res->batch_error set (and an item in res->errors), row failures in res. Input files
+ * compressed with gzip or zstd are recognised by their magic bytes and decompressed on the fly
+ * (inread.h); input_bytes counts the bytes as stored. res must be freed with engine_result_free
+ * either way. */
 int engine_run(const struct xdm_plan *plan, const struct engine_file *files, size_t nfiles,
                const struct engine_opts *opts, const char *out_dir, struct engine_result *res,
                struct ing_err *err);

@@ -21,6 +21,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "ingest/diag.h"
 #include "ingest/engine.h"
 #include "schema/xdm_plan.h"
 #include "util/clock.h"
@@ -34,6 +35,13 @@
 #define PIPELINE_PREVIEW_ROWS 100
 /* How many queued batches one look at the store considers. */
 #define PIPELINE_SCAN_LIMIT 16
+/* Per-row entries in a failed batch's errors[]; the diagnostics files hold every row. */
+#define PIPELINE_MAX_ROW_ERRORS 100
+#define PIPELINE_DEFAULT_RETRIES 3
+#define PIPELINE_DEFAULT_BACKOFF_MS 1000
+#define PIPELINE_MAX_BACKOFF_MS (10 * 60 * 1000)
+#define PIPELINE_DEFAULT_RETENTION_MS ((int64_t)30 * 24 * 3600 * 1000)
+#define PIPELINE_DEFAULT_SWEEP_MS ((int64_t)3600 * 1000)
 
 struct pipeline {
     struct catalog *cat;
@@ -44,8 +52,16 @@ struct pipeline {
     unsigned nthreads;
     pthread_mutex_t mu;
     pthread_cond_t cv;          /* nudged by pipeline_enqueue and pipeline_stop */
+    pthread_cond_t stop_cv;     /* broadcast by pipeline_stop only: retry waits and the sweeper */
     bool stopping;
     unsigned pending;           /* nudges not yet answered by a look at the store */
+    int retries;
+    int64_t backoff_ms;
+    int64_t retention_ms;
+    int64_t sweep_ms;
+    int64_t faults_left;        /* INGOT_FAULT_WRITE_FAILS: runs still to fail (test hook) */
+    pthread_t sweeper;
+    bool sweeper_live;
 };
 
 /* The dataset a batch writes to: relatedObjects[type=dataSet].id, else "datasetId". */
@@ -89,6 +105,7 @@ static void add_error(json_t *errors, const char *code, const char *description)
 
 struct staged {
     char *root;
+    json_t *listing;            /* [{"name","size"}], for the diagnostics' input_files */
     struct engine_file *files;
     size_t n, cap;
     int64_t bytes;
@@ -105,6 +122,10 @@ static int collect_staged(void *ctx, const char *relpath, int64_t size)
     s->files[s->n].name = xstrdup(relpath);
     s->n++;
     s->bytes += size;
+    if (!s->listing)
+        s->listing = json_array();
+    json_array_append_new(s->listing, json_pack("{s:s, s:I}", "name", relpath, "size",
+                                                (json_int_t)size));
     return 0;
 }
 
@@ -116,6 +137,7 @@ static void staged_free(struct staged *s)
     }
     free(s->files);
     free(s->root);
+    json_decref(s->listing);
 }
 
 /* AEP-style batch errors from the engine's row errors: file, row and field in the description. */
@@ -185,6 +207,145 @@ static int compile_plan(struct pipeline *p, const char *sandbox, const json_t *d
     return rc;
 }
 
+/* Put a run's diagnostics in place: the input listing, then the whole folder by rename. They are
+ * auxiliary, so failing to publish them is logged, not fatal to the batch. */
+static void publish_diagnostics(struct pipeline *p, const char *sandbox, const char *batch_id,
+                                const struct staged *in, const char *diag_tmp,
+                                const char *diag_final)
+{
+    struct ing_err err;
+    ing_err_clear(&err);
+    json_t *none = json_array();
+    int rc = diag_write_input_files(diag_tmp, in->listing ? in->listing : none, &err);
+    json_decref(none);
+    if (rc == 0)
+        rc = diag_publish(diag_tmp, diag_final, batch_id, clock_now_ms(), &err);
+    if (rc != 0)
+        log_warn("batch diagnostics not published sandbox=%s batch=%s: %s", sandbox, batch_id,
+                 err.msg);
+    (void)p;
+}
+
+/* What the batch asks for: diagnostics, and the partial ingestion threshold (percent). */
+struct batch_settings {
+    bool diagnostics;
+    bool partial;
+    double percent;
+};
+
+static bool is_true(const json_t *v)
+{
+    const char *s = json_string_value(v);
+    return json_is_true(v) || (s && !strcasecmp(s, "true"));
+}
+
+static struct batch_settings read_settings(const json_t *batch, const json_t *dataset)
+{
+    struct batch_settings set = {0};
+    const json_t *tags = json_object_get(batch, "tags");
+    set.diagnostics = is_true(json_object_get(batch, "enableErrorDiagnostics")) ||
+                      is_true(json_object_get(tags, "acp_enableErrorDiagnostics")) ||
+                      is_true(json_object_get(dataset, "enableErrorDiagnostics"));
+    const json_t *pct = json_object_get(batch, "partialIngestionPercent");
+    if (!json_is_number(pct))
+        pct = json_object_get(tags, "acp_partialIngestionPercent");
+    if (json_is_number(pct)) {
+        set.partial = true;
+        set.percent = json_number_value(pct);
+    }
+    return set;
+}
+
+/* errors[] entries with recordCount, one per kind of bad row that occurred. */
+static void add_kind_errors(json_t *errors, const struct engine_result *res)
+{
+    for (int k = 0; k < DIAG_NKINDS; k++) {
+        if (res->failed_by_kind[k] == 0)
+            continue;
+        json_array_append_new(errors, json_pack("{s:s, s:s, s:[], s:I}", "code",
+                                                diag_kind_aep_code((enum diag_kind)k),
+                                                "description",
+                                                diag_kind_description((enum diag_kind)k), "rows",
+                                                "recordCount",
+                                                (json_int_t)res->failed_by_kind[k]));
+    }
+}
+
+/* Per-row errors of a failed batch, capped: the diagnostics files have them all. */
+static void add_row_errors(json_t *errors, const json_t *items)
+{
+    json_t *capped = json_array();
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it) {
+        if (i >= PIPELINE_MAX_ROW_ERRORS)
+            break;
+        json_array_append(capped, it);
+    }
+    add_engine_errors(errors, capped);
+    json_decref(capped);
+}
+
+/* The next run of a batch should fail writing its output (INGOT_FAULT_WRITE_FAILS). */
+static bool take_fault(struct pipeline *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool take = p->faults_left > 0;
+    if (take)
+        p->faults_left--;
+    pthread_mutex_unlock(&p->mu);
+    return take;
+}
+
+/*
+ * Between two runs of a batch: processing -> retrying, wait, retrying -> processing. False when
+ * the batch must not run again now: the pipeline is stopping (the batch stays "retrying" and is
+ * re-queued at the next start) or the batch left "retrying" meanwhile (aborted).
+ */
+static bool wait_retry(struct pipeline *p, const char *sandbox, const char *batch_id, int attempt,
+                       const struct ing_err *why)
+{
+    static const char *const from_processing[] = {"processing", NULL};
+    static const char *const from_retrying[] = {"retrying", NULL};
+    struct ing_err err;
+    ing_err_clear(&err);
+    if (catalog_batch_transition(p->cat, sandbox, batch_id, from_processing, "retrying", NULL,
+                                 &err) != 0) {
+        log_warn("batch not moved to retrying sandbox=%s batch=%s: %s", sandbox, batch_id,
+                 err.msg);
+        return false;
+    }
+    int64_t wait_ms = p->backoff_ms;
+    for (int i = 0; i < attempt && wait_ms < PIPELINE_MAX_BACKOFF_MS; i++)
+        wait_ms *= 2;
+    if (wait_ms > PIPELINE_MAX_BACKOFF_MS)
+        wait_ms = PIPELINE_MAX_BACKOFF_MS;
+    log_info("batch retrying sandbox=%s batch=%s attempt=%d wait_ms=%lld reason=\"%s\"", sandbox,
+             batch_id, attempt + 1, (long long)wait_ms, why->msg);
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += wait_ms / 1000;
+    deadline.tv_nsec += (wait_ms % 1000) * 1000000;
+    if (deadline.tv_nsec >= 1000000000) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&p->mu);
+    while (!p->stopping && pthread_cond_timedwait(&p->stop_cv, &p->mu, &deadline) == 0)
+        ;
+    bool stopping = p->stopping;
+    pthread_mutex_unlock(&p->mu);
+    if (stopping)
+        return false;
+    json_t *patch = json_pack("{s:I}", "started", (json_int_t)clock_now_ms());
+    int rc = catalog_batch_transition(p->cat, sandbox, batch_id, from_retrying, "processing",
+                                      patch, &err);
+    json_decref(patch);
+    if (rc != 0)
+        log_info("batch not rerun sandbox=%s batch=%s: %s", sandbox, batch_id, err.msg);
+    return rc == 0;
+}
+
 static void run_batch(struct pipeline *p, const char *sandbox, const char *batch_id)
 {
     int64_t t0 = clock_mono_ns();
@@ -194,9 +355,9 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
     struct xdm_plan *plan = NULL;
     struct staged in = {0};
     struct engine_result res = {0};
-    char *tmp = NULL, *preview_path = NULL;
+    char *tmp = NULL, *preview_path = NULL, *diag_tmp = NULL, *diag_final = NULL;
     const char *status = "failed";
-    bool promoted = false;
+    bool promoted = false, landed = false;
     int rc;
 
     const char *dataset_id = NULL;
@@ -219,8 +380,9 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
     const json_t *input_format = json_object_get(batch, "inputFormat");
     const char *format = json_string_value(json_object_get(input_format, "format"));
     if (format && strcasecmp(format, "json") != 0) {
-        char *d = xasprintf("Input format '%s' is not supported; ingot ingests JSON batches "
-                            "(inputFormat.format \"json\").", format);
+        char *d = xasprintf("Input format '%s' is not supported yet; ingot ingests JSON batches "
+                            "(inputFormat.format \"json\", plain, gzip or zstd compressed).",
+                            format);
         add_error(errors, "400", d);
         free(d);
         goto finish;
@@ -248,17 +410,68 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
         goto finish;
     }
 
+    struct batch_settings set = read_settings(batch, dataset);
     tmp = lake_batch_tmp_dir(p->lake, sandbox, dataset_id, batch_id);
-    fs_rm_rf(tmp, NULL); /* leftovers of an earlier, interrupted run */
+    diag_tmp = diag_batch_tmp_dir(lake_data_dir(p->lake), sandbox, batch_id);
+    diag_final = diag_batch_dir(lake_data_dir(p->lake), sandbox, batch_id);
     struct engine_opts eopts = {
         .format = ENGINE_JSON,
         .multiline = is_multiline(input_format),
         .parquet = {.codec = PQ_CODEC_ZSTD},
         .preview_rows = PIPELINE_PREVIEW_ROWS,
-        .max_failed_rows = 0, /* no partial ingestion yet: the first bad row fails the batch */
+        /* Without partial ingestion the first bad row decides, unless diagnostics should name
+         * every bad row; with it, the share of bad rows is known only at the end. */
+        .max_failed_rows = set.partial || set.diagnostics ? -1 : 0,
     };
-    rc = engine_run(plan, in.files, in.n, &eopts, tmp, &res, &err);
-    if (rc != 0) {
+    for (int attempt = 0;; attempt++) {
+        /* Every run starts from nothing: leftovers of an interrupted or failed run go. */
+        fs_rm_rf(tmp, NULL);
+        fs_rm_rf(diag_tmp, NULL);
+        engine_result_free(&res);
+        struct diag_writer *dw = NULL;
+        ing_err_clear(&err);
+        rc = set.diagnostics ? diag_writer_open(&dw, diag_tmp, 0, &err) : 0;
+        if (rc == 0) {
+            eopts.diag = dw;
+            eopts.fault_write_errno = take_fault(p) ? ENOSPC : 0;
+            rc = engine_run(plan, in.files, in.n, &eopts, tmp, &res, &err);
+            struct ing_err cerr;
+            ing_err_clear(&cerr);
+            int crc = diag_writer_close(dw, &cerr);
+            if (crc != 0 && (rc == 0 || !res.batch_error)) {
+                rc = crc;
+                err = cerr;
+                res.batch_error = true;
+            }
+        } else {
+            res.batch_error = true;
+        }
+        bool transient = rc != 0 && res.batch_error && err.code == ING_EIO &&
+                         (err.sys_errno == ENOSPC || err.sys_errno == EIO ||
+                          err.sys_errno == EDQUOT);
+        if (!transient)
+            break;
+        fs_rm_rf(tmp, NULL);
+        fs_rm_rf(diag_tmp, NULL);
+        if (attempt >= p->retries) {
+            char *d = xasprintf("Writing the batch failed %d time(s) with a transient error and "
+                                "was retried %d time(s); the batch failed and no rows were "
+                                "ingested. Last error: %s",
+                                attempt + 1, attempt, err.msg);
+            add_error(errors, "500", d);
+            free(d);
+            engine_result_free(&res);
+            memset(&res, 0, sizeof(res));
+            goto finish;
+        }
+        if (!wait_retry(p, sandbox, batch_id, attempt, &err))
+            goto out_quiet;
+    }
+    /* Diagnostics (and the input listing) describe this run whatever its outcome. */
+    publish_diagnostics(p, sandbox, batch_id, &in, diag_tmp, diag_final);
+
+    int64_t failed = res.failed_records, total = res.input_records;
+    if (rc != 0 && res.batch_error) {
         add_engine_errors(errors, res.errors);
         if (json_array_size(errors) == 0) {
             char *d = err.file[0] ? xasprintf("%s: %s", err.file, err.msg) : xstrdup(err.msg);
@@ -266,6 +479,42 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
             free(d);
         }
         goto finish;
+    }
+    if (rc != 0 || (failed > 0 && !set.partial)) {
+        /* No partial ingestion: the bad rows fail the batch, named one by one. */
+        if (set.diagnostics)
+            add_kind_errors(errors, &res);
+        add_row_errors(errors, res.errors);
+        goto finish;
+    }
+    if (failed > 0 && (double)failed * 100.0 > set.percent * (double)total) {
+        char *d = xasprintf("Encountered %lld errors in the data (%.2f%% of %lld rows), more than "
+                            "the partialIngestionPercent threshold of %g%%. No rows were "
+                            "ingested.",
+                            (long long)failed, (double)failed * 100.0 / (double)total,
+                            (long long)total, set.percent);
+        add_error(errors, "INGEST-1212-400", d);
+        free(d);
+        if (set.diagnostics)
+            add_kind_errors(errors, &res);
+        add_row_errors(errors, res.errors);
+        goto finish;
+    }
+    if (failed > 0) {
+        if (set.diagnostics) {
+            char *d = xasprintf("Encountered %lld errors in the data. Successfully ingested %lld "
+                                "rows. Please review the associated diagnostic files for more "
+                                "details.",
+                                (long long)failed, (long long)res.output_records);
+            add_error(errors, "INGEST-1212-400", d);
+            free(d);
+            add_kind_errors(errors, &res);
+        } else {
+            add_error(errors, "INGEST-1211-400",
+                      "Encountered errors while parsing, converting or otherwise validating the "
+                      "data. Please resend the data with error diagnostics enabled to collect "
+                      "additional information on failure types");
+        }
     }
 
     char *preview = res.preview ? json_dumps(res.preview, JSON_COMPACT) : NULL;
@@ -277,20 +526,23 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
     if (rc == 0)
         rc = lake_promote(p->lake, sandbox, dataset_id, batch_id, &err);
     if (rc != 0) {
+        json_array_clear(errors);
         add_error(errors, "500", err.msg);
         goto finish;
     }
     promoted = true;
     metrics = make_metrics(&in, &res, true);
-    rc = catalog_batch_finish(p->cat, sandbox, batch_id, "success", metrics, NULL, res.files,
-                              &err);
+    rc = catalog_batch_finish(p->cat, sandbox, batch_id, "success", metrics,
+                              json_array_size(errors) ? errors : NULL, res.files, &err);
     if (rc == 0) {
         status = "success";
+        landed = true;
         goto out;
     }
     /* The catalog did not take it (aborted meanwhile, or the store failed): nobody may read
      * output that no committed batch owns. */
     log_error("batch commit failed sandbox=%s batch=%s: %s", sandbox, batch_id, err.msg);
+    json_array_clear(errors);
     char *d = xasprintf("The batch could not be committed: %s", err.msg);
     add_error(errors, "500", d);
     free(d);
@@ -310,9 +562,9 @@ out:
     log_info("batch end sandbox=%s batch=%s status=%s records_in=%lld records_out=%lld "
              "failed=%lld bytes_out=%lld files_out=%lld duration_ms=%lld",
              sandbox, batch_id, status, (long long)res.input_records,
-             (long long)(promoted ? res.output_records : 0), (long long)res.failed_records,
-             (long long)(promoted ? res.output_bytes : 0),
-             (long long)(promoted ? res.output_files : 0),
+             (long long)(landed ? res.output_records : 0), (long long)res.failed_records,
+             (long long)(landed ? res.output_bytes : 0),
+             (long long)(landed ? res.output_files : 0),
              (long long)((clock_mono_ns() - t0) / 1000000));
     if (strcmp(status, "success") != 0 && json_array_size(errors) > 0) {
         /* logfmt quotes the value: the description's own quotes become single ones. */
@@ -325,11 +577,16 @@ out:
         log_info("batch error sandbox=%s batch=%s error=\"%s\"", sandbox, batch_id, quoted);
         free(quoted);
     }
+out_quiet:
+    if (diag_tmp)
+        fs_rm_rf(diag_tmp, NULL);
     engine_result_free(&res);
     xdm_plan_free(plan);
     staged_free(&in);
     free(tmp);
     free(preview_path);
+    free(diag_tmp);
+    free(diag_final);
     json_decref(metrics);
     json_decref(errors);
     json_decref(dataset);
@@ -407,9 +664,10 @@ static void *worker_main(void *arg)
 /* ------------------------------------------------------------------------------------------ */
 /* Start-up recovery                                                                            */
 
-static void recover_processing(struct pipeline *p)
+/* Batches left "processing" (or "retrying", waiting to run again) by the last process. */
+static void recover_status(struct pipeline *p, const char *status)
 {
-    struct store_filter f = {.property = "status", .op = STORE_EQ, .value = "processing"};
+    struct store_filter f = {.property = "status", .op = STORE_EQ, .value = status};
     struct store_query q = {.filters = &f, .nfilters = 1};
     json_t *found = NULL;
     struct ing_err err;
@@ -428,7 +686,7 @@ static void recover_processing(struct pipeline *p)
             continue;
         if (dataset_id)
             remove_output(p, sandbox, dataset_id, id);
-        static const char *const from[] = {"processing", NULL};
+        const char *const from[] = {status, NULL};
         ing_err_clear(&err);
         if (catalog_batch_transition(p->cat, sandbox, id, from, "queued", NULL, &err) == 0) {
             log_info("batch requeued after restart sandbox=%s batch=%s", sandbox, id);
@@ -445,6 +703,51 @@ static void recover_processing(struct pipeline *p)
         json_decref(errors);
     }
     json_decref(found);
+}
+
+static void recover_processing(struct pipeline *p)
+{
+    recover_status(p, "processing");
+    recover_status(p, "retrying");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Diagnostics retention                                                                       */
+
+static void sweep_once(struct pipeline *p)
+{
+    struct ing_err err;
+    ing_err_clear(&err);
+    int64_t removed = 0;
+    if (diag_sweep(lake_data_dir(p->lake), p->retention_ms, clock_now_ms(), &removed, &err) != 0)
+        log_warn("diagnostics sweep: %s", err.msg);
+    if (removed > 0)
+        log_info("diagnostics sweep removed=%lld retention_ms=%lld", (long long)removed,
+                 (long long)p->retention_ms);
+}
+
+static void *sweeper_main(void *arg)
+{
+    struct pipeline *p = arg;
+    for (;;) {
+        sweep_once(p);
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += p->sweep_ms / 1000;
+        deadline.tv_nsec += (p->sweep_ms % 1000) * 1000000;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
+        pthread_mutex_lock(&p->mu);
+        while (!p->stopping && pthread_cond_timedwait(&p->stop_cv, &p->mu, &deadline) == 0)
+            ;
+        bool stop = p->stopping;
+        pthread_mutex_unlock(&p->mu);
+        if (stop)
+            break;
+    }
+    return NULL;
 }
 
 static int64_t count_queued(struct pipeline *p)
@@ -464,15 +767,20 @@ static void stop_threads(struct pipeline *p)
     pthread_mutex_lock(&p->mu);
     p->stopping = true;
     pthread_cond_broadcast(&p->cv);
+    pthread_cond_broadcast(&p->stop_cv);
     pthread_mutex_unlock(&p->mu);
     for (unsigned i = 0; i < p->nthreads; i++)
         pthread_join(p->threads[i], NULL);
     p->nthreads = 0;
+    if (p->sweeper_live)
+        pthread_join(p->sweeper, NULL);
+    p->sweeper_live = false;
 }
 
 static void pipeline_free(struct pipeline *p)
 {
     pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->stop_cv);
     pthread_mutex_destroy(&p->mu);
     free(p->threads);
     free(p);
@@ -495,7 +803,23 @@ int pipeline_start(struct pipeline **out, struct catalog *cat, struct registry *
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&p->cv, &ca);
+    pthread_cond_init(&p->stop_cv, &ca);
     pthread_condattr_destroy(&ca);
+    p->retries = !opts || opts->retries == 0 ? PIPELINE_DEFAULT_RETRIES
+                 : opts->retries < 0         ? 0
+                                             : opts->retries;
+    p->backoff_ms = opts && opts->retry_backoff_ms > 0 ? opts->retry_backoff_ms
+                                                       : PIPELINE_DEFAULT_BACKOFF_MS;
+    p->retention_ms = opts && opts->diag_retention_ms > 0 ? opts->diag_retention_ms
+                                                          : PIPELINE_DEFAULT_RETENTION_MS;
+    p->sweep_ms = opts && opts->sweep_interval_ms > 0 ? opts->sweep_interval_ms
+                                                      : PIPELINE_DEFAULT_SWEEP_MS;
+    const char *faults = getenv("INGOT_FAULT_WRITE_FAILS");
+    if (faults && *faults) {
+        p->faults_left = strtoll(faults, NULL, 10);
+        log_warn("test hook INGOT_FAULT_WRITE_FAILS=%lld: batch output writes will fail",
+                 (long long)p->faults_left);
+    }
 
     recover_processing(p);
     int64_t queued = count_queued(p);
@@ -512,7 +836,16 @@ int pipeline_start(struct pipeline **out, struct catalog *cat, struct registry *
         }
         p->nthreads++;
     }
-    log_info("pipeline started workers=%u queued=%lld", want, (long long)queued);
+    int e = pthread_create(&p->sweeper, NULL, sweeper_main, p);
+    if (e != 0) {
+        stop_threads(p);
+        pipeline_free(p);
+        return ing_err_set(err, ING_EINTERNAL, "pipeline: cannot start the diagnostics sweep: %s",
+                           strerror(e));
+    }
+    p->sweeper_live = true;
+    log_info("pipeline started workers=%u queued=%lld retries=%d retention_ms=%lld", want,
+             (long long)queued, p->retries, (long long)p->retention_ms);
     *out = p;
     return 0;
 }

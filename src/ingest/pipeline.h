@@ -7,10 +7,27 @@
  * pipeline_start re-queues every queued batch and fails (with a clear error) or re-runs every
  * batch that was "processing" when the process died, after removing any half-written output.
  *
+ * Partial ingestion: with the batch's partialIngestionPercent P, bad rows are skipped and the
+ * good ones land unless failed rows are more than P% of the rows read; errors[] then carries
+ * INGEST-1212-400 (counts) and, with error diagnostics on (batch or dataset
+ * enableErrorDiagnostics), one entry per error kind with recordCount and the row_errors files
+ * (diag.h), else INGEST-1211-400. Without P any bad row fails the batch.
+ *
+ * Transient failures (writing output fails with ENOSPC, EIO, EDQUOT): the batch goes
+ * "retrying", waits retry_backoff_ms (doubled each time), and runs again from scratch, up to
+ * `retries` times; then it fails with a clear error. Output of a failed attempt is removed first,
+ * so there is never half a batch. Test hook: the environment variable INGOT_FAULT_WRITE_FAILS=N
+ * makes the next N batch runs fail writing their output with ENOSPC.
+ *
+ * Retention: a background sweep removes the diagnostics of batches completed more than
+ * diag_retention_ms ago, once at start and then every sweep_interval_ms.
+ *
  * Threads: pipeline_enqueue is thread-safe; workers are the pipeline's own threads.
  */
 #ifndef ING_INGEST_PIPELINE_H
 #define ING_INGEST_PIPELINE_H
+
+#include <stdint.h>
 
 #include "catalog/catalog.h"
 #include "lake/lake.h"
@@ -20,7 +37,11 @@
 struct pipeline;
 
 struct pipeline_opts {
-    unsigned workers;        /* default 2 */
+    unsigned workers;            /* default 2 */
+    int retries;                 /* reruns after a transient failure: 0 = default 3, < 0 = none */
+    int64_t retry_backoff_ms;    /* first wait before a rerun, doubled each time; 0 = 1000 */
+    int64_t diag_retention_ms;   /* diagnostics kept this long; 0 = 30 days */
+    int64_t sweep_interval_ms;   /* retention sweep period; 0 = 1 hour */
 };
 
 int pipeline_start(struct pipeline **out, struct catalog *cat, struct registry *reg,

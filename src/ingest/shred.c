@@ -2,10 +2,17 @@
  * shred.c - one JSON record in, validated and converted column values with Dremel levels out.
  *
  * The walk follows the record's tokens (jtok) and the plan side by side; no JSON tree is built on
- * the fast path. Values are staged per column in scratch arrays that keep their capacity from
- * record to record, and string bytes go into one scratch buffer, so after the first records the
- * shredder allocates nothing. Only when the whole record is valid are the staged entries replayed
- * into the pq_writer, which keeps the lake free of half rows.
+ * the fast path. Values are staged in one log, in walk order, that keeps its capacity from record
+ * to record: a string without escapes is staged as a pointer into the record itself (no copy),
+ * decoded strings go into one scratch buffer, and a subtree that is absent or null is one entry
+ * for its whole column range, however many columns it has. After the first records the shredder
+ * allocates nothing. Only when the whole record is valid is the log replayed into the pq_writer,
+ * which keeps the lake free of half rows; the replay preserves each column's order because the
+ * walk visits a column's values in record order.
+ *
+ * Key lookup: records of one file nearly always list an object's properties in the same order, so
+ * each property remembers which one followed it last time and the walk tries that one first (one
+ * length check and one memcmp); only a miss pays for the binary search.
  *
  * Levels: every Parquet node of the plan is OPTIONAL, so a field's null is written with its own
  * def_level - 1 (the level of the container that is present). Each object instance remembers
@@ -25,22 +32,20 @@
 #include "util/buf.h"
 #include "util/mem.h"
 
-enum stage_kind { SK_NULL, SK_BOOL, SK_I32, SK_I64, SK_DOUBLE, SK_BYTES };
+enum stage_kind { SK_NULLS, SK_BOOL, SK_I32, SK_I64, SK_DOUBLE, SK_BYTES, SK_RAW };
 
 struct staged {
+    int32_t col;               /* the column; SK_NULLS: the first column of the range */
+    int32_t last;              /* SK_NULLS: the last column of the range */
     int32_t def, rep;
     enum stage_kind kind;
     union {
         bool b;
         int64_t i;
         double d;
-        struct { size_t off, len; } s; /* in sh->strs: its data may move while staging */
+        struct { size_t off, len; } s;     /* SK_BYTES: in sh->strs, whose data may move */
+        struct { const char *p; size_t len; } raw; /* SK_RAW: inside the record */
     } v;
-};
-
-struct colstage {
-    struct staged *v;
-    size_t n, cap;
 };
 
 /* The plan as the walk needs it: field plus column range and indexes, mutable per shredder. */
@@ -51,6 +56,10 @@ struct snode {
     size_t child_base;         /* objects: node index of children[0]; children follow in order */
     size_t item;               /* arrays and maps: node index of the item / value */
     uint64_t seen;             /* stamp of the object instance that last saw this property */
+    size_t name_len;           /* strlen(f->name) */
+    size_t first_hint;         /* objects: child index that came first last time */
+    size_t next_hint;          /* properties: sibling index that followed this one last time */
+    bool str_checks;           /* strings: has length, enum, pattern or format constraints */
 };
 
 struct shred {
@@ -59,10 +68,12 @@ struct shred {
     struct jlex lx;
     struct snode *nodes;
     size_t n_nodes;
-    struct colstage *cols;
+    struct staged *log;        /* the current record's values, in walk order */
+    size_t n_log, log_cap;
     size_t n_cols;
     struct buf strs;           /* string bytes of the staged values of the current record */
     struct buf tmp;            /* unescaped text that is converted, not stored */
+    struct buf pattern_text;   /* NUL-terminated copy of a string checked against a pattern */
     uint64_t stamp;            /* 64 bits: never wraps, so stale marks never alias */
     int64_t unknown;           /* dropped properties in the current record */
     struct shred_stats stats;
@@ -85,6 +96,9 @@ static void build_nodes(struct shred *sh, size_t ni, const struct xdm_field *f, 
     struct snode *nd = &sh->nodes[ni];
     nd->f = f;
     nd->first_col = nd->last_col = nd->key_col = -1;
+    nd->name_len = f->name ? strlen(f->name) : 0;
+    nd->str_checks = f->min_length >= 0 || f->max_length >= 0 || f->n_enum || f->pattern ||
+                     f->format != XDM_FMT_NONE;
     if (f->type == XDM_OBJECT) {
         nd->child_base = *next;
         *next += f->n_children;
@@ -121,7 +135,6 @@ struct shred *shred_new(const struct xdm_plan *plan)
     size_t next = 1;
     build_nodes(sh, 0, &plan->root, &next);
     sh->n_cols = pq_schema_ncolumns(plan->pq);
-    sh->cols = xcalloc(sh->n_cols ? sh->n_cols : 1, sizeof(struct colstage));
     return sh;
 }
 
@@ -129,12 +142,11 @@ void shred_free(struct shred *sh)
 {
     if (!sh)
         return;
-    for (size_t i = 0; i < sh->n_cols; i++)
-        free(sh->cols[i].v);
-    free(sh->cols);
+    free(sh->log);
     free(sh->nodes);
     buf_free(&sh->strs);
     buf_free(&sh->tmp);
+    buf_free(&sh->pattern_text);
     free(sh);
 }
 
@@ -147,54 +159,69 @@ int shred_debug_levels(struct shred *sh, int column, int *defs, int *reps, size_
 {
     if (!sh || column < 0 || (size_t)column >= sh->n_cols)
         return ING_EINVAL;
-    const struct colstage *cs = &sh->cols[column];
-    for (size_t i = 0; i < cs->n && i < max; i++) {
-        defs[i] = cs->v[i].def;
-        reps[i] = cs->v[i].rep;
+    size_t n = 0;
+    for (size_t i = 0; i < sh->n_log; i++) {
+        const struct staged *e = &sh->log[i];
+        bool hit = e->kind == SK_NULLS ? e->col <= column && column <= e->last : e->col == column;
+        if (!hit)
+            continue;
+        if (n < max) {
+            defs[n] = e->def;
+            reps[n] = e->rep;
+        }
+        n++;
     }
-    return (int)cs->n;
+    return (int)n;
 }
 
 /* ---- staging ---- */
 
 static struct staged *stage(struct shred *sh, int col, int def, int rep, enum stage_kind kind)
 {
-    struct colstage *cs = &sh->cols[col];
-    if (cs->n == cs->cap) {
-        cs->cap = cs->cap ? cs->cap * 2 : 8;
-        cs->v = xrealloc(cs->v, cs->cap * sizeof(struct staged));
+    if (sh->n_log == sh->log_cap) {
+        sh->log_cap = sh->log_cap ? sh->log_cap * 2 : 64;
+        sh->log = xrealloc(sh->log, sh->log_cap * sizeof(struct staged));
     }
-    struct staged *e = &cs->v[cs->n++];
+    struct staged *e = &sh->log[sh->n_log++];
+    e->col = col;
     e->def = def;
     e->rep = rep;
     e->kind = kind;
     return e;
 }
 
-/* Nulls for every column of a subtree that is absent or null below a present container. */
+/* Nulls for every column of a subtree that is absent or null below a present container: one
+ * entry for the whole (contiguous) column range. */
 static void stage_nulls(struct shred *sh, const struct snode *nd, int def, int rep)
 {
-    for (int c = nd->first_col; c >= 0 && c <= nd->last_col; c++)
-        stage(sh, c, def, rep, SK_NULL);
+    if (nd->first_col < 0)
+        return;
+    /* Absent siblings are neighbours in the column order: grow the previous range when this one
+     * continues it, so a record missing most of a wide schema stages a handful of entries. */
+    if (sh->n_log) {
+        struct staged *e = &sh->log[sh->n_log - 1];
+        if (e->kind == SK_NULLS && e->def == def && e->rep == rep && e->last + 1 == nd->first_col) {
+            e->last = nd->last_col;
+            return;
+        }
+    }
+    stage(sh, nd->first_col, def, rep, SK_NULLS)->last = nd->last_col;
 }
 
 static void emit(struct shred *sh, struct pq_writer *w)
 {
-    for (size_t c = 0; c < sh->n_cols; c++) {
-        const struct colstage *cs = &sh->cols[c];
-        int col = (int)c;
-        for (size_t i = 0; i < cs->n; i++) {
-            const struct staged *e = &cs->v[i];
-            switch (e->kind) {
-            case SK_NULL: pq_write_null(w, col, e->def, e->rep); break;
-            case SK_BOOL: pq_write_bool(w, col, e->v.b, e->rep); break;
-            case SK_I32: pq_write_i32(w, col, (int32_t)e->v.i, e->rep); break;
-            case SK_I64: pq_write_i64(w, col, e->v.i, e->rep); break;
-            case SK_DOUBLE: pq_write_double(w, col, e->v.d, e->rep); break;
-            case SK_BYTES:
-                pq_write_bytes(w, col, sh->strs.data + e->v.s.off, e->v.s.len, e->rep);
-                break;
-            }
+    for (size_t i = 0; i < sh->n_log; i++) {
+        const struct staged *e = &sh->log[i];
+        switch (e->kind) {
+        case SK_NULLS: pq_write_nulls(w, e->col, e->last, e->def, e->rep); break;
+        case SK_BOOL: pq_write_bool(w, e->col, e->v.b, e->rep); break;
+        case SK_I32: pq_write_i32(w, e->col, (int32_t)e->v.i, e->rep); break;
+        case SK_I64: pq_write_i64(w, e->col, e->v.i, e->rep); break;
+        case SK_DOUBLE: pq_write_double(w, e->col, e->v.d, e->rep); break;
+        case SK_BYTES:
+            pq_write_bytes(w, e->col, sh->strs.data + e->v.s.off, e->v.s.len, e->rep);
+            break;
+        case SK_RAW: pq_write_bytes(w, e->col, e->v.raw.p, e->v.raw.len, e->rep); break;
         }
     }
 }
@@ -269,11 +296,10 @@ static const char *format_name(enum xdm_format f)
     }
 }
 
-/* Constraints of a string field over its staged bytes strs[off, off+n), NUL-terminated. */
-static int check_string(struct shred *sh, const struct xdm_field *f, size_t off, size_t n,
+/* Constraints of a string field over its bytes s[0, n) (not NUL-terminated). */
+static int check_string(struct shred *sh, const struct xdm_field *f, const uint8_t *s, size_t n,
                         const struct jtok *t, struct ing_err *err)
 {
-    const uint8_t *s = sh->strs.data + off;
     int shown = n > 40 ? 40 : (int)n;
     const char *more = n > 40 ? "..." : "";
     if (f->min_length >= 0 || f->max_length >= 0) {
@@ -300,9 +326,17 @@ static int check_string(struct shred *sh, const struct xdm_field *f, size_t off,
         }
     }
     if (f->pattern) {
-        /* REG_STARTEND bounds the match by length, so embedded NULs cannot cut it short. */
+        /* regexec wants a C string (sanitizers read it up to its NUL), and `s` points into the
+         * record: match a NUL-terminated copy. REG_STARTEND bounds the match by length, so an
+         * embedded NUL (\u0000) cannot cut it short. */
+        buf_reset(&sh->pattern_text);
+        if (buf_append(&sh->pattern_text, s, n) != 0) {
+            ing_err_set(err, ING_ENOMEM, "no memory to check the field's pattern");
+            return field_error(sh, err, ING_ENOMEM, f, t);
+        }
+        const char *text = buf_cstr(&sh->pattern_text);
         regmatch_t m[1] = {{.rm_so = 0, .rm_eo = (regoff_t)n}};
-        if (regexec(f->pattern, (const char *)s, 1, m, REG_STARTEND) != 0) {
+        if (regexec(f->pattern, text, 1, m, REG_STARTEND) != 0) {
             ing_err_set(err, ING_ECONSTRAINT, "'%.*s%s' does not match the field's pattern",
                         shown, (const char *)s, more);
             return field_error(sh, err, ING_ECONSTRAINT, f, t);
@@ -380,21 +414,27 @@ static int walk_scalar(struct shred *sh, const struct snode *nd, const struct jt
     }
     if (f->type == XDM_STRING) {
         /* string -> string, or number -> its JSON text ("5625458") */
+        if (!(t->type == JT_STRING && t->escaped)) {
+            /* The fast path: the value is the span itself, staged without a copy. */
+            if (nd->str_checks &&
+                (rc = check_string(sh, f, (const uint8_t *)t->p, t->n, t, err)) < 0)
+                return rc;
+            struct staged *e = stage(sh, col, def, rep, SK_RAW);
+            e->v.raw.p = t->p;
+            e->v.raw.len = t->n;
+            if (jout)
+                *jout = json_stringn(t->p, t->n);
+            return 0;
+        }
         size_t off = sh->strs.len;
-        if (t->type == JT_STRING && t->escaped)
-            rc = jtok_unescape(t->p, t->n, &sh->strs, err);
-        else
-            rc = buf_append(&sh->strs, t->p, t->n);
+        rc = jtok_unescape(t->p, t->n, &sh->strs, err);
         if (rc < 0) {
             if (err && !err->msg[0])
                 ing_err_set(err, rc, "string value too large");
             return field_error(sh, err, rc, f, t);
         }
         size_t len = sh->strs.len - off;
-        if (buf_append_byte(&sh->strs, 0) < 0)
-            return field_error(sh, err, ING_ENOMEM, f, t);
-        sh->strs.len--; /* the NUL stays in memory for regexec but is not part of the value */
-        if ((rc = check_string(sh, f, off, len, t, err)) < 0)
+        if (nd->str_checks && (rc = check_string(sh, f, sh->strs.data + off, len, t, err)) < 0)
             return rc;
         struct staged *e = stage(sh, col, def, rep, SK_BYTES);
         e->v.s.off = off;
@@ -531,14 +571,30 @@ static int key_bytes(struct shred *sh, const struct jtok *k, const char **p, siz
     return 0;
 }
 
+/* The child of object node `nd` named name[0, n): the predicted one when it matches, else a
+ * binary search. Returns its index among the children, or SIZE_MAX when there is none. */
+static size_t find_child(struct shred *sh, struct snode *nd, size_t guess, const char *name,
+                         size_t n)
+{
+    if (guess < nd->f->n_children) {
+        const struct snode *c = &sh->nodes[nd->child_base + guess];
+        if (c->name_len == n && memcmp(c->f->name, name, n) == 0)
+            return guess;
+    }
+    const struct xdm_field *cf = xdm_field_child(nd->f, name, n);
+    return cf ? (size_t)(cf - nd->f->children) : SIZE_MAX;
+}
+
 static int walk_object(struct shred *sh, size_t ni, int rep, json_t **jout, struct ing_err *err)
 {
-    const struct snode *nd = &sh->nodes[ni];
+    struct snode *nd = &sh->nodes[ni];
     const struct xdm_field *f = nd->f;
     uint64_t stamp = ++sh->stamp;
     json_t *obj = jout ? json_object() : NULL;
     struct jtok t, v;
     int rc;
+    size_t guess = nd->first_hint;
+    struct snode *prev = NULL; /* the property matched before this one */
 
     for (;;) {
         if ((rc = next_token(sh, &t, err)) < 0)
@@ -549,16 +605,24 @@ static int walk_object(struct shred *sh, size_t ni, int rep, json_t **jout, stru
         size_t n;
         if ((rc = key_bytes(sh, &t, &name, &n, err)) < 0)
             goto out;
-        const struct xdm_field *cf = xdm_field_child(f, name, n);
+        size_t idx = find_child(sh, nd, guess, name, n);
         if ((rc = next_token(sh, &v, err)) < 0)
             goto out;
-        if (!cf) {
+        if (idx == SIZE_MAX) {
             sh->unknown++;
             if ((rc = jlex_skip(&sh->lx, &v, err)) < 0)
                 goto out;
             continue;
         }
-        size_t ci = nd->child_base + (size_t)(cf - f->children);
+        const struct xdm_field *cf = &f->children[idx];
+        size_t ci = nd->child_base + idx;
+        /* Learn the order: next time, try after `prev` what came after it now. */
+        if (prev)
+            prev->next_hint = idx;
+        else
+            nd->first_hint = idx;
+        prev = &sh->nodes[ci];
+        guess = prev->next_hint;
         if (sh->nodes[ci].seen == stamp) {
             ing_err_set(err, ING_ESYNTAX, "duplicate key \"%s\"", cf->name);
             rc = field_error(sh, err, ING_ESYNTAX, cf, &t);
@@ -722,11 +786,15 @@ int shred_record(struct shred *sh, const char *rec, size_t len, struct pq_writer
     struct jtok t;
     int rc;
 
-    ing_err_clear(err);
+    /* A full clear writes a kilobyte; callers pass a clean record nearly always. */
+    if (err && (err->code || err->sys_errno || err->row || err->file[0] || err->field[0] ||
+                err->msg[0]))
+        ing_err_clear(err);
+    else if (err)
+        err->offset = -1;
     if (converted)
         *converted = NULL;
-    for (size_t c = 0; c < sh->n_cols; c++)
-        sh->cols[c].n = 0;
+    sh->n_log = 0;
     buf_reset(&sh->strs);
     sh->unknown = 0;
     jlex_init(&sh->lx, rec, len);

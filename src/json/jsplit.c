@@ -22,6 +22,7 @@
 #include "json/jsplit.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -58,7 +59,9 @@ enum rec_kind {
 enum step { STEP_MORE = 0, STEP_AGAIN = 1, STEP_RECORD = 2 };
 
 struct jsplit {
-    int fd;                   /* -1 for memory input */
+    int fd;                   /* -1 for memory and reader input */
+    jsplit_read_fn *read_fn;  /* reader input, else NULL */
+    void *read_ctx;
     const char *mem;          /* memory input */
     size_t mem_len;
     char *buf;                /* fd input: window storage */
@@ -153,6 +156,15 @@ struct jsplit *jsplit_new(int fd, const struct jsplit_opts *opts)
     return s;
 }
 
+struct jsplit *jsplit_new_reader(jsplit_read_fn *fn, void *ctx, const struct jsplit_opts *opts)
+{
+    struct jsplit *s = split_alloc(opts);
+    s->read_fn = fn;
+    s->read_ctx = ctx;
+    s->base = "";
+    return s;
+}
+
 struct jsplit *jsplit_new_mem(const void *data, size_t len, const struct jsplit_opts *opts)
 {
     struct jsplit *s = split_alloc(opts);
@@ -205,7 +217,7 @@ static int refill(struct jsplit *s, struct ing_err *err)
 {
     if (s->phase == PH_RECORD && s->len - s->rec_start > s->max_record)
         return split_fail(s, err, ING_ETOOBIG, s->rec_start, "record larger than the limit");
-    if (s->fd < 0) {
+    if (s->fd < 0 && !s->read_fn) {
         size_t room = s->mem_len - s->len;
         s->len += room < s->chunk ? room : s->chunk;
         s->eof = s->len == s->mem_len;
@@ -231,6 +243,30 @@ static int refill(struct jsplit *s, struct ing_err *err)
         s->buf = nb;
         s->buf_cap = want;
         s->base = nb;
+    }
+    if (s->read_fn) {
+        struct ing_err rerr;
+        ing_err_clear(&rerr);
+        int64_t n = s->read_fn(s->read_ctx, s->buf + s->len, s->chunk, &rerr);
+        if (n > 0) {
+            s->len += (size_t)n;
+            return 0;
+        }
+        if (n == 0) {
+            s->eof = true;
+            return 0;
+        }
+        int code = (int)n;
+        split_fail(s, NULL, code, s->len, "read failed");
+        s->fail_err.sys_errno = rerr.sys_errno;
+        snprintf(s->fail_err.msg, sizeof(s->fail_err.msg), "%s", rerr.msg);
+        if (err) {
+            err->row = s->fail_err.row;
+            err->offset = s->fail_err.offset;
+            err->sys_errno = rerr.sys_errno;
+            ing_err_set(err, code, "%s", rerr.msg);
+        }
+        return code;
     }
     for (;;) {
         ssize_t n = read(s->fd, s->buf + s->len, s->chunk);

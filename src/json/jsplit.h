@@ -49,6 +49,11 @@ struct jsplit;
 
 /* Split the file open on `fd` (borrowed; read from its current position). */
 struct jsplit *jsplit_new(int fd, const struct jsplit_opts *opts);
+/* A pull source of input bytes (e.g. a decompressor): fill up to n bytes of buf and return how
+ * many (> 0), 0 at the end of input, or a negative ING_E* code with err filled. */
+typedef int64_t jsplit_read_fn(void *ctx, void *buf, size_t n, struct ing_err *err);
+/* Split what `fn` reads (ctx borrowed until jsplit_free). Offsets count the bytes fn returned. */
+struct jsplit *jsplit_new_reader(jsplit_read_fn *fn, void *ctx, const struct jsplit_opts *opts);
 /* Split an in-memory buffer (borrowed until jsplit_free). */
 struct jsplit *jsplit_new_mem(const void *data, size_t len, const struct jsplit_opts *opts);
 /* Next record: returns 1 and fills *rec, 0 at the end of input, or a negative ING_E* code with err

@@ -7,6 +7,7 @@
  */
 #include "lake/lake.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -65,6 +66,13 @@ char *lake_staging_dir(const struct lake *lake, const char *sandbox, const char 
                      dataset_id);
 }
 
+char *lake_upload_dir(const struct lake *lake, const char *sandbox, const char *batch_id,
+                      const char *dataset_id)
+{
+    return xasprintf("%s/sandboxes/%s/uploads/%s/%s", lake->data_dir, sandbox, batch_id,
+                     dataset_id);
+}
+
 char *lake_batch_dir(const struct lake *lake, const char *sandbox, const char *dataset_id,
                      const char *batch_id)
 {
@@ -120,22 +128,33 @@ int lake_discard_output(struct lake *lake, const char *sandbox, const char *data
     int rc = check_ids(sandbox, dataset_id, batch_id, err);
     if (rc != 0)
         return rc;
-    char *paths[3] = {
+    char *final = lake_batch_dir(lake, sandbox, dataset_id, batch_id);
+    bool had_output = fs_exists(final);
+    char *paths[4] = {
         lake_staging_dir(lake, sandbox, batch_id, dataset_id),
+        lake_upload_dir(lake, sandbox, batch_id, dataset_id),
         lake_batch_tmp_dir(lake, sandbox, dataset_id, batch_id),
-        lake_batch_dir(lake, sandbox, dataset_id, batch_id),
+        final,
     };
     for (size_t i = 0; i < ING_ARRAY_LEN(paths); i++) {
         int one = fs_rm_rf(paths[i], err);
         if (rc == 0)
             rc = one;
-        free(paths[i]);
     }
-    /* The batch's staging folder holds one folder per dataset; drop it once it is empty
+    /* Promotion made the folder durable with an fsync of its parent; its removal needs the same,
+     * or a crash could bring a reverted batch's files back. */
+    if (rc == 0 && had_output)
+        rc = fs_fsync_parent(final, err);
+    for (size_t i = 0; i < ING_ARRAY_LEN(paths); i++)
+        free(paths[i]);
+    /* The batch's staging and upload folders hold one folder per dataset; drop them once empty
      * (rmdir fails harmlessly while other datasets' files are still there). */
-    char *batch_staging = xasprintf("%s/sandboxes/%s/staging/%s", lake->data_dir, sandbox,
-                                    batch_id);
-    rmdir(batch_staging);
-    free(batch_staging);
+    static const char *const per_batch[] = {"staging", "uploads"};
+    for (size_t i = 0; i < ING_ARRAY_LEN(per_batch); i++) {
+        char *dir = xasprintf("%s/sandboxes/%s/%s/%s", lake->data_dir, sandbox, per_batch[i],
+                              batch_id);
+        rmdir(dir);
+        free(dir);
+    }
     return rc;
 }

@@ -6,6 +6,8 @@
  *   <data>/sandboxes/<sandbox>/staging/<batchId>/<datasetId>/<filePath>   uploaded input files
  *   <data>/sandboxes/<sandbox>/lake/<datasetId>/<batchId>/part-NNNNN.parquet  promoted output
  *   <data>/sandboxes/<sandbox>/lake/<datasetId>/.tmp-<batchId>/            output being written
+ *   <data>/sandboxes/<sandbox>/uploads/<batchId>/<datasetId>/<filePath>    large files being
+ *                                                        assembled from chunks (sparse part files)
  *   <data>/spool/                                                          request bodies in flight
  * A batch's output is written to its .tmp- folder and promoted with one rename; whether readers see
  * it is decided by the catalog (a batch's files are listed only once the batch is "success").
@@ -29,10 +31,16 @@ char *lake_batch_dir(const struct lake *lake, const char *sandbox, const char *d
                      const char *batch_id);
 char *lake_batch_tmp_dir(const struct lake *lake, const char *sandbox, const char *dataset_id,
                          const char *batch_id);
+/* Where the part files of a batch's large-file uploads are assembled (never read by the pipeline,
+ * which reads only staging). */
+char *lake_upload_dir(const struct lake *lake, const char *sandbox, const char *batch_id,
+                      const char *dataset_id);
 /* rename tmp -> final (durably). ING_EEXIST if final exists. */
 int lake_promote(struct lake *lake, const char *sandbox, const char *dataset_id,
                  const char *batch_id, struct ing_err *err);
-/* Remove a batch's staged input, temporary and final output (any that exist). */
+/* Remove a batch's staged input, unfinished uploads, temporary and final output (any that exist);
+ * the removal of the final output is made durable (fsync of the dataset's lake folder), so a
+ * reverted or replaced batch's rows do not come back after a crash. */
 int lake_discard_output(struct lake *lake, const char *sandbox, const char *dataset_id,
                         const char *batch_id, struct ing_err *err);
 

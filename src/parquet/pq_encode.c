@@ -127,6 +127,68 @@ int pq_rle_encode_levels(struct buf *out, const uint32_t *v, size_t n, int bit_w
     return 0;
 }
 
+/* Queue `count` copies of v in scratch (as uint32 values) for bit-packing. */
+static int pend_values(struct buf *scratch, uint32_t v, size_t count)
+{
+    if (count > SIZE_MAX / sizeof(uint32_t))
+        return ING_ETOOBIG;
+    int rc = buf_reserve(scratch, count * sizeof(uint32_t));
+    if (rc)
+        return rc;
+    uint32_t *p = (uint32_t *)(void *)(scratch->data + scratch->len);
+    for (size_t i = 0; i < count; i++)
+        p[i] = v;
+    scratch->len += count * sizeof(uint32_t);
+    return 0;
+}
+
+int pq_rle_encode_level_runs(struct buf *out, const uint32_t *keys, const uint32_t *lens,
+                             size_t nruns, int shift, uint32_t mask, int bit_width,
+                             struct buf *scratch)
+{
+    if (bit_width < 1 || bit_width > 32)
+        return ING_EINVAL;
+    int rc = buf_reserve(out, 4);
+    if (rc)
+        return rc;
+    size_t len_at = out->len;
+    out->len += 4;
+    buf_reset(scratch);
+    size_t i = 0;
+    while (i < nruns) {
+        uint32_t v = (keys[i] >> shift) & mask;
+        size_t count = 0;
+        for (; i < nruns && ((keys[i] >> shift) & mask) == v; i++)
+            count += lens[i];
+        size_t pending = scratch->len / sizeof(uint32_t);
+        /* As in pq_rle_encode: fill the pending group of 8 from this run, and only switch to
+         * RLE when what is left of the run is still long enough to be worth it. */
+        size_t fill = pending % 8 ? 8 - pending % 8 : 0;
+        if (count >= fill + PQ_RLE_MIN_RUN) {
+            if ((rc = pend_values(scratch, v, fill)) != 0)
+                return rc;
+            rc = emit_packed_run(out, (const uint32_t *)(const void *)scratch->data,
+                                 scratch->len / sizeof(uint32_t), bit_width);
+            if (rc)
+                return rc;
+            buf_reset(scratch);
+            if ((rc = emit_rle_run(out, v, count - fill, bit_width)) != 0)
+                return rc;
+        } else if ((rc = pend_values(scratch, v, count)) != 0) {
+            return rc;
+        }
+    }
+    rc = emit_packed_run(out, (const uint32_t *)(const void *)scratch->data,
+                         scratch->len / sizeof(uint32_t), bit_width);
+    if (rc)
+        return rc;
+    size_t body = out->len - len_at - 4;
+    if (body > UINT32_MAX)
+        return ING_ETOOBIG;
+    pq_put_le32(out->data + len_at, (uint32_t)body);
+    return 0;
+}
+
 int pq_bool_pack(struct buf *out, const uint8_t *v, size_t n)
 {
     size_t nbytes = (n + 7) / 8;

@@ -25,6 +25,14 @@ int pq_rle_encode(struct buf *out, const uint32_t *v, size_t n, int bit_width);
 /* The v1 data page form for levels: 4-byte little-endian length, then the hybrid. */
 int pq_rle_encode_levels(struct buf *out, const uint32_t *v, size_t n, int bit_width);
 
+/* The same v1 level form from runs: run i is lens[i] (>= 1) copies of the level
+ * (keys[i] >> shift) & mask. Equal neighbours are merged, so a column that is null on every row
+ * costs one RLE run, not one entry per row. `scratch` holds the values of short runs waiting to be
+ * bit-packed (grown as needed; the caller owns it and may reuse it). */
+int pq_rle_encode_level_runs(struct buf *out, const uint32_t *keys, const uint32_t *lens,
+                             size_t nruns, int shift, uint32_t mask, int bit_width,
+                             struct buf *scratch);
+
 /* PLAIN booleans: one bit per value, LSB first; v[i] is 0 or 1. */
 int pq_bool_pack(struct buf *out, const uint8_t *v, size_t n);
 

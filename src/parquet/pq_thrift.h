@@ -1,6 +1,6 @@
 /*
- * pq_thrift.h - Thrift compact protocol encoder (write side only) for the Parquet footer and
- * page headers. Module-private to src/parquet.
+ * pq_thrift.h - Thrift compact protocol encoder and decoder for the Parquet footer and page
+ * headers. Module-private to src/parquet.
  *
  * The encoder appends to a struct buf it borrows. Field ids are delta-encoded against the
  * previous field of the same struct, so nested structs push their own "last id" on a small
@@ -78,5 +78,67 @@ void pq_tw_field_empty_struct(struct pq_tw *t, int16_t id);
 void pq_tw_field_list(struct pq_tw *t, int16_t id, enum pq_ttype elem, size_t n);
 void pq_tw_list_header(struct pq_tw *t, enum pq_ttype elem, size_t n);
 void pq_tw_binary(struct pq_tw *t, const void *p, size_t n);
+
+/* ---------------------------------------------------------------- decoder (read side)
+ *
+ * A cursor over borrowed bytes. Every read is bounds-checked; the first problem (truncation, a
+ * bad varint, a value out of range for its type, nesting deeper than PQ_TR_MAX_DEPTH, a
+ * collection count larger than the bytes left) sets a sticky error (ING_ESYNTAX or ING_ETOOBIG)
+ * and a message; later reads return zeros, so callers check pq_tr_error() once at the end of a
+ * struct. Reading a struct:
+ *
+ *     int16_t id; enum pq_ttype ty;
+ *     while (pq_tr_field(&t, &id, &ty)) {        // false at the STOP byte or on error
+ *         switch (id) {
+ *         case 1: x = pq_tr_i32(&t, ty); break;
+ *         case 2: pq_tr_struct_begin(&t); ...read fields...; break;
+ *         default: pq_tr_skip(&t, ty);
+ *         }
+ *     }
+ * Not thread-safe; one decoder per buffer.
+ */
+
+#define PQ_TR_MAX_DEPTH 32
+
+struct pq_tr {
+    const uint8_t *start, *p, *end;
+    int16_t last[PQ_TR_MAX_DEPTH]; /* last field id read at each struct depth */
+    int depth;
+    int error;                     /* sticky: 0, ING_ESYNTAX or ING_ETOOBIG */
+    char why[96];                  /* what failed, for error messages */
+};
+
+void pq_tr_init(struct pq_tr *t, const void *p, size_t n);
+int pq_tr_error(const struct pq_tr *t);
+/* Bytes consumed so far. */
+size_t pq_tr_offset(const struct pq_tr *t);
+
+/* Next field of the current struct: true with its id and type, false at the STOP byte (which
+ * leaves the struct) or once an error is set. */
+bool pq_tr_field(struct pq_tr *t, int16_t *id, enum pq_ttype *type);
+/* Enter a struct whose field header (or list element position) was just read. */
+void pq_tr_struct_begin(struct pq_tr *t);
+
+/* Values of a field of type `type` (as pq_tr_field returned it). Integers accept any integer
+ * type whose value fits; anything else is an error. */
+int32_t pq_tr_i32(struct pq_tr *t, enum pq_ttype type);
+int64_t pq_tr_i64(struct pq_tr *t, enum pq_ttype type);
+/* A boolean field carries its value in the type nibble. */
+bool pq_tr_bool(struct pq_tr *t, enum pq_ttype type);
+/* Binary/string: borrowed pointer into the buffer. */
+void pq_tr_binary(struct pq_tr *t, enum pq_ttype type, const uint8_t **p, size_t *n);
+/* List or set header: element type and count (count <= bytes left, so it is safe to size an
+ * allocation by it). Elements follow: read i32 elements with pq_tr_i32(t, elem), binaries with
+ * pq_tr_binary, structs with pq_tr_struct_begin + pq_tr_field loop. */
+size_t pq_tr_list(struct pq_tr *t, enum pq_ttype type, enum pq_ttype *elem);
+/* Skip a field value of `type` (recursively, with the depth limit). */
+void pq_tr_skip(struct pq_tr *t, enum pq_ttype type);
+/* Skip one collection element of `type` (booleans take one byte there). */
+void pq_tr_skip_elem(struct pq_tr *t, enum pq_ttype type);
+
+/* Raw primitives, also used by the page decoders: unsigned LEB128 varint (at most 10 bytes) and
+ * its zigzag form. */
+uint64_t pq_tr_varint(struct pq_tr *t);
+int64_t pq_tr_zigzag(struct pq_tr *t);
 
 #endif

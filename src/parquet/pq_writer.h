@@ -70,7 +70,7 @@ void pq_schema_free(struct pq_schema *s); /* NULL is a no-op */
 
 struct pq_writer_opts {
     enum pq_codec codec;         /* default PQ_CODEC_ZSTD */
-    int zstd_level;              /* default 3 */
+    int zstd_level;              /* default 1 */
     size_t row_group_bytes;      /* default 64 MiB of buffered (uncompressed) column data */
     size_t page_bytes;           /* default 1 MiB per data page */
     size_t dict_max_bytes;       /* default 1 MiB per column chunk dictionary */
@@ -94,6 +94,9 @@ void pq_write_i32(struct pq_writer *w, int column, int32_t v, int rep);
 void pq_write_i64(struct pq_writer *w, int column, int64_t v, int rep);
 void pq_write_double(struct pq_writer *w, int column, double v, int rep);
 void pq_write_bytes(struct pq_writer *w, int column, const void *p, size_t n, int rep);
+/* pq_write_null on every column of first_column..last_column (a subtree absent or null: its
+ * columns are contiguous in depth-first order). */
+void pq_write_nulls(struct pq_writer *w, int first_column, int last_column, int def, int rep);
 
 /* One record is complete (every column got its levels for it). May flush a row group. */
 int pq_writer_end_row(struct pq_writer *w, struct ing_err *err);

@@ -1,6 +1,7 @@
 /*
  * test_engine.c - unit tests of the ingestion engine: JSON files in, Parquet part files out,
- * with counts, previews and row errors, against a small hand-written resolved schema.
+ * with counts, previews and row errors, against a small hand-written resolved schema; partial
+ * ingestion with the diagnostics writer, gzip and zstd inputs, and the transient-failure hook.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,12 +9,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include "ingest/engine.h"
 #include "schema/xdm_plan.h"
+#include "util/buf.h"
 #include "util/fs.h"
 #include "util/mem.h"
 
@@ -356,6 +361,275 @@ static void test_unreadable_file(void **state)
     free(out);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Diagnostics, compression, transient failures                                                */
+
+/* Write `len` bytes to a new input file; returns its path (free()). */
+static char *input_bytes(const char *name, const void *data, size_t len)
+{
+    char *path = xasprintf("%s/in-%d-%s", g_fx.dir, ++g_fx.seq, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    fclose(f);
+    return path;
+}
+
+/* gzip `text` in memory (one member). */
+static unsigned char *gzip_mem(const char *text, size_t *out_len)
+{
+    z_stream z = {0};
+    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    size_t cap = deflateBound(&z, strlen(text));
+    unsigned char *out = xmalloc(cap);
+    z.next_in = (unsigned char *)text;
+    z.avail_in = (uInt)strlen(text);
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    *out_len = cap - z.avail_out;
+    deflateEnd(&z);
+    return out;
+}
+
+static unsigned char *zstd_mem(const char *text, size_t *out_len)
+{
+    size_t cap = ZSTD_compressBound(strlen(text));
+    unsigned char *out = xmalloc(cap);
+    *out_len = ZSTD_compress(out, cap, text, strlen(text), 3);
+    assert_false(ZSTD_isError(*out_len));
+    return out;
+}
+
+/* Run the engine over bytes already in memory. */
+static int run_bytes(const char *name, const void *data, size_t len, const struct engine_opts *o,
+                     struct engine_result *res, struct ing_err *err)
+{
+    char *path = input_bytes(name, data, len);
+    struct engine_file f = {.path = path, .name = name};
+    char *out = out_dir();
+    ing_err_clear(err);
+    int rc = engine_run(g_fx.plan, &f, 1, o, out, res, err);
+    free(path);
+    free(out);
+    return rc;
+}
+
+/* Many records, so that compressed streams span several reads. */
+static char *many_records(int n)
+{
+    struct buf b = {0};
+    for (int i = 0; i < n; i++)
+        buf_printf(&b, "{\"_id\":\"r%d\",\"person\":{\"name\":{\"firstName\":\"N%d\"}},"
+                       "\"loyalty\":{\"points\":%d,\"tier\":\"gold\"}}\n",
+                   i, i * 7, i);
+    char *s = xstrdup(buf_cstr(&b));
+    buf_free(&b);
+    return s;
+}
+
+/* The lines of one diagnostics file, parsed. */
+static json_t *read_lines(const char *path)
+{
+    json_t *out = json_array();
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_error_t jerr;
+        json_t *doc = json_loads(line, 0, &jerr);
+        assert_non_null(doc);
+        json_array_append_new(out, doc);
+    }
+    free(line);
+    fclose(f);
+    return out;
+}
+
+static void test_diagnostics_per_kind(void **state)
+{
+    (void)state;
+    const char *text = "{\"_id\":\"1\"}\n"
+                       "{\"_id\": oops}\n"                                   /* 2 parsing */
+                       "{\"person\":{}}\n"                                   /* 3 required _id */
+                       "{\"_id\":\"4\",\"loyalty\":{\"points\":\"lots\"}}\n" /* 4 conversion */
+                       "{\"_id\":\"5\",\"loyalty\":{\"tier\":\"tin\"}}\n"    /* 5 validation */
+                       "{\"_id\":\"6\"}\n"
+                       "{\"loyalty\":{}}\n";                                 /* 7 required _id */
+    char *diag_dir = out_dir();
+    struct diag_writer *dw = NULL;
+    struct ing_err err;
+    ing_err_clear(&err);
+    assert_int_equal(diag_writer_open(&dw, diag_dir, 0, &err), 0);
+    struct engine_opts o = opts_fail_fast(0);
+    o.max_failed_rows = -1;
+    o.diag = dw;
+    struct engine_result res;
+    char *out;
+    assert_int_equal(run1("kinds.json", text, &o, &out, &res, &err), 0);
+    assert_int_equal(diag_writer_close(dw, &err), 0);
+    assert_false(res.batch_error);
+    assert_int_equal(res.input_records, 7);
+    assert_int_equal(res.output_records, 2);
+    assert_int_equal(res.failed_records, 5);
+    assert_int_equal(res.failed_by_kind[DIAG_PARSING], 1);
+    assert_int_equal(res.failed_by_kind[DIAG_REQUIRED], 2);
+    assert_int_equal(res.failed_by_kind[DIAG_CONVERSION], 1);
+    assert_int_equal(res.failed_by_kind[DIAG_VALIDATION], 1);
+
+    char *p = xasprintf("%s/row_errors/parsing_errors_0.json", diag_dir);
+    json_t *rows = read_lines(p);
+    free(p);
+    assert_int_equal(json_array_size(rows), 1);
+    json_t *r = json_array_get(rows, 0);
+    assert_string_equal(json_string_value(json_object_get(r, "_corrupt_record")), "{\"_id\": oops}");
+    assert_string_equal(json_string_value(json_object_get(r, "_filename")), "kinds.json");
+    assert_int_equal(json_integer_value(json_object_get(r, "_row")), 2);
+    json_t *e = json_array_get(json_object_get(r, "_errors"), 0);
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "1401");
+    json_decref(rows);
+
+    p = xasprintf("%s/row_errors/required_errors_0.json", diag_dir);
+    rows = read_lines(p);
+    free(p);
+    assert_int_equal(json_array_size(rows), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(rows, 0), "_row")), 3);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(rows, 1), "_row")), 7);
+    e = json_array_get(json_object_get(json_array_get(rows, 1), "_errors"), 0);
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "1555");
+    assert_string_equal(json_string_value(json_object_get(e, "field")), "_id");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 1), "_record")),
+                        "{\"loyalty\":{}}");
+    json_decref(rows);
+
+    p = xasprintf("%s/row_errors/conversion_errors_0.json", diag_dir);
+    rows = read_lines(p);
+    free(p);
+    assert_int_equal(json_array_size(rows), 1);
+    e = json_array_get(json_object_get(json_array_get(rows, 0), "_errors"), 0);
+    assert_string_equal(json_string_value(json_object_get(e, "field")), "loyalty.points");
+    json_decref(rows);
+
+    p = xasprintf("%s/row_errors/validation_errors_0.json", diag_dir);
+    rows = read_lines(p);
+    free(p);
+    e = json_array_get(json_object_get(json_array_get(rows, 0), "_errors"), 0);
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "1570");
+    assert_string_equal(json_string_value(json_object_get(e, "field")), "loyalty.tier");
+    json_decref(rows);
+    engine_result_free(&res);
+    free(out);
+    free(diag_dir);
+}
+
+static void test_gzip_and_zstd_input(void **state)
+{
+    (void)state;
+    char *text = many_records(20000); /* ~1.5 MB: several reads and output buffers */
+    struct engine_opts o = opts_fail_fast(1);
+    struct engine_result res;
+    struct ing_err err;
+
+    size_t gz_len, zs_len;
+    unsigned char *gz = gzip_mem(text, &gz_len);
+    unsigned char *zs = zstd_mem(text, &zs_len);
+    assert_true(gz_len < strlen(text) / 4 && zs_len < strlen(text) / 4);
+
+    assert_int_equal(run_bytes("data.json.gz", gz, gz_len, &o, &res, &err), 0);
+    assert_int_equal(res.output_records, 20000);
+    assert_int_equal(res.input_bytes, (int64_t)gz_len); /* as uploaded, not decompressed */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(res.preview, 0), "_id")),
+                        "r0");
+    engine_result_free(&res);
+
+    /* The name says nothing: the magic bytes decide. */
+    assert_int_equal(run_bytes("data", zs, zs_len, &o, &res, &err), 0);
+    assert_int_equal(res.output_records, 20000);
+    assert_int_equal(res.input_bytes, (int64_t)zs_len);
+    engine_result_free(&res);
+
+    /* Two gzip members one after the other are one stream, as gzip -d reads them. */
+    size_t a_len, b_len;
+    unsigned char *a = gzip_mem("{\"_id\":\"a\"}\n", &a_len);
+    unsigned char *b = gzip_mem("{\"_id\":\"b\"}\n{\"_id\":\"c\"}\n", &b_len);
+    unsigned char *both = xmalloc(a_len + b_len);
+    memcpy(both, a, a_len);
+    memcpy(both + a_len, b, b_len);
+    assert_int_equal(run_bytes("two.gz", both, a_len + b_len, &o, &res, &err), 0);
+    assert_int_equal(res.output_records, 3);
+    engine_result_free(&res);
+    free(a), free(b), free(both), free(gz), free(zs), free(text);
+}
+
+/* A compressed file that does not decompress fails the batch as a whole, never as bad rows. */
+static void check_corrupt_compressed(const char *name, const void *data, size_t len,
+                                     const char *kind)
+{
+    struct engine_opts o = opts_fail_fast(0);
+    o.max_failed_rows = -1; /* even with partial ingestion */
+    struct engine_result res;
+    struct ing_err err;
+    assert_int_not_equal(run_bytes(name, data, len, &o, &res, &err), 0);
+    assert_true(res.batch_error);
+    assert_false(res.transient);
+    assert_int_equal(res.failed_records, 0);
+    assert_string_equal(err.file, name);
+    assert_non_null(strstr(err.msg, kind));
+    assert_non_null(strstr(err.msg, "cannot be decompressed"));
+    json_t *e = json_array_get(res.errors, json_array_size(res.errors) - 1);
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "400");
+    assert_string_equal(json_string_value(json_object_get(e, "file")), name);
+    engine_result_free(&res);
+}
+
+static void test_corrupt_compressed(void **state)
+{
+    (void)state;
+    char *text = many_records(2000);
+    size_t gz_len, zs_len;
+    unsigned char *gz = gzip_mem(text, &gz_len);
+    unsigned char *zs = zstd_mem(text, &zs_len);
+    check_corrupt_compressed("cut.gz", gz, gz_len / 2, "gzip");     /* truncated */
+    check_corrupt_compressed("cut.zst", zs, zs_len / 2, "zstd");
+    gz[gz_len / 2] ^= 0x55;                                          /* flipped bits */
+    gz[gz_len / 2 + 1] ^= 0xaa;
+    check_corrupt_compressed("bad.gz", gz, gz_len, "gzip");
+    static const unsigned char junk[] = {0x1f, 0x8b, 'n', 'o', 't', ' ', 'g', 'z'};
+    check_corrupt_compressed("junk.gz", junk, sizeof(junk), "gzip");
+    free(gz), free(zs), free(text);
+}
+
+static void test_write_fault_is_transient(void **state)
+{
+    (void)state;
+    const char *text = "{\"_id\":\"1\"}\n{\"_id\":\"2\"}\n";
+    struct engine_opts o = opts_fail_fast(0);
+    struct engine_result res;
+    struct ing_err err;
+    o.fault_write_errno = ENOSPC;
+    assert_int_equal(run_bytes("f.json", text, strlen(text), &o, &res, &err), ING_EIO);
+    assert_true(res.batch_error);
+    assert_true(res.transient);
+    assert_int_equal(err.sys_errno, ENOSPC);
+    assert_int_equal(res.output_files, 0);
+    engine_result_free(&res);
+
+    /* A write refused for good (permissions) is not worth retrying. */
+    o.fault_write_errno = EACCES;
+    assert_int_equal(run_bytes("f.json", text, strlen(text), &o, &res, &err), ING_EIO);
+    assert_true(res.batch_error);
+    assert_false(res.transient);
+    engine_result_free(&res);
+
+    /* A bad row stopping a run is not a batch-level error. */
+    o.fault_write_errno = 0;
+    assert_int_not_equal(run_bytes("r.json", "{}\n", 3, &o, &res, &err), 0);
+    assert_false(res.batch_error);
+    assert_false(res.transient);
+    engine_result_free(&res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -370,6 +644,10 @@ int main(void)
         cmocka_unit_test(test_files_in_sorted_order),
         cmocka_unit_test(test_partial_ingestion),
         cmocka_unit_test(test_unreadable_file),
+        cmocka_unit_test(test_diagnostics_per_kind),
+        cmocka_unit_test(test_gzip_and_zstd_input),
+        cmocka_unit_test(test_corrupt_compressed),
+        cmocka_unit_test(test_write_fault_is_transient),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -144,6 +144,29 @@ static void test_discard(void **state)
     free(staging), free(other_staging), free(tmp), free(final), free(sub), free(in);
 }
 
+/* Unfinished large-file uploads live outside staging and go with the batch too. */
+static void test_discard_uploads(void **state)
+{
+    struct fixture *fx = *state;
+    struct ing_err err;
+    ing_err_clear(&err);
+    char *uploads = lake_upload_dir(fx->lake, "prod", "B6", "D1");
+    char *staging = lake_staging_dir(fx->lake, "prod", "B6", "D1");
+    assert_non_null(strstr(uploads, "/sandboxes/prod/uploads/B6/D1"));
+    assert_string_not_equal(uploads, staging);
+    char *part = xasprintf("%s/part=a/big.json", uploads);
+    char *sub = xasprintf("%s/part=a", uploads);
+    assert_int_equal(fs_mkdirs(sub, &err), 0);
+    write_file(part, "half a file");
+    assert_int_equal(lake_discard_output(fx->lake, "prod", "D1", "B6", &err), 0);
+    assert_false(fs_exists(part));
+    assert_false(fs_exists(uploads));
+    /* The batch's own folder under uploads/ is dropped once empty. */
+    char *batch_uploads = xasprintf("%s/sandboxes/prod/uploads/B6", lake_data_dir(fx->lake));
+    assert_false(fs_exists(batch_uploads));
+    free(uploads), free(staging), free(part), free(sub), free(batch_uploads);
+}
+
 static void test_open_needs_dir(void **state)
 {
     (void)state;
@@ -163,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_promote),
         cmocka_unit_test(test_promote_rejects_unsafe_ids),
         cmocka_unit_test(test_discard),
+        cmocka_unit_test(test_discard_uploads),
         cmocka_unit_test(test_open_needs_dir),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

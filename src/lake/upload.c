@@ -1,0 +1,319 @@
+/*
+ * upload.c - byte ranges of large-file uploads and the chunk copy; see upload.h.
+ *
+ * Chunks land in a sparse part file at their offset, so their order does not matter; whether the
+ * file is whole is decided from the recorded ranges alone, once, at completion.
+ */
+#include "lake/upload.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/mem.h"
+
+/* Unsigned decimal without sign or overflow; advances *p. */
+static bool parse_u63(const char **p, int64_t *out)
+{
+    const char *s = *p;
+    int64_t v = 0;
+    if (*s < '0' || *s > '9')
+        return false;
+    while (*s >= '0' && *s <= '9') {
+        int d = *s - '0';
+        if (v > (INT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+        s++;
+    }
+    *p = s;
+    *out = v;
+    return true;
+}
+
+int upl_parse_content_range(const char *header, struct upl_range *out, int64_t *total,
+                            struct ing_err *err)
+{
+    *total = -1;
+    if (!header)
+        return ing_err_set(err, ING_EINVAL, "the Content-Range header is required, e.g. "
+                                            "\"bytes 0-1048575/4194304\"");
+    const char *p = header;
+    while (*p == ' ')
+        p++;
+    if (strncasecmp(p, "bytes", 5) != 0)
+        goto bad;
+    p += 5;
+    if (*p != ' ' && *p != '=')
+        goto bad;
+    while (*p == ' ' || *p == '=')
+        p++;
+    struct upl_range r;
+    if (!parse_u63(&p, &r.first) || *p++ != '-' || !parse_u63(&p, &r.last))
+        goto bad;
+    if (*p == '/') {
+        p++;
+        if (*p == '*')
+            p++;
+        else if (!parse_u63(&p, total))
+            goto bad;
+    }
+    while (*p == ' ')
+        p++;
+    if (*p)
+        goto bad;
+    if (r.last < r.first)
+        return ing_err_set(err, ING_EINVAL,
+                           "Content-Range '%s': the last byte comes before the first", header);
+    if (*total >= 0 && r.last >= *total)
+        return ing_err_set(err, ING_EINVAL,
+                           "Content-Range '%s': the range ends past the file size", header);
+    *out = r;
+    return 0;
+bad:
+    *total = -1;
+    return ing_err_set(err, ING_EINVAL,
+                       "Content-Range must be \"bytes <first>-<last>[/<size>]\" with inclusive "
+                       "byte positions, not '%.80s'", header);
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+    const struct upl_range *x = a, *y = b;
+    if (x->first != y->first)
+        return x->first < y->first ? -1 : 1;
+    if (x->last != y->last)
+        return x->last < y->last ? -1 : 1;
+    return 0;
+}
+
+void upl_sort(struct upl_range *ranges, size_t n)
+{
+    if (n > 1)
+        qsort(ranges, n, sizeof(*ranges), cmp_range);
+}
+
+size_t upl_merge(const struct upl_range *in, size_t n, struct upl_range *out)
+{
+    if (n == 0)
+        return 0;
+    if (out != in)
+        memmove(out, in, n * sizeof(*out));
+    upl_sort(out, n);
+    size_t k = 0;
+    for (size_t i = 1; i < n; i++) {
+        /* Touching ranges (last + 1 == first) make one; last < INT64_MAX always (parse bound). */
+        if (out[i].first <= out[k].last || out[i].first - 1 == out[k].last) {
+            if (out[i].last > out[k].last)
+                out[k].last = out[i].last;
+        } else {
+            out[++k] = out[i];
+        }
+    }
+    return k + 1;
+}
+
+int64_t upl_covered_bytes(const struct upl_range *ranges, size_t n)
+{
+    if (n == 0)
+        return 0;
+    struct upl_range *m = xmalloc(n * sizeof(*m));
+    size_t k = upl_merge(ranges, n, m);
+    int64_t sum = 0;
+    for (size_t i = 0; i < k; i++)
+        sum += m[i].last - m[i].first + 1;
+    free(m);
+    return sum;
+}
+
+int upl_check_complete(const struct upl_range *ranges, size_t n, int64_t total, int64_t *size,
+                       struct ing_err *err)
+{
+    *size = 0;
+    if (n == 0)
+        return ing_err_set(err, ING_EINVAL, "no bytes of the file were received");
+    struct upl_range *s = xmalloc(n * sizeof(*s));
+    memcpy(s, ranges, n * sizeof(*s));
+    upl_sort(s, n);
+    int rc = 0;
+    int64_t next = 0; /* the first byte not yet covered */
+    for (size_t i = 0; i < n; i++) {
+        if (s[i].first > next) {
+            rc = ing_err_set(err, ING_EINVAL, "bytes %" PRId64 "-%" PRId64 " of the file are missing",
+                             next, s[i].first - 1);
+            goto out;
+        }
+        if (s[i].first < next) {
+            rc = ing_err_set(err, ING_EINVAL,
+                             "chunks overlap: bytes %" PRId64 "-%" PRId64 " and %" PRId64
+                             "-%" PRId64 " were both sent",
+                             s[i - 1].first, s[i - 1].last, s[i].first, s[i].last);
+            goto out;
+        }
+        next = s[i].last + 1;
+    }
+    if (total >= 0 && next != total) {
+        rc = total > next ? ing_err_set(err, ING_EINVAL,
+                                        "bytes %" PRId64 "-%" PRId64 " of the file are missing",
+                                        next, total - 1)
+                          : ing_err_set(err, ING_EINVAL,
+                                        "the chunks end at byte %" PRId64
+                                        " but the file size is %" PRId64, next - 1, total);
+        goto out;
+    }
+    *size = next;
+out:
+    free(s);
+    return rc;
+}
+
+int upl_format(const struct upl_range *ranges, size_t n, struct buf *out)
+{
+    int rc = buf_append_str(out, "bytes=");
+    if (rc != 0 || n == 0)
+        return rc;
+    struct upl_range *m = xmalloc(n * sizeof(*m));
+    size_t k = upl_merge(ranges, n, m);
+    for (size_t i = 0; rc == 0 && i < k; i++)
+        rc = buf_printf(out, "%s%" PRId64 "-%" PRId64, i ? "," : "", m[i].first, m[i].last);
+    free(m);
+    return rc;
+}
+
+int upl_from_json(const json_t *arr, struct upl_range **out, size_t *n, struct ing_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (!json_is_array(arr))
+        return ing_err_set(err, ING_EINVAL, "upload ranges must be an array");
+    size_t len = json_array_size(arr);
+    if (len == 0)
+        return 0;
+    struct upl_range *r = xmalloc(len * sizeof(*r));
+    for (size_t i = 0; i < len; i++) {
+        const json_t *pair = json_array_get(arr, i);
+        const json_t *a = json_array_get(pair, 0), *b = json_array_get(pair, 1);
+        if (json_array_size(pair) != 2 || !json_is_integer(a) || !json_is_integer(b) ||
+            json_integer_value(a) < 0 || json_integer_value(b) < json_integer_value(a)) {
+            free(r);
+            return ing_err_set(err, ING_EINVAL, "upload range %zu is not a [first, last] pair", i);
+        }
+        r[i] = (struct upl_range){json_integer_value(a), json_integer_value(b)};
+    }
+    *out = r;
+    *n = len;
+    return 0;
+}
+
+json_t *upl_to_json(const struct upl_range *ranges, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("[I, I]", (json_int_t)ranges[i].first,
+                                             (json_int_t)ranges[i].last));
+    return arr;
+}
+
+/* The portable path: through a bounded buffer, never the whole chunk. */
+static int copy_by_pwrite(int in, int outfd, int64_t src_off, int64_t dst_off, int64_t left,
+                          struct ing_err *err)
+{
+    enum { COPY_BUF = 1 << 20 };
+    char *b = xmalloc(COPY_BUF);
+    int rc = 0;
+    while (left > 0) {
+        size_t want = left < COPY_BUF ? (size_t)left : COPY_BUF;
+        ssize_t r = pread(in, b, want, src_off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = ing_err_errno(err, errno, "reading the uploaded chunk");
+            goto out;
+        }
+        if (r == 0) {
+            rc = ing_err_set(err, ING_EINVAL, "the uploaded chunk is shorter than its range");
+            goto out;
+        }
+        for (ssize_t done = 0; done < r;) {
+            ssize_t w = pwrite(outfd, b + done, (size_t)(r - done), dst_off + done);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                rc = ing_err_errno(err, errno, "writing the part file");
+                goto out;
+            }
+            done += w;
+        }
+        src_off += r;
+        dst_off += r;
+        left -= r;
+    }
+out:
+    free(b);
+    return rc;
+}
+
+int upl_copy_chunk(const char *src_path, const char *part_path, int64_t offset, int64_t length,
+                   struct ing_err *err)
+{
+    int in = -1, outfd = -1, rc = 0;
+    if (offset < 0 || length < 0)
+        return ing_err_set(err, ING_EINVAL, "negative chunk offset or length");
+    in = open(src_path, O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        rc = ing_err_errno(err, errno, "opening the uploaded chunk");
+        goto out;
+    }
+    outfd = open(part_path, O_WRONLY | O_CLOEXEC);
+    if (outfd < 0) {
+        rc = ing_err_errno(err, errno, "opening the part file");
+        goto out;
+    }
+    struct stat sb;
+    if (fstat(in, &sb) != 0) {
+        rc = ing_err_errno(err, errno, "reading the uploaded chunk");
+        goto out;
+    }
+    if (sb.st_size < length) {
+        rc = ing_err_set(err, ING_EINVAL, "the uploaded chunk is shorter than its range");
+        goto out;
+    }
+    loff_t src_off = 0, dst_off = offset;
+    int64_t left = length;
+    while (left > 0) {
+        size_t want = left > (int64_t)(1 << 30) ? (size_t)1 << 30 : (size_t)left;
+        ssize_t n = copy_file_range(in, &src_off, outfd, &dst_off, want, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
+                      errno == EOPNOTSUPP)) {
+            rc = copy_by_pwrite(in, outfd, src_off, dst_off, left, err);
+            if (rc != 0)
+                goto out;
+            break;
+        }
+        if (n < 0) {
+            rc = ing_err_errno(err, errno, "copying the chunk into the part file");
+            goto out;
+        }
+        if (n == 0) {
+            rc = ing_err_set(err, ING_EINVAL, "the uploaded chunk is shorter than its range");
+            goto out;
+        }
+        left -= n;
+    }
+    if (fsync(outfd) != 0)
+        rc = ing_err_errno(err, errno, "fsync of the part file");
+out:
+    if (in >= 0)
+        close(in);
+    if (outfd >= 0 && close(outfd) != 0 && rc == 0)
+        rc = ing_err_errno(err, errno, "closing the part file");
+    return rc;
+}

@@ -1,0 +1,73 @@
+/*
+ * upload.h - the byte-range bookkeeping of large-file uploads (Batch Ingestion API, AEP section
+ * 1.4): parsing Content-Range, merging the ranges received, checking a finished upload for gaps
+ * and overlaps, and copying one chunk into the sparse part file at its offset.
+ *
+ * A large file arrives as chunks in any order. Every acknowledged chunk is one inclusive range
+ * [first, last] recorded durably by the caller (the catalog keeps the list in the file's upload
+ * document); the range list is kept as received, unmerged, because AEP detects overlapping chunks
+ * only when the file is completed. Ranges are JSON arrays [[first, last], ...] in the store.
+ *
+ * Threads: every function is reentrant; the caller serialises writers of one part file.
+ */
+#ifndef ING_LAKE_UPLOAD_H
+#define ING_LAKE_UPLOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "util/buf.h"
+#include "util/err.h"
+
+/* One chunk: bytes first..last of the file, both included. */
+struct upl_range {
+    int64_t first;
+    int64_t last;
+};
+
+/*
+ * Parse a Content-Range header: "bytes a-b/total", "bytes a-b/" followed by a star (size not
+ * known) or "bytes a-b" (also with '=' after "bytes"). *total is -1 when not given. ING_EINVAL (err says why) for anything else, for
+ * b < a, or for b >= total.
+ */
+int upl_parse_content_range(const char *header, struct upl_range *out, int64_t *total,
+                            struct ing_err *err);
+
+/* Sort `ranges` in place by first, then last. */
+void upl_sort(struct upl_range *ranges, size_t n);
+
+/* Merge: write to out (room for n) the sorted union of the ranges, touching or overlapping ones
+ * joined; returns how many. `in` and `out` may be the same array. */
+size_t upl_merge(const struct upl_range *in, size_t n, struct upl_range *out);
+
+/* Bytes covered by the union of the ranges. */
+int64_t upl_covered_bytes(const struct upl_range *ranges, size_t n);
+
+/*
+ * Whether the chunks make one whole file: no two chunks overlap (a chunk sent twice with the same
+ * bounds counts once: the caller keeps one copy), no byte is missing from 0 to the end, and when
+ * `total` >= 0 the end is total - 1. On success *size is the file size. ING_EINVAL with a message
+ * naming the first gap or overlap otherwise.
+ */
+int upl_check_complete(const struct upl_range *ranges, size_t n, int64_t total, int64_t *size,
+                       struct ing_err *err);
+
+/* Append "bytes=0-1023,2048-4095" (the merged ranges; "bytes=" alone when none) to out. */
+int upl_format(const struct upl_range *ranges, size_t n, struct buf *out);
+
+/* Ranges out of their JSON form. *out is a new array (free()), NULL when n is 0. ING_EINVAL when
+ * the JSON is not an array of [first, last] pairs of non-negative integers with first <= last. */
+int upl_from_json(const json_t *arr, struct upl_range **out, size_t *n, struct ing_err *err);
+json_t *upl_to_json(const struct upl_range *ranges, size_t n);
+
+/*
+ * Copy `length` bytes from the start of file `src_path` into `part_path` (which must exist) at
+ * `offset`, then fsync the part file, so the chunk is on disk before it is acknowledged. Uses
+ * copy_file_range(2) (no bytes pass through user space) with a read/pwrite fallback.
+ * ING_EINVAL when src is shorter than length; ING_EIO (errno kept) on I/O errors.
+ */
+int upl_copy_chunk(const char *src_path, const char *part_path, int64_t offset, int64_t length,
+                   struct ing_err *err);
+
+#endif

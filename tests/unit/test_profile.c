@@ -1,0 +1,419 @@
+/* test_profile.c - unit tests of the profile module (src/profile/profile.c): merge policy parsing,
+ * merging fragments under timestampOrdered and dataSetPrecedence (newest per dataset, upserts,
+ * excluded datasets), projection, the merge policy documents (one default per class, the built-in
+ * default) over the real store, and lookups that assemble a profile from pstore under pdg and
+ * none. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "identity/idgraph.h"
+#include "profile/profile.h"
+#include "store/pstore.h"
+#include "store/store.h"
+#include "util/fs.h"
+#include "util/mem.h"
+
+static json_t *js(const char *text)
+{
+    json_error_t je;
+    json_t *v = json_loads(text, 0, &je);
+    if (!v)
+        fail_msg("bad test JSON: %s", je.text);
+    return v;
+}
+
+static const char *str_at(const json_t *doc, const char *a, const char *b)
+{
+    return json_string_value(json_object_get(json_object_get(doc, a), b));
+}
+
+static void test_policy_parse(void **state)
+{
+    (void)state;
+    struct mp_policy p;
+    struct ing_err err;
+    ing_err_clear(&err);
+    json_t *ok = js("{\"id\":\"x\",\"identityGraph\":{\"type\":\"pdg\"},\"attributeMerge\":"
+                    "{\"type\":\"dataSetPrecedence\",\"order\":[\"A\",\"B\"]}}");
+    assert_int_equal(mp_policy_parse(ok, &p, &err), 0);
+    assert_true(p.stitch);
+    assert_true(p.precedence);
+    assert_int_equal(p.norder, 2);
+    assert_string_equal(p.order[1], "B");
+    assert_string_equal(p.id, "x");
+    mp_policy_clear(&p);
+    const char *bad[] = {
+        "{\"identityGraph\":{\"type\":\"coop\"},\"attributeMerge\":{\"type\":\"timestampOrdered\"}}",
+        "{\"identityGraph\":{\"type\":\"none\"},\"attributeMerge\":{\"type\":\"newest\"}}",
+        "{\"identityGraph\":{\"type\":\"none\"},\"attributeMerge\":{\"type\":\"dataSetPrecedence\"}}",
+        "{\"identityGraph\":{\"type\":\"none\"},\"attributeMerge\":{\"type\":\"dataSetPrecedence\","
+        "\"order\":[1]}}",
+    };
+    const char *fields[] = {"identityGraph.type", "attributeMerge.type", "attributeMerge.order",
+                            "attributeMerge.order"};
+    for (size_t i = 0; i < ING_ARRAY_LEN(bad); i++) {
+        json_t *b = js(bad[i]);
+        ing_err_clear(&err);
+        assert_int_equal(mp_policy_parse(b, &p, &err), ING_EINVAL);
+        assert_string_equal(err.field, fields[i]);
+        json_decref(b);
+    }
+    json_decref(ok);
+}
+
+/* Loyalty (A, older) and CRM (B, newer) fragments of one person, as in the tutorial. */
+struct frags {
+    json_t *docs[4];
+    struct profile_frag f[4];
+};
+
+static void luma_frags(struct frags *s)
+{
+    s->docs[0] = js("{\"person\":{\"name\":{\"firstName\":\"Daniel\",\"lastName\":\"Wright\"}},"
+                    "\"homeAddress\":{\"city\":\"New York City\"},\"loyalty\":{\"tier\":\"gold\"}}");
+    s->docs[1] = js("{\"person\":{\"name\":{\"firstName\":\"Danny\"}},\"homeAddress\":"
+                    "{\"city\":\"Portland\"},\"personalEmail\":{\"address\":\"d@x.com\"}}");
+    s->docs[2] = js("{\"person\":{\"name\":{\"firstName\":\"Other\"}}}");
+    s->f[0] = (struct profile_frag){.member = 0, .dataset = "A", .seq = 1, .ts = 100,
+                                    .doc = s->docs[0]};
+    s->f[1] = (struct profile_frag){.member = 1, .dataset = "B", .seq = 2, .ts = 200,
+                                    .doc = s->docs[1]};
+    s->f[2] = (struct profile_frag){.member = 1, .dataset = "C", .seq = 3, .ts = 300,
+                                    .doc = s->docs[2]};
+}
+
+static void frags_free(struct frags *s)
+{
+    for (size_t i = 0; i < 4; i++)
+        json_decref(s->docs[i]);
+}
+
+static void test_merge_timestamp_ordered(void **state)
+{
+    (void)state;
+    struct frags s = {0};
+    luma_frags(&s);
+    struct mp_policy p = {.stitch = true};
+    json_t *sources = NULL;
+    int64_t last = 0;
+    size_t used = 0;
+    json_t *m = profile_merge(&p, s.f, 2, &sources, &last, &used);
+    assert_string_equal(str_at(json_object_get(m, "person"), "name", "firstName"), "Danny");
+    assert_string_equal(str_at(json_object_get(m, "person"), "name", "lastName"), "Wright");
+    assert_string_equal(str_at(m, "homeAddress", "city"), "Portland");
+    assert_string_equal(str_at(m, "loyalty", "tier"), "gold");
+    assert_int_equal(used, 2);
+    assert_int_equal(last, 200);
+    assert_int_equal(json_array_size(sources), 2);
+    json_decref(m);
+    json_decref(sources);
+    /* order of the input does not matter: the times do */
+    struct profile_frag rev[2] = {s.f[1], s.f[0]};
+    m = profile_merge(&p, rev, 2, NULL, NULL, NULL);
+    assert_string_equal(str_at(m, "homeAddress", "city"), "Portland");
+    json_decref(m);
+    frags_free(&s);
+}
+
+static void test_merge_dataset_precedence(void **state)
+{
+    (void)state;
+    struct frags s = {0};
+    luma_frags(&s);
+    char *order[] = {"A", "B"};
+    struct mp_policy p = {.stitch = true, .precedence = true, .order = order, .norder = 2};
+    json_t *sources = NULL;
+    size_t used = 0;
+    json_t *m = profile_merge(&p, s.f, 3, &sources, NULL, &used);
+    assert_string_equal(str_at(json_object_get(m, "person"), "name", "firstName"), "Daniel");
+    assert_string_equal(str_at(m, "homeAddress", "city"), "New York City");
+    assert_string_equal(str_at(m, "personalEmail", "address"), "d@x.com"); /* only B has it */
+    assert_int_equal(used, 2); /* C is not in the order: left out */
+    assert_int_equal(json_array_size(sources), 2);
+    json_decref(m);
+    json_decref(sources);
+    /* only A: no CRM attributes at all */
+    p.norder = 1;
+    m = profile_merge(&p, s.f, 3, NULL, NULL, &used);
+    assert_int_equal(used, 1);
+    assert_null(json_object_get(m, "personalEmail"));
+    json_decref(m);
+    frags_free(&s);
+}
+
+static void test_merge_newest_per_dataset_and_upsert(void **state)
+{
+    (void)state;
+    json_t *old = js("{\"a\":1,\"b\":{\"c\":1,\"d\":1}}");
+    json_t *newer = js("{\"b\":{\"c\":2}}");
+    struct profile_frag f[2] = {
+        {.member = 0, .dataset = "A", .seq = 1, .ts = 10, .doc = old},
+        {.member = 0, .dataset = "A", .seq = 2, .ts = 20, .doc = newer},
+    };
+    struct mp_policy p = {0};
+    json_t *m = profile_merge(&p, f, 2, NULL, NULL, NULL);
+    /* a newer fragment of the same dataset and identity replaces the older one */
+    json_t *want = js("{\"b\":{\"c\":2}}");
+    assert_true(json_equal(m, want));
+    json_decref(m);
+    json_decref(want);
+    /* an upsert patches it */
+    f[1].upsert = true;
+    m = profile_merge(&p, f, 2, NULL, NULL, NULL);
+    want = js("{\"a\":1,\"b\":{\"c\":2,\"d\":1}}");
+    assert_true(json_equal(m, want));
+    json_decref(m);
+    json_decref(want);
+    json_decref(old);
+    json_decref(newer);
+}
+
+static void test_project(void **state)
+{
+    (void)state;
+    json_t *e = js("{\"person\":{\"name\":{\"firstName\":\"D\",\"lastName\":\"W\"}},\"x\":1}");
+    const char *fields[] = {"person.name.firstName", "x", "missing.deep"};
+    json_t *p = profile_project(e, fields, 3);
+    json_t *want = js("{\"person\":{\"name\":{\"firstName\":\"D\"}},\"x\":1}");
+    assert_true(json_equal(p, want));
+    json_decref(p);
+    json_decref(want);
+    json_decref(e);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Over the real store and pstore */
+
+struct fixture {
+    char dir[64];
+    struct store *st;
+    struct pstore *ps;
+    struct idgraph *g;
+    struct profiles *pf;
+    int64_t loyalty, crm;
+};
+
+static int setup(void **state)
+{
+    struct fixture *fx = xcalloc(1, sizeof(*fx));
+    snprintf(fx->dir, sizeof(fx->dir), "/tmp/ingot-test-profile-XXXXXX");
+    if (!mkdtemp(fx->dir))
+        return -1;
+    struct ing_err err;
+    ing_err_clear(&err);
+    struct pstore_opts o = {.fast = true};
+    if (store_open(&fx->st, fx->dir, &err) || pstore_open(&fx->ps, fx->dir, &o, &err) ||
+        idgraph_new(&fx->g, fx->ps, NULL, NULL, &err) ||
+        profiles_new(&fx->pf, fx->st, fx->g, &err))
+        return -1;
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    profiles_free(fx->pf);
+    idgraph_free(fx->g);
+    pstore_close(fx->ps);
+    store_close(fx->st);
+    fs_rm_rf(fx->dir, NULL);
+    free(fx);
+    return 0;
+}
+
+static json_t *create(struct fixture *fx, const char *body)
+{
+    json_t *b = js(body), *out = NULL;
+    struct ing_err err;
+    ing_err_clear(&err);
+    int rc = profiles_policy_create(fx->pf, "prod", "ORG@AdobeOrg", b, &out, &err);
+    json_decref(b);
+    if (rc)
+        fail_msg("create: %s (%s)", err.msg, err.field);
+    return out;
+}
+
+static size_t count_defaults(struct fixture *fx, const char **id)
+{
+    struct mp_list q = {.is_default = 1, .schema_name = PROFILE_SCHEMA};
+    json_t *list = NULL;
+    int64_t total = 0;
+    assert_int_equal(profiles_policy_list(fx->pf, "prod", &q, &list, &total, NULL), 0);
+    static char one[80];
+    one[0] = '\0';
+    if (json_array_size(list) > 0)
+        snprintf(one, sizeof(one), "%s",
+                 json_string_value(json_object_get(json_array_get(list, 0), "id")));
+    *id = one;
+    size_t n = json_array_size(list);
+    json_decref(list);
+    return n;
+}
+
+static void test_policy_documents(void **state)
+{
+    struct fixture *fx = *state;
+    const char *def = NULL;
+    assert_int_equal(count_defaults(fx, &def), 1);
+    assert_string_equal(def, PROFILE_BUILTIN_POLICY_ID);
+
+    json_t *a = create(fx, "{\"name\":\"A\",\"schema\":{\"name\":\"_xdm.context.profile\"},"
+                           "\"identityGraph\":{\"type\":\"none\"},\"attributeMerge\":"
+                           "{\"type\":\"timestampOrdered\"},\"default\":true}");
+    const char *a_id = json_string_value(json_object_get(a, "id"));
+    assert_int_equal(strlen(a_id), 36);
+    assert_int_equal(count_defaults(fx, &def), 1);
+    assert_string_equal(def, a_id);
+    json_t *b = create(fx, "{\"name\":\"B\",\"schema\":{\"name\":\"_xdm.context.profile\"},"
+                           "\"identityGraph\":{\"type\":\"pdg\"},\"attributeMerge\":"
+                           "{\"type\":\"timestampOrdered\"},\"default\":true}");
+    const char *b_id = json_string_value(json_object_get(b, "id"));
+    assert_int_equal(count_defaults(fx, &def), 1); /* B took the default from A */
+    assert_string_equal(def, b_id);
+
+    struct mp_policy p;
+    assert_int_equal(profiles_policy_resolve(fx->pf, "prod", NULL, &p, NULL), 0);
+    assert_string_equal(p.id, b_id);
+    mp_policy_clear(&p);
+
+    /* PATCH with JSON Patch bumps the version and keeps the id */
+    json_t *ops = js("[{\"op\":\"replace\",\"path\":\"/identityGraph/type\",\"value\":\"none\"}]");
+    json_t *out = NULL;
+    assert_int_equal(profiles_policy_update(fx->pf, "prod", b_id, true, ops, &out, NULL), 0);
+    assert_int_equal(json_integer_value(json_object_get(out, "version")), 2);
+    assert_string_equal(str_at(out, "identityGraph", "type"), "none");
+    json_decref(out);
+    json_decref(ops);
+    /* a change that breaks the policy is refused */
+    ops = js("[{\"op\":\"replace\",\"path\":\"/attributeMerge/type\",\"value\":\"dataSetPrecedence\"}]");
+    assert_int_equal(profiles_policy_update(fx->pf, "prod", b_id, true, ops, &out, NULL), ING_EINVAL);
+    json_decref(ops);
+    /* the built-in cannot change */
+    assert_int_equal(profiles_policy_delete(fx->pf, "prod", PROFILE_BUILTIN_POLICY_ID, NULL),
+                     ING_ESTATE);
+
+    assert_int_equal(profiles_policy_delete(fx->pf, "prod", b_id, NULL), 0);
+    assert_int_equal(profiles_policy_get(fx->pf, "prod", b_id, &out, NULL), ING_ENOTFOUND);
+    assert_int_equal(count_defaults(fx, &def), 1); /* no stored default: the built-in again */
+    assert_string_equal(def, PROFILE_BUILTIN_POLICY_ID);
+    /* other sandboxes have their own */
+    assert_int_equal(profiles_policy_get(fx->pf, "dev", a_id, &out, NULL), ING_ENOTFOUND);
+    json_decref(a);
+    json_decref(b);
+}
+
+/* Two fragments keyed by two linked identities: pdg merges them, none does not. */
+static void test_entity_lookup(void **state)
+{
+    struct fixture *fx = *state;
+    struct ing_err err;
+    ing_err_clear(&err);
+    struct pstore_tx *tx = NULL;
+    int64_t seq1 = 0, seq2 = 0;
+    assert_int_equal(pstore_begin(fx->ps, &tx, &err), 0);
+    assert_int_equal(pstore_tx_ns_ensure(tx, "prod", "lumaLoyaltyId", 1001, "CROSS_DEVICE",
+                                         &fx->loyalty, &err), 0);
+    assert_int_equal(pstore_tx_ns_ensure(tx, "prod", "lumaCrmId", 1002, "CROSS_DEVICE", &fx->crm,
+                                         &err), 0);
+    assert_int_equal(pstore_tx_batch_seq(tx, "BL", "dsL", &seq1, &err), 0);
+    assert_int_equal(pstore_tx_batch_seq(tx, "BC", "dsC", &seq2, &err), 0);
+    struct idg_batch *b = idg_batch_new();
+    int64_t gids[] = {fx->loyalty, fx->crm};
+    const char *vals[] = {"5625458", "112ca"};
+    idg_batch_add_row(b, gids, vals, 2);
+    struct idg_apply_result res;
+    assert_int_equal(idg_apply_batch(fx->g, tx, b, seq1, 100, &res, &err), 0);
+    assert_int_equal(pstore_tx_frag_put(tx, fx->loyalty, "5625458", "dsL", seq1, 100, false,
+                                        "{\"person\":{\"name\":{\"firstName\":\"Daniel\"}}}",
+                                        &err), 0);
+    assert_int_equal(pstore_tx_frag_put(tx, fx->crm, "112ca", "dsC", seq2, 200, false,
+                                        "{\"person\":{\"name\":{\"firstName\":\"Danny\"}},"
+                                        "\"mobilePhone\":{\"number\":\"1\"}}",
+                                        &err), 0);
+    assert_int_equal(pstore_tx_event_put(tx, fx->loyalty, "5625458", 5000, "ev1", seq1, 100,
+                                         "{\"_id\":\"ev1\"}", &err), 0);
+    assert_int_equal(pstore_commit(tx, &err), 0);
+    idg_batch_free(b);
+
+    struct mp_policy pdg = {.stitch = true};
+    snprintf(pdg.id, sizeof(pdg.id), "p1");
+    json_t *out = NULL;
+    assert_int_equal(profiles_entity(fx->pf, "prod", "lumaLoyaltyId", "5625458", &pdg, NULL, 0,
+                                     &out, &err), 0);
+    const char *key = NULL;
+    json_t *prof = NULL;
+    json_object_foreach(out, key, prof) break;
+    assert_non_null(prof);
+    json_t *entity = json_object_get(prof, "entity");
+    assert_string_equal(str_at(json_object_get(entity, "person"), "name", "firstName"), "Danny");
+    assert_string_equal(str_at(entity, "mobilePhone", "number"), "1");
+    assert_int_equal(json_array_size(json_object_get(prof, "identityGraph")), 2);
+    char *key_copy = xstrdup(key);
+    json_decref(out);
+    /* the same profile through the other identity, and through its XID */
+    assert_int_equal(profiles_entity(fx->pf, "prod", "lumaCrmId", "112ca", &pdg, NULL, 0, &out,
+                                     &err), 0);
+    assert_non_null(json_object_get(out, key_copy));
+    json_decref(out);
+    assert_int_equal(profiles_entity(fx->pf, "prod", NULL, key_copy, &pdg, NULL, 0, &out, &err), 0);
+    assert_non_null(json_object_get(out, key_copy));
+    json_decref(out);
+    free(key_copy);
+
+    /* none: the identity's own fragment only; the CRM id alone in dsL finds nothing */
+    char *only_l[] = {"dsL"};
+    struct mp_policy none = {.precedence = true, .order = only_l, .norder = 1};
+    assert_int_equal(profiles_entity(fx->pf, "prod", "lumaLoyaltyId", "5625458", &none, NULL, 0,
+                                     &out, &err), 0);
+    json_object_foreach(out, key, prof) break;
+    entity = json_object_get(prof, "entity");
+    assert_string_equal(str_at(json_object_get(entity, "person"), "name", "firstName"), "Daniel");
+    assert_null(json_object_get(entity, "mobilePhone"));
+    json_decref(out);
+    assert_int_equal(profiles_entity(fx->pf, "prod", "lumaCrmId", "112ca", &none, NULL, 0, &out,
+                                     &err), ING_ENOTFOUND);
+
+    /* events: found through the CRM id with pdg, paged */
+    struct profile_events_query q = {.start_time = INT64_MIN, .end_time = INT64_MAX};
+    json_t *children = NULL;
+    int64_t total = 0;
+    char *related = NULL;
+    assert_int_equal(profiles_events(fx->pf, "prod", "lumaCrmId", "112ca", &pdg, &q, NULL, 0,
+                                     &children, &total, &related, &err), 0);
+    assert_int_equal(total, 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(children, 0),
+                                                          "entityId")), "ev1");
+    json_decref(children);
+    free(related);
+    q.start_time = 6000;
+    assert_int_equal(profiles_events(fx->pf, "prod", "lumaCrmId", "112ca", &pdg, &q, NULL, 0,
+                                     &children, &total, &related, &err), 0);
+    assert_int_equal(total, 0);
+    json_decref(children);
+    free(related);
+    /* unknown identities have no profile */
+    assert_int_equal(profiles_entity(fx->pf, "prod", "lumaCrmId", "nobody", &pdg, NULL, 0, &out,
+                                     &err), ING_ENOTFOUND);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_policy_parse),
+        cmocka_unit_test(test_merge_timestamp_ordered),
+        cmocka_unit_test(test_merge_dataset_precedence),
+        cmocka_unit_test(test_merge_newest_per_dataset_and_upsert),
+        cmocka_unit_test(test_project),
+        cmocka_unit_test_setup_teardown(test_policy_documents, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entity_lookup, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

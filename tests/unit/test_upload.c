@@ -1,0 +1,219 @@
+/* test_upload.c - unit tests of the large-file range bookkeeping (src/lake/upload.c):
+ * Content-Range parsing, merging, gap and overlap detection, formatting, the JSON form, and the
+ * chunk copy into a sparse part file. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lake/upload.h"
+#include "util/fs.h"
+#include "util/mem.h"
+
+static void test_parse_content_range(void **state)
+{
+    (void)state;
+    struct upl_range r;
+    int64_t total;
+    struct ing_err err;
+    ing_err_clear(&err);
+    assert_int_equal(upl_parse_content_range("bytes 0-1023/4096", &r, &total, &err), 0);
+    assert_int_equal(r.first, 0);
+    assert_int_equal(r.last, 1023);
+    assert_int_equal(total, 4096);
+    assert_int_equal(upl_parse_content_range("bytes 2048-4095/*", &r, &total, NULL), 0);
+    assert_int_equal(r.first, 2048);
+    assert_int_equal(total, -1);
+    assert_int_equal(upl_parse_content_range("bytes 5-5", &r, &total, NULL), 0);
+    assert_int_equal(r.last, 5);
+    assert_int_equal(total, -1);
+    assert_int_equal(upl_parse_content_range("bytes=10-19", &r, &total, NULL), 0);
+    assert_int_equal(r.first, 10);
+    assert_int_equal(upl_parse_content_range("Bytes 0-9223372036854775806", &r, &total, NULL),
+                     0);
+    assert_int_equal(r.last, INT64_MAX - 1);
+
+    static const char *const bad[] = {
+        "", "bytes", "bytes 1", "bytes 1-", "bytes -1-5", "bytes 5-4", "bytes 0-9/9",
+        "items 0-9", "bytes 0-9/x", "bytes 0-9 junk", "bytes 0-99999999999999999999",
+        "bytes 0x1-5", "bytes +1-5",
+    };
+    for (size_t i = 0; i < ING_ARRAY_LEN(bad); i++) {
+        ing_err_clear(&err);
+        assert_int_equal(upl_parse_content_range(bad[i], &r, &total, &err), ING_EINVAL);
+        assert_true(err.msg[0] != '\0');
+    }
+    assert_int_equal(upl_parse_content_range(NULL, &r, &total, &err), ING_EINVAL);
+}
+
+static void test_merge(void **state)
+{
+    (void)state;
+    struct upl_range in[] = {{2048, 4095}, {0, 1023}, {1024, 1500}, {3000, 5000}, {9000, 9000}};
+    struct upl_range out[ING_ARRAY_LEN(in)];
+    size_t k = upl_merge(in, ING_ARRAY_LEN(in), out);
+    assert_int_equal(k, 3);
+    assert_int_equal(out[0].first, 0); /* 0-1023 and 1024-1500 touch */
+    assert_int_equal(out[0].last, 1500);
+    assert_int_equal(out[1].first, 2048); /* 2048-4095 and 3000-5000 overlap */
+    assert_int_equal(out[1].last, 5000);
+    assert_int_equal(out[2].first, 9000);
+    assert_int_equal(upl_covered_bytes(in, ING_ARRAY_LEN(in)), 1501 + 2953 + 1);
+    assert_int_equal(upl_merge(in, 0, out), 0);
+    assert_int_equal(upl_covered_bytes(NULL, 0), 0);
+
+    /* In place, and a range inside another. */
+    struct upl_range same[] = {{0, 99}, {10, 20}, {100, 199}};
+    assert_int_equal(upl_merge(same, 3, same), 1);
+    assert_int_equal(same[0].last, 199);
+}
+
+static void test_check_complete(void **state)
+{
+    (void)state;
+    struct ing_err err;
+    int64_t size;
+    struct upl_range whole[] = {{1000, 1999}, {0, 999}, {2000, 2499}};
+    assert_int_equal(upl_check_complete(whole, 3, -1, &size, NULL), 0);
+    assert_int_equal(size, 2500);
+    assert_int_equal(upl_check_complete(whole, 3, 2500, &size, NULL), 0);
+
+    ing_err_clear(&err);
+    struct upl_range gap[] = {{0, 999}, {2000, 2499}};
+    assert_int_equal(upl_check_complete(gap, 2, -1, &size, &err), ING_EINVAL);
+    assert_non_null(strstr(err.msg, "1000-1999"));
+    assert_non_null(strstr(err.msg, "missing"));
+
+    ing_err_clear(&err);
+    struct upl_range late[] = {{10, 99}};
+    assert_int_equal(upl_check_complete(late, 1, -1, &size, &err), ING_EINVAL);
+    assert_non_null(strstr(err.msg, "0-9"));
+
+    ing_err_clear(&err);
+    struct upl_range overlap[] = {{0, 999}, {900, 1999}};
+    assert_int_equal(upl_check_complete(overlap, 2, -1, &size, &err), ING_EINVAL);
+    assert_non_null(strstr(err.msg, "overlap"));
+    assert_non_null(strstr(err.msg, "900-1999"));
+
+    /* A chunk inside another is an overlap too. */
+    ing_err_clear(&err);
+    struct upl_range inside[] = {{0, 999}, {100, 200}, {1000, 1099}};
+    assert_int_equal(upl_check_complete(inside, 3, -1, &size, &err), ING_EINVAL);
+    assert_non_null(strstr(err.msg, "overlap"));
+
+    /* The declared size: short of it, or past it. */
+    ing_err_clear(&err);
+    assert_int_equal(upl_check_complete(whole, 3, 3000, &size, &err), ING_EINVAL);
+    assert_non_null(strstr(err.msg, "2500-2999"));
+    ing_err_clear(&err);
+    assert_int_equal(upl_check_complete(whole, 3, 2000, &size, &err), ING_EINVAL);
+    assert_int_equal(size, 0);
+
+    ing_err_clear(&err);
+    assert_int_equal(upl_check_complete(NULL, 0, -1, &size, &err), ING_EINVAL);
+    assert_non_null(strstr(err.msg, "no bytes"));
+}
+
+static void test_format_and_json(void **state)
+{
+    (void)state;
+    struct buf b = {0};
+    struct upl_range r[] = {{2048, 4095}, {0, 1023}, {500, 900}};
+    assert_int_equal(upl_format(r, 3, &b), 0);
+    assert_string_equal(buf_cstr(&b), "bytes=0-1023,2048-4095");
+    buf_reset(&b);
+    assert_int_equal(upl_format(NULL, 0, &b), 0);
+    assert_string_equal(buf_cstr(&b), "bytes=");
+    buf_free(&b);
+
+    json_t *j = upl_to_json(r, 3);
+    char *text = json_dumps(j, JSON_COMPACT);
+    assert_string_equal(text, "[[2048,4095],[0,1023],[500,900]]");
+    free(text);
+    struct upl_range *back = NULL;
+    size_t n = 0;
+    assert_int_equal(upl_from_json(j, &back, &n, NULL), 0);
+    assert_int_equal(n, 3);
+    assert_memory_equal(back, r, sizeof(r));
+    free(back);
+    json_decref(j);
+
+    static const char *const bad[] = {"{}", "[[1]]", "[[1,2,3]]", "[[5,4]]", "[[-1,4]]",
+                                      "[[\"0\",4]]", "[3]"};
+    for (size_t i = 0; i < ING_ARRAY_LEN(bad); i++) {
+        json_t *v = json_loads(bad[i], 0, NULL);
+        assert_non_null(v);
+        assert_int_equal(upl_from_json(v, &back, &n, NULL), ING_EINVAL);
+        assert_null(back);
+        json_decref(v);
+    }
+    json_t *empty = json_array();
+    assert_int_equal(upl_from_json(empty, &back, &n, NULL), 0);
+    assert_int_equal(n, 0);
+    json_decref(empty);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_copy_chunk(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ingot-test-upload-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *part = xasprintf("%s/part", dir);
+    char *c1 = xasprintf("%s/c1", dir);
+    char *c2 = xasprintf("%s/c2", dir);
+    write_file(part, "");
+    write_file(c1, "world");
+    write_file(c2, "hello ");
+    struct ing_err err;
+    ing_err_clear(&err);
+    /* Out of order: the second chunk first leaves a hole, the first fills it. */
+    assert_int_equal(upl_copy_chunk(c1, part, 6, 5, &err), 0);
+    assert_int_equal(fs_file_size(part), 11);
+    assert_int_equal(upl_copy_chunk(c2, part, 0, 6, &err), 0);
+    char got[32] = {0};
+    FILE *f = fopen(part, "r");
+    assert_non_null(f);
+    assert_int_equal(fread(got, 1, sizeof(got) - 1, f), 11);
+    fclose(f);
+    assert_string_equal(got, "hello world");
+
+    /* A body shorter than its range, a missing part file, bad arguments. */
+    ing_err_clear(&err);
+    assert_int_equal(upl_copy_chunk(c1, part, 0, 6, &err), ING_EINVAL);
+    char *missing = xasprintf("%s/nope", dir);
+    assert_int_equal(upl_copy_chunk(c1, missing, 0, 5, &err), ING_EIO);
+    assert_int_equal(upl_copy_chunk(c1, part, -1, 5, &err), ING_EINVAL);
+    free(missing);
+
+    fs_rm_rf(dir, NULL);
+    free(part);
+    free(c1);
+    free(c2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_content_range),
+        cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_check_complete),
+        cmocka_unit_test(test_format_and_json),
+        cmocka_unit_test(test_copy_chunk),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
