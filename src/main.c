@@ -53,6 +53,7 @@ static void usage(FILE *f)
             "  --max-batch-files N files per batch (default 1500)\n"
             "  --max-batch-bytes N bytes per batch (default 107374182400, 100 GB)\n"
             "  --diagnostics-retention-days N  keep batch error diagnostics N days (default 30)\n"
+            "  --parquet-codec C   lake compression: zstd (default), snappy, gzip or none\n"
             "  --retries N         reruns of a batch after a transient write failure (default 3)\n"
             "  --retry-backoff-ms N  first wait before a rerun, doubled each time (default 1000)\n"
             "  --identity-limit N  identities per identity graph (default 50, 0 = no limit)\n"
@@ -95,6 +96,7 @@ static int cmd_serve(int argc, char **argv)
         {"diagnostics-retention-seconds", required_argument, NULL, 1002},
         {"diagnostics-sweep-ms", required_argument, NULL, 1003},
         {"retries", required_argument, NULL, 1004},
+        {"parquet-codec", required_argument, NULL, 1006},
         {"retry-backoff-ms", required_argument, NULL, 1005},
         /* Batch Ingestion limits (struct app); 0 keeps AEP's default. */
         {"max-put-bytes", required_argument, NULL, 2001},
@@ -118,6 +120,21 @@ static int cmd_serve(int argc, char **argv)
         case 1001: popts.diag_retention_ms = strtoll(optarg, NULL, 10) * 86400000LL; break;
         case 1002: popts.diag_retention_ms = strtoll(optarg, NULL, 10) * 1000LL; break;
         case 1003: popts.sweep_interval_ms = strtoll(optarg, NULL, 10); break;
+        case 1006:
+            popts.codec_set = true;
+            if (!strcmp(optarg, "zstd"))
+                popts.codec = PQ_CODEC_ZSTD;
+            else if (!strcmp(optarg, "snappy"))
+                popts.codec = PQ_CODEC_SNAPPY;
+            else if (!strcmp(optarg, "gzip"))
+                popts.codec = PQ_CODEC_GZIP;
+            else if (!strcmp(optarg, "none") || !strcmp(optarg, "uncompressed"))
+                popts.codec = PQ_CODEC_UNCOMPRESSED;
+            else {
+                fprintf(stderr, "ingot serve: --parquet-codec takes zstd, snappy, gzip or none\n");
+                return 2;
+            }
+            break;
         case 1004: {
             int n = (int)strtol(optarg, NULL, 10);
             popts.retries = n > 0 ? n : -1; /* 0 retries: the pipeline's "none" */

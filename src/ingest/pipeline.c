@@ -56,6 +56,7 @@ struct pipeline {
     bool stopping;
     unsigned pending;           /* nudges not yet answered by a look at the store */
     int retries;
+    enum pq_codec codec;        /* lake Parquet compression */
     int64_t backoff_ms;
     int64_t retention_ms;
     int64_t sweep_ms;
@@ -417,7 +418,7 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
     struct engine_opts eopts = {
         .format = ENGINE_JSON,
         .multiline = is_multiline(input_format),
-        .parquet = {.codec = PQ_CODEC_ZSTD},
+        .parquet = {.codec = p->codec},
         .preview_rows = PIPELINE_PREVIEW_ROWS,
         /* Without partial ingestion the first bad row decides, unless diagnostics should name
          * every bad row; with it, the share of bad rows is known only at the end. */
@@ -805,6 +806,7 @@ int pipeline_start(struct pipeline **out, struct catalog *cat, struct registry *
     pthread_cond_init(&p->cv, &ca);
     pthread_cond_init(&p->stop_cv, &ca);
     pthread_condattr_destroy(&ca);
+    p->codec = opts && opts->codec_set ? opts->codec : PQ_CODEC_ZSTD;
     p->retries = !opts || opts->retries == 0 ? PIPELINE_DEFAULT_RETRIES
                  : opts->retries < 0         ? 0
                                              : opts->retries;

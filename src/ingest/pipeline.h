@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "catalog/catalog.h"
+#include "parquet/pq_writer.h"
 #include "lake/lake.h"
 #include "schema/registry.h"
 #include "util/err.h"
@@ -42,6 +43,9 @@ struct pipeline_opts {
     int64_t retry_backoff_ms;    /* first wait before a rerun, doubled each time; 0 = 1000 */
     int64_t diag_retention_ms;   /* diagnostics kept this long; 0 = 30 days */
     int64_t sweep_interval_ms;   /* retention sweep period; 0 = 1 hour */
+    enum pq_codec codec;         /* lake Parquet compression; PQ_CODEC_UNCOMPRESSED is 0, so
+                                    `codec_set` says whether it was chosen (default zstd) */
+    bool codec_set;
 };
 
 int pipeline_start(struct pipeline **out, struct catalog *cat, struct registry *reg,

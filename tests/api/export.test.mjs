@@ -99,3 +99,21 @@ describe('Data Access API: files, downloads and preview', () => {
     expectAepError(await c.inSandbox('dev').get(`${EXPORT}/files/${fileId}`), 404, 'file from another sandbox');
   });
 });
+
+describe('the lake codec is a server setting', () => {
+  const fx = useServer({ extraArgs: ['--parquet-codec', 'snappy'] });
+  const c = clientFor(fx);
+
+  it('writes snappy Parquet when started with --parquet-codec snappy', async () => {
+    const schema = await createSchema(c, { title: 'Codec people', classRef: XDM.profile,
+      fieldGroups: [XDM.personDetails] });
+    const datasetId = await createDataset(c, { name: 'codec-people', schemaId: schema.$id });
+    const { batch } = await ingestFile(c, datasetId, { fileName: 'p.json', data: people() });
+    assertBatchSuccess(batch);
+    const [file] = batchParquetFiles(fx.server, 'prod', datasetId, batch.id);
+    const codecs = await duckQuery(`SELECT DISTINCT compression FROM parquet_metadata('${file}')`);
+    assert.deepEqual(codecs.map((r) => r.compression), ['SNAPPY']);
+    const n = await duckQuery(`SELECT count(*)::INTEGER AS n FROM read_parquet('${file}')`);
+    assert.equal(n[0].n, ROWS);
+  });
+});
