@@ -54,11 +54,18 @@ static void usage(FILE *f)
             "  --max-batch-bytes N bytes per batch (default 107374182400, 100 GB)\n"
             "  --diagnostics-retention-days N  keep batch error diagnostics N days (default 30)\n"
             "  --parquet-codec C   lake compression: zstd (default), snappy, gzip or none\n"
+            "  --ingest-threads N  threads per batch for a large JSON Lines file (default 2)\n"
             "  --retries N         reruns of a batch after a transient write failure (default 3)\n"
             "  --retry-backoff-ms N  first wait before a rerun, doubled each time (default 1000)\n"
             "  --identity-limit N  identities per identity graph (default 50, 0 = no limit)\n"
             "  --identity-removal aep|oldest|keep  over the limit: remove by AEP's order (kind,\n"
             "                      then oldest), the oldest, or keep all (lookups answer 422)\n"
+            "  --notify-timeout-ms N      webhook request and challenge timeout (default 10000)\n"
+            "  --notify-retry-first-ms N  first webhook retry after (default 60000)\n"
+            "  --notify-retry-cap-ms N    longest wait between retries (default 900000)\n"
+            "  --notify-retry-window-ms N retry this long, then disable (default 86400000)\n"
+            "  --notify-journal-days N    keep notification events N days (default 7)\n"
+            "  --notify-threads N         webhook delivery threads (default 2)\n"
             "\n"
             "       ingot ingest --schema SCHEMA.json --out DIR [--codec zstd|snappy|none] FILE...\n"
             "                    (the ingestion engine on local files; ingot ingest --help)\n"
@@ -85,6 +92,7 @@ static int cmd_serve(int argc, char **argv)
     struct pipeline_opts popts = {0};
     struct idg_settings idg = {.max_identities = IDG_DEFAULT_LIMIT, .removal = IDG_REMOVE_AEP};
     int64_t limits[4] = {0}; /* --max-put-bytes, --max-chunk-bytes, --max-batch-files/-bytes */
+    struct notify_opts nopts = {0};
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},   {"listen", required_argument, NULL, 'l'},
         {"tenant", required_argument, NULL, 't'}, {"org", required_argument, NULL, 'o'},
@@ -97,6 +105,7 @@ static int cmd_serve(int argc, char **argv)
         {"diagnostics-sweep-ms", required_argument, NULL, 1003},
         {"retries", required_argument, NULL, 1004},
         {"parquet-codec", required_argument, NULL, 1006},
+        {"ingest-threads", required_argument, NULL, 1007},
         {"retry-backoff-ms", required_argument, NULL, 1005},
         /* Batch Ingestion limits (struct app); 0 keeps AEP's default. */
         {"max-put-bytes", required_argument, NULL, 2001},
@@ -106,6 +115,17 @@ static int cmd_serve(int argc, char **argv)
         /* The identity graph guardrail (identity/idgraph.h). */
         {"identity-limit", required_argument, NULL, 3001},
         {"identity-removal", required_argument, NULL, 3002},
+        /* Notifications (notify/notify.h); 0 keeps the default. The journal retention in ms,
+         * the sweep and poll periods are for tests (not in the usage text). */
+        {"notify-timeout-ms", required_argument, NULL, 4001},
+        {"notify-retry-first-ms", required_argument, NULL, 4002},
+        {"notify-retry-cap-ms", required_argument, NULL, 4003},
+        {"notify-retry-window-ms", required_argument, NULL, 4004},
+        {"notify-journal-days", required_argument, NULL, 4005},
+        {"notify-journal-retention-ms", required_argument, NULL, 4006},
+        {"notify-sweep-ms", required_argument, NULL, 4007},
+        {"notify-poll-ms", required_argument, NULL, 4008},
+        {"notify-threads", required_argument, NULL, 4009},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -120,6 +140,7 @@ static int cmd_serve(int argc, char **argv)
         case 1001: popts.diag_retention_ms = strtoll(optarg, NULL, 10) * 86400000LL; break;
         case 1002: popts.diag_retention_ms = strtoll(optarg, NULL, 10) * 1000LL; break;
         case 1003: popts.sweep_interval_ms = strtoll(optarg, NULL, 10); break;
+        case 1007: popts.ingest_threads = atoi(optarg); break;
         case 1006:
             popts.codec_set = true;
             if (!strcmp(optarg, "zstd"))
@@ -158,6 +179,15 @@ static int cmd_serve(int argc, char **argv)
                 return 2;
             }
             break;
+        case 4001: nopts.timeout_ms = strtoll(optarg, NULL, 10); break;
+        case 4002: nopts.retry_first_ms = strtoll(optarg, NULL, 10); break;
+        case 4003: nopts.retry_cap_ms = strtoll(optarg, NULL, 10); break;
+        case 4004: nopts.retry_window_ms = strtoll(optarg, NULL, 10); break;
+        case 4005: nopts.journal_retention_ms = strtoll(optarg, NULL, 10) * 86400000LL; break;
+        case 4006: nopts.journal_retention_ms = strtoll(optarg, NULL, 10); break;
+        case 4007: nopts.sweep_ms = strtoll(optarg, NULL, 10); break;
+        case 4008: nopts.poll_ms = strtoll(optarg, NULL, 10); break;
+        case 4009: nopts.threads = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -190,6 +220,10 @@ static int cmd_serve(int argc, char **argv)
         registry_new(&app.registry, app.store, tenant, &err) != 0 ||
         catalog_new(&app.catalog, app.store, app.registry, &err) != 0 ||
         lake_open(&app.lake, data, &err) != 0)
+        goto out;
+    /* Webhook delivery from the outbox; undelivered events from before a crash go out first. */
+    if (notify_new(&app.notify, app.store, &nopts, &err) != 0 ||
+        notify_start(app.notify, &err) != 0)
         goto out;
     /* Reverted and replaced batches leave the lake after their catalog commit; finish any such
      * removal a crash cut short. */
@@ -242,6 +276,7 @@ out:
     http_server_stop(srv);
     downstream_free(downstream);
     pipeline_stop(app.pipeline);
+    notify_free(app.notify);
     profiles_free(app.profiles);
     idgraph_free(app.idgraph);
     pstore_close(pstore);

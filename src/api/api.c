@@ -11,7 +11,7 @@ struct http_route *api_all_routes(size_t *n)
     const struct api_routes *tables[] = {
         &api_namespace_routes, &api_schema_routes, &api_catalog_routes,
         &api_import_routes,    &api_export_routes,  &api_profile_routes,
-        &api_identity_routes,
+        &api_identity_routes,  &api_events_routes,
     };
     size_t total = 0;
     for (size_t i = 0; i < ING_ARRAY_LEN(tables); i++)

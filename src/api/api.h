@@ -28,6 +28,7 @@ extern const struct api_routes api_import_routes;    /* /data/foundation/import 
 extern const struct api_routes api_export_routes;    /* /data/foundation/export */
 extern const struct api_routes api_profile_routes;   /* /data/core/ups */
 extern const struct api_routes api_identity_routes;  /* /data/core/identity */
+extern const struct api_routes api_events_routes;    /* /events (notifications) */
 
 /* All routes (new array; free()), in match order. */
 struct http_route *api_all_routes(size_t *n);

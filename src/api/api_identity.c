@@ -280,7 +280,6 @@ struct edge_agg {
 };
 
 struct edge_ctx {
-    int64_t self;
     struct edge_agg *edges;
     size_t n, cap;
 };
@@ -293,17 +292,17 @@ static void add_unique(json_t *arr, const char *s)
     json_array_append_new(arr, json_string(s));
 }
 
-/* Edge rows where the member is the smaller end (so each link is met once), self edges left
- * out: they only record that a batch saw a lone identity. */
+/* The cluster's edges, one per link with the provenance of every batch that made it; self edges
+ * left out: they only record that a batch saw a lone identity. */
 static int edge_cb(void *ctx, const struct pstore_edge *e)
 {
     struct edge_ctx *c = ctx;
-    if (e->a != c->self || e->a == e->b)
+    if (e->a == e->b)
         return 0;
+    /* edges come ordered by (a, b, seq): the rows of one link are adjacent */
     struct edge_agg *g = NULL;
-    for (size_t i = 0; i < c->n && !g; i++)
-        if (c->edges[i].a == e->a && c->edges[i].b == e->b)
-            g = &c->edges[i];
+    if (c->n && c->edges[c->n - 1].a == e->a && c->edges[c->n - 1].b == e->b)
+        g = &c->edges[c->n - 1];
     if (!g) {
         if (c->n == c->cap) {
             c->cap = c->cap ? c->cap * 2 : 16;
@@ -343,9 +342,9 @@ static int graph_projection(struct app *app, const struct ref *r, const struct i
                             name_identity(r->kind, m, true));
         json_object_set_new(v, "last_updated_ts", json_integer(m->last_ts));
         json_array_append_new(vertices, v);
-        ec.self = m->id;
-        rc = pstore_edges_of(idgraph_pstore(app->idgraph), m->id, edge_cb, &ec, err);
     }
+    if (cl->label && rc == 0)
+        rc = pstore_cluster_edges(idgraph_pstore(app->idgraph), cl->label, edge_cb, &ec, err);
     for (size_t i = 0; i < ec.n; i++) {
         struct edge_agg *g = &ec.edges[i];
         const struct idg_member *a = member_by_id(cl, g->a), *b = member_by_id(cl, g->b);

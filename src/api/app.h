@@ -13,6 +13,7 @@
 #include "identity/idgraph.h"
 #include "ingest/pipeline.h"
 #include "lake/lake.h"
+#include "notify/notify.h"
 #include "profile/profile.h"
 #include "schema/registry.h"
 #include "store/store.h"
@@ -25,6 +26,7 @@ struct app {
     struct pipeline *pipeline;
     struct idgraph *idgraph;   /* identity graph lookups (api_identity.c) */
     struct profiles *profiles; /* merge policies and profile lookups (api_profile.c) */
+    struct notify *notify;     /* notification registrations and journal (api_events.c) */
     const char *tenant;        /* "techmarketingdemos" */
     const char *ims_org;       /* default org id when x-gw-ims-org-id is absent */
     /* Batch Ingestion limits (`ingot serve --max-*`); 0 takes AEP's default (api_import.c). */

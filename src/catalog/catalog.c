@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "notify/notify.h"
 #include "util/clock.h"
 #include "util/fs.h"
 #include "util/id.h"
@@ -635,6 +636,10 @@ int catalog_batch_transition(struct catalog *cat, const char *sandbox, const cha
     json_object_set_new(doc, "updated", json_integer(clock_now_ms()));
     json_object_set_new(doc, "id", json_string(id));
     rc = store_update(cat->st, sandbox, CAT_KIND_BATCH, id, doc, err);
+    /* A batch failed by the client or out of retries is an ingestion failure too; the event
+     * goes into the outbox in this transaction (notify.h). */
+    if (rc == 0 && strcmp(to, "failed") == 0)
+        rc = notify_emit(cat->st, sandbox, id, doc, "ing_load_failure", NULL, err);
 out:
     if (in_tx)
         rc = tx_end(cat->st, rc, err);
@@ -771,6 +776,10 @@ int catalog_batch_finish(struct catalog *cat, const char *sandbox, const char *b
      * or the new one, never both or neither. */
     if (rc == 0 && success)
         rc = retire_predecessors(cat, sandbox, doc, now, retired, err);
+    /* The notification is part of the same commit: a crash can delay it, never lose it. */
+    if (rc == 0)
+        rc = notify_emit(cat->st, sandbox, batch_id, doc,
+                         success ? "ing_load_success" : "ing_load_failure", NULL, err);
 out:
     if (in_tx)
         rc = tx_end(cat->st, rc, err);

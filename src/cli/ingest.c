@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ingest/diag.h"
 #include "ingest/engine.h"
 #include "schema/registry.h"
 #include "schema/xdm_plan.h"
@@ -88,7 +89,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: ingot ingest --schema SCHEMA.json [--descriptors D.json] [--resource R.json]...\n"
             "                    --out DIR [--codec zstd|snappy|none] [--zstd-level N]\n"
-            "                    [--multiline] [--max-failed N] FILE...\n"
+            "                    [--multiline] [--max-failed N] [--threads N]\n"
+            "                    [--diagnostics DIR] [--errors-out FILE] FILE...\n"
             "\n"
             "  --schema FILE       resolved (xed-full) schema, or one with standard $refs\n"
             "  --descriptors FILE  identity descriptors (a JSON array)\n"
@@ -97,7 +99,11 @@ static void usage(FILE *f)
             "  --codec C           page compression (default zstd)\n"
             "  --zstd-level N      zstd level (default: the writer's)\n"
             "  --multiline         isMultiLineJson: records span lines\n"
-            "  --max-failed N      stop after more than N bad rows (default -1: never)\n");
+            "  --max-failed N      stop after more than N bad rows (default -1: never)\n"
+            "  --threads N         threads for a large JSON Lines file (default: online CPUs;\n"
+            "                      1 = sequential)\n"
+            "  --diagnostics DIR   write every bad row to DIR/row_errors (the batch layout)\n"
+            "  --errors-out FILE   write the run's row errors (JSON, up to 1000) and first error\n");
 }
 
 static int parse_codec(const char *s, enum pq_codec *out)
@@ -141,9 +147,28 @@ static void print_summary(const struct engine_result *res, size_t nfiles, double
     json_decref(s);
 }
 
+/* --errors-out: every row error the engine kept and the first one, for comparing runs. */
+static void write_errors(const char *path, const struct engine_result *res)
+{
+    const struct ing_err *e = &res->first_error;
+    json_t *doc = json_pack("{s:O, s:{s:i, s:s, s:I, s:I, s:s, s:s}, s:[I,I,I,I], s:I, s:I}",
+                            "errors", res->errors, "first_error", "code", e->code, "file",
+                            e->file, "row", (json_int_t)e->row, "offset", (json_int_t)e->offset,
+                            "field", e->field, "message", e->msg, "failed_by_kind",
+                            (json_int_t)res->failed_by_kind[0], (json_int_t)res->failed_by_kind[1],
+                            (json_int_t)res->failed_by_kind[2], (json_int_t)res->failed_by_kind[3],
+                            "records_in", (json_int_t)res->input_records, "records_failed",
+                            (json_int_t)res->failed_records);
+    if (!doc || json_dump_file(doc, path, JSON_COMPACT) != 0)
+        fprintf(stderr, "ingot ingest: cannot write %s\n", path);
+    json_decref(doc);
+}
+
 int cli_ingest_main(int argc, char **argv)
 {
     const char *schema_path = NULL, *descriptors_path = NULL, *out_dir = NULL;
+    const char *diag_dir = NULL, *errors_out = NULL;
+    struct diag_writer *diag = NULL;
     struct engine_opts opts = {.format = ENGINE_JSON, .max_failed_rows = -1,
                                .parquet = {.codec = PQ_CODEC_ZSTD}};
     json_t *resources = json_array(), *full = NULL, *descriptors = NULL;
@@ -160,10 +185,12 @@ int cli_ingest_main(int argc, char **argv)
         {"resource", required_argument, NULL, 'r'},   {"out", required_argument, NULL, 'o'},
         {"codec", required_argument, NULL, 'c'},      {"zstd-level", required_argument, NULL, 'z'},
         {"multiline", no_argument, NULL, 'm'},        {"max-failed", required_argument, NULL, 'f'},
+        {"threads", required_argument, NULL, 't'},    {"diagnostics", required_argument, NULL, 'D'},
+        {"errors-out", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
     };
     int ch;
-    while ((ch = getopt_long(argc, argv, "s:d:r:o:c:z:mf:h", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "s:d:r:o:c:z:mf:t:D:E:h", longopts, NULL)) != -1) {
         json_error_t jerr;
         json_t *doc;
         switch (ch) {
@@ -187,6 +214,9 @@ int cli_ingest_main(int argc, char **argv)
         case 'z': opts.parquet.zstd_level = atoi(optarg); break;
         case 'm': opts.multiline = true; break;
         case 'f': opts.max_failed_rows = strtoll(optarg, NULL, 10); break;
+        case 't': opts.threads = atoi(optarg); break;
+        case 'D': diag_dir = optarg; break;
+        case 'E': errors_out = optarg; break;
         case 'h': usage(stdout); exit_code = 0; goto out;
         default: usage(stderr); goto out;
         }
@@ -216,10 +246,23 @@ int cli_ingest_main(int argc, char **argv)
         files[i].path = argv[optind + (int)i];
         files[i].name = argv[optind + (int)i];
     }
+    if (diag_dir && (rc = diag_writer_open(&diag, diag_dir, 0, &err)) != 0)
+        goto fail;
+    opts.diag = diag;
     int64_t t0 = clock_mono_ns();
     rc = engine_run(plan, files, nfiles, &opts, out_dir, &res, &err);
     double seconds = (double)(clock_mono_ns() - t0) / 1e9;
     have_res = true;
+    struct ing_err derr;
+    ing_err_clear(&derr);
+    int drc = diag_writer_close(diag, &derr);
+    diag = NULL;
+    if (drc != 0 && rc == 0) {
+        rc = drc;
+        err = derr;
+    }
+    if (errors_out)
+        write_errors(errors_out, &res);
     print_summary(&res, nfiles, seconds, rc, &err);
     if (rc != 0)
         goto fail;
@@ -229,6 +272,7 @@ fail:
     fprintf(stderr, "ingot ingest: %s%s%s\n", err.field[0] ? err.field : "",
             err.field[0] ? ": " : "", err.msg[0] ? err.msg : ing_strerror(rc));
 out:
+    diag_writer_close(diag, NULL);
     if (have_res)
         engine_result_free(&res);
     free(files);

@@ -13,21 +13,10 @@
 
 #include "util/mem.h"
 
-/*
- * A Bloom filter of every identity the graph holds, so that a batch of new identities does not
- * ask the store about each one: "certainly absent" skips the query, "maybe present" asks. It is
- * filled from the store on the first stage and kept by the (single) writer; identities removed
- * later stay in it, which only costs a query. 2^27 bits (16 MiB), 4 probes: about 1% false
- * positives at 5 million identities (blocked, a little worse than the classic layout).
- */
-#define BLOOM_BITS (1ULL << 27)
-#define BLOOM_PROBES 4
-
 struct idgraph {
     struct pstore *ps;
     struct registry *reg;
     struct idg_settings settings;
-    uint64_t *bloom;   /* NULL until the first batch; used by the writer thread only */
 };
 
 int idg_removal_parse(const char *s, enum idg_removal *out)
@@ -67,7 +56,6 @@ void idgraph_free(struct idgraph *g)
 {
     if (!g)
         return;
-    free(g->bloom);
     free(g);
 }
 
@@ -224,19 +212,6 @@ int idg_ns_resolve(struct idgraph *g, struct pstore_tx *tx, const char *sandbox,
 /* ---------------------------------------------------------------------------------------------- */
 /* Hash tables: identities of a batch, and int64 keys */
 
-static uint64_t hash_bytes(const char *s, uint64_t seed)
-{
-    uint64_t h = 1469598103934665603ULL ^ seed;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
-    h ^= h >> 29;
-    h *= 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 32;
-    return h;
-}
-
 static uint64_t hash_u64(uint64_t x)
 {
     x ^= x >> 33;
@@ -247,16 +222,45 @@ static uint64_t hash_u64(uint64_t x)
     return x;
 }
 
-static uint64_t ident_hash(int64_t gid, const char *value)
-{
-    return hash_bytes(value, hash_u64((uint64_t)gid));
-}
-
 struct ikey {
     int64_t gid;
-    char *value;
-    uint64_t hash;
+    const char *value; /* in the table's arena */
+    uint64_t hash;     /* pstore_ident_hash: the dictionary's key too */
 };
+
+/* Values of a batch live in large blocks rather than one allocation each. */
+struct arena_block {
+    struct arena_block *next;
+    size_t used, cap;
+    char data[];
+};
+
+static const char *arena_dup(struct arena_block **head, const char *s, size_t len)
+{
+    struct arena_block *b = *head;
+    if (!b || b->cap - b->used < len + 1) {
+        size_t cap = len + 1 > (1u << 20) ? len + 1 : (1u << 20);
+        b = xmalloc(sizeof(*b) + cap);
+        b->next = *head;
+        b->used = 0;
+        b->cap = cap;
+        *head = b;
+    }
+    char *d = b->data + b->used;
+    memcpy(d, s, len);
+    d[len] = '\0';
+    b->used += len + 1;
+    return d;
+}
+
+static void arena_free(struct arena_block *b)
+{
+    while (b) {
+        struct arena_block *next = b->next;
+        free(b);
+        b = next;
+    }
+}
 
 /* (gid, value) -> dense index, in insertion order. A slot holds the upper 32 bits of the hash
  * and index + 1 (0 = empty), so that a probe rejects most keys without touching them. */
@@ -265,6 +269,7 @@ struct itable {
     size_t cap; /* power of two */
     struct ikey *keys;
     size_t n, kcap;
+    struct arena_block *arena;
 };
 
 static uint64_t slot_of(uint64_t hash, size_t index)
@@ -274,7 +279,7 @@ static uint64_t slot_of(uint64_t hash, size_t index)
 
 static void itable_grow(struct itable *t)
 {
-    size_t cap = t->cap ? t->cap * 2 : 64;
+    size_t cap = t->cap ? t->cap * 2 : 1024;
     uint64_t *slots = xcalloc(cap, sizeof(*slots));
     for (size_t i = 0; i < t->n; i++) {
         size_t j = t->keys[i].hash & (cap - 1);
@@ -292,7 +297,8 @@ static uint32_t itable_intern(struct itable *t, int64_t gid, const char *value)
 {
     if ((t->n + 1) * 10 >= t->cap * 7)
         itable_grow(t);
-    uint64_t h = ident_hash(gid, value);
+    size_t len = strlen(value);
+    uint64_t h = pstore_ident_hash(gid, value, len);
     size_t j = h & (t->cap - 1);
     while (t->slots[j]) {
         uint64_t slot = t->slots[j];
@@ -305,18 +311,17 @@ static uint32_t itable_intern(struct itable *t, int64_t gid, const char *value)
         j = (j + 1) & (t->cap - 1);
     }
     if (t->n == t->kcap) {
-        t->kcap = t->kcap ? t->kcap * 2 : 64;
+        t->kcap = t->kcap ? t->kcap * 2 : 1024;
         t->keys = xrealloc(t->keys, t->kcap * sizeof(*t->keys));
     }
-    t->keys[t->n] = (struct ikey){.gid = gid, .value = xstrdup(value), .hash = h};
+    t->keys[t->n] = (struct ikey){.gid = gid, .value = arena_dup(&t->arena, value, len), .hash = h};
     t->slots[j] = slot_of(h, t->n);
     return (uint32_t)t->n++;
 }
 
 static void itable_free(struct itable *t)
 {
-    for (size_t i = 0; i < t->n; i++)
-        free(t->keys[i].value);
+    arena_free(t->arena);
     free(t->keys);
     free(t->slots);
     memset(t, 0, sizeof(*t));
@@ -378,47 +383,6 @@ static void imap_free(struct imap *m)
     free(m->keys);
     free(m->vals);
     memset(m, 0, sizeof(*m));
-}
-
-/* Blocked: the probes of one key fall in one 512-bit block (one cache line), so a check or an
- * insert costs one cache miss instead of BLOOM_PROBES. */
-static void bloom_add(uint64_t *bloom, uint64_t h)
-{
-    uint64_t *block = bloom + ((h & (BLOOM_BITS / 512 - 1)) * 8);
-    uint64_t bits = h >> 20;
-    for (int i = 0; i < BLOOM_PROBES; i++, bits >>= 9)
-        block[(bits >> 6) & 7] |= 1ULL << (bits & 63);
-}
-
-static bool bloom_maybe(const uint64_t *bloom, uint64_t h)
-{
-    const uint64_t *block = bloom + ((h & (BLOOM_BITS / 512 - 1)) * 8);
-    uint64_t bits = h >> 20;
-    for (int i = 0; i < BLOOM_PROBES; i++, bits >>= 9)
-        if (!(block[(bits >> 6) & 7] & (1ULL << (bits & 63))))
-            return false;
-    return true;
-}
-
-static int bloom_fill(void *ctx, int64_t gid, const char *value)
-{
-    bloom_add(ctx, ident_hash(gid, value));
-    return 0;
-}
-
-/* The filter, built from the store the first time a batch needs it. */
-static int bloom_ready(struct idgraph *g, struct ing_err *err)
-{
-    if (g->bloom)
-        return 0;
-    uint64_t *bloom = xcalloc(BLOOM_BITS / 64, sizeof(*bloom));
-    int rc = pstore_ident_scan(g->ps, bloom_fill, bloom, err);
-    if (rc) {
-        free(bloom);
-        return rc;
-    }
-    g->bloom = bloom;
-    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -525,7 +489,7 @@ void idg_batch_add_row(struct idg_batch *b, const int64_t *gids, const char *con
         if (dup)
             continue;
         if (b->nrow_ids == b->cap_row_ids) {
-            b->cap_row_ids = b->cap_row_ids ? b->cap_row_ids * 2 : 256;
+            b->cap_row_ids = b->cap_row_ids ? b->cap_row_ids * 2 : 1024;
             b->row_ids = xrealloc(b->row_ids, b->cap_row_ids * sizeof(*b->row_ids));
         }
         b->row_ids[b->nrow_ids++] = id;
@@ -552,7 +516,7 @@ size_t idg_batch_identities(const struct idg_batch *b)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Cluster recomputation and the guardrail */
+/* Cluster documents in memory: building, splitting, the guardrail */
 
 /* Removal rank of a namespace kind: lower goes first. AEP removes partner ids, then cookie ids,
  * then device ids, then the people identifiers (cross-device, email, phone). */
@@ -579,65 +543,264 @@ static int member_rank(struct idgraph *g, const struct idg_batch *b, int64_t gid
     return 3;
 }
 
-/* Recompute the components of cluster `label` from its members' edges: the largest component
- * keeps the label (ties: the one with the smallest id), every other one gets a fresh label.
- * `ids` are the members, ascending. *components (may be NULL) receives their number. */
-static int recluster(struct pstore_tx *tx, int64_t label, const int64_t *ids, size_t n,
-                     int64_t *components, struct ing_err *err)
+/* A cluster being rebuilt: members (values borrowed), edges by member index, and per member
+ * the label it is stored under now (0: new) and its hash. */
+struct work {
+    struct pstore_member *m;
+    int64_t *old_label;
+    uint64_t *hash;
+    size_t n, capm;
+    struct pstore_cedge *e;
+    size_t ne, cape;
+};
+
+static void work_member(struct work *w, const struct pstore_member *m, int64_t old_label,
+                        uint64_t hash)
 {
-    struct imap index = {0};
-    struct uf u;
-    uf_init(&u, n);
-    int64_t *label_of_root = NULL;
-    int ret = 0;
-    for (size_t i = 0; i < n; i++)
-        imap_put(&index, ids[i], (uint32_t)i);
-    for (size_t i = 0; i < n && ret == 0; i++) {
-        int64_t *nb = NULL;
-        size_t nnb = 0;
-        ret = pstore_tx_neighbours(tx, ids[i], &nb, &nnb, err);
-        for (size_t k = 0; k < nnb && ret == 0; k++) {
-            uint32_t j;
-            if (imap_get(&index, nb[k], &j))
-                uf_union(&u, (uint32_t)i, j);
-        }
-        free(nb);
+    if (w->n == w->capm) {
+        w->capm = w->capm ? w->capm * 2 : 16;
+        w->m = xrealloc(w->m, w->capm * sizeof(*w->m));
+        w->old_label = xrealloc(w->old_label, w->capm * sizeof(*w->old_label));
+        w->hash = xrealloc(w->hash, w->capm * sizeof(*w->hash));
     }
-    if (ret)
-        goto out;
-    uint32_t keep = UINT32_MAX;
-    int64_t count = 0;
+    w->m[w->n] = *m;
+    w->old_label[w->n] = old_label;
+    w->hash[w->n] = hash;
+    w->n++;
+}
+
+static void work_edge(struct work *w, uint32_t a, uint32_t b, int64_t seq, int64_t first,
+                      int64_t last)
+{
+    if (w->ne == w->cape) {
+        w->cape = w->cape ? w->cape * 2 : 16;
+        w->e = xrealloc(w->e, w->cape * sizeof(*w->e));
+    }
+    w->e[w->ne++] = (struct pstore_cedge){.a = a < b ? a : b, .b = a < b ? b : a, .seq = seq,
+                                          .first_ts = first, .last_ts = last};
+}
+
+static void work_free(struct work *w)
+{
+    free(w->m);
+    free(w->old_label);
+    free(w->hash);
+    free(w->e);
+    memset(w, 0, sizeof(*w));
+}
+
+static int cmp_cedge(const void *pa, const void *pb)
+{
+    const struct pstore_cedge *a = pa, *b = pb;
+    if (a->a != b->a)
+        return a->a < b->a ? -1 : 1;
+    if (a->b != b->b)
+        return a->b < b->b ? -1 : 1;
+    return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+/* One edge per (a, b, seq): the earliest first time and the latest last time. */
+static void work_dedupe_edges(struct work *w)
+{
+    if (w->ne < 2)
+        return;
+    qsort(w->e, w->ne, sizeof(*w->e), cmp_cedge);
+    size_t k = 1;
+    for (size_t i = 1; i < w->ne; i++) {
+        struct pstore_cedge *p = &w->e[k - 1], *c = &w->e[i];
+        if (c->a == p->a && c->b == p->b && c->seq == p->seq) {
+            if (c->first_ts < p->first_ts)
+                p->first_ts = c->first_ts;
+            if (c->last_ts > p->last_ts)
+                p->last_ts = c->last_ts;
+        } else {
+            w->e[k++] = *c;
+        }
+    }
+    w->ne = k;
+}
+
+/* What writing the parts of a rebuilt cluster did, for the callers' counters. */
+struct emit_stats {
+    int64_t parts;
+    int64_t removed;
+};
+
+/* Scratch arrays of emit_parts, kept across calls (a batch emits a million small clusters). */
+struct emit_scratch {
+    struct uf u;
+    uint32_t *part_of, *newidx, *mstart, *mitems, *estart, *eitems, *ekey;
+    int64_t *part_label, *labels;
+    struct pstore_member *pm;
+    struct pstore_cedge *pe;
+    size_t capn, cape;
+};
+
+static void scratch_reserve(struct emit_scratch *s, size_t n, size_t ne)
+{
+    if (n + 1 > s->capn) {
+        s->capn = (n + 1) * 2;
+        uf_free(&s->u);
+        s->u.parent = xmalloc(s->capn * sizeof(*s->u.parent));
+        s->u.size = xmalloc(s->capn * sizeof(*s->u.size));
+        s->part_of = xrealloc(s->part_of, s->capn * sizeof(*s->part_of));
+        s->newidx = xrealloc(s->newidx, s->capn * sizeof(*s->newidx));
+        s->mstart = xrealloc(s->mstart, (s->capn + 1) * sizeof(*s->mstart));
+        s->mitems = xrealloc(s->mitems, s->capn * sizeof(*s->mitems));
+        s->estart = xrealloc(s->estart, (s->capn + 1) * sizeof(*s->estart));
+        s->part_label = xrealloc(s->part_label, s->capn * sizeof(*s->part_label));
+        s->labels = xrealloc(s->labels, s->capn * sizeof(*s->labels));
+        s->pm = xrealloc(s->pm, s->capn * sizeof(*s->pm));
+    }
+    if (ne + 1 > s->cape) {
+        s->cape = (ne + 1) * 2;
+        s->eitems = xrealloc(s->eitems, s->cape * sizeof(*s->eitems));
+        s->ekey = xrealloc(s->ekey, s->cape * sizeof(*s->ekey));
+        s->pe = xrealloc(s->pe, s->cape * sizeof(*s->pe));
+    }
+}
+
+static void scratch_free(struct emit_scratch *s)
+{
+    uf_free(&s->u);
+    free(s->part_of);
+    free(s->newidx);
+    free(s->mstart);
+    free(s->mitems);
+    free(s->estart);
+    free(s->eitems);
+    free(s->ekey);
+    free(s->part_label);
+    free(s->labels);
+    free(s->pm);
+    free(s->pe);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Stable counting sort of n items by key (< nkeys) into start[nkeys + 1] and items[n]. */
+static void bucket_items(const uint32_t *key, size_t n, size_t nkeys, uint32_t *start,
+                         uint32_t *items)
+{
+    memset(start, 0, (nkeys + 1) * sizeof(*start));
+    for (size_t i = 0; i < n; i++)
+        start[key[i] + 1]++;
+    for (size_t k = 0; k < nkeys; k++)
+        start[k + 1] += start[k];
+    for (size_t i = 0; i < n; i++)
+        items[start[key[i]]++] = (uint32_t)i;
+    /* start[k] now points past part k: shift back */
+    for (size_t k = nkeys; k > 0; k--)
+        start[k] = start[k - 1];
+    start[0] = 0;
+}
+
+/*
+ * Store the members of w that are not `gone`, split into connected components: the largest
+ * component (ties: the one holding the smallest id) keeps `label`, every other gets a fresh
+ * label. The dictionary follows every member whose label changed, a member that is gone leaves
+ * it, and labels that disappear (`label` if no part keeps it, the `losers` merged into it)
+ * forward to the parts. seq > 0 records the parts holding an edge of that batch.
+ */
+static int emit_parts(struct pstore_tx *tx, struct emit_scratch *s, struct work *w,
+                      const bool *gone, int64_t label, const int64_t *losers, size_t nlosers,
+                      int64_t seq, struct emit_stats *st, struct ing_err *err)
+{
+    size_t n = w->n;
+    scratch_reserve(s, n, w->ne);
+    struct uf *u = &s->u;
     for (size_t i = 0; i < n; i++) {
-        uint32_t r = uf_find(&u, (uint32_t)i);
-        if (r != i)
+        u->parent[i] = (uint32_t)i;
+        u->size[i] = 1;
+    }
+    for (size_t i = 0; i < w->ne; i++)
+        if (!gone[w->e[i].a] && !gone[w->e[i].b])
+            uf_union(u, w->e[i].a, w->e[i].b);
+    /* the part that keeps the label: the largest, the first met on ties */
+    uint32_t keep = UINT32_MAX;
+    for (size_t i = 0; i < n; i++) {
+        if (gone[i])
             continue;
-        count++;
-        if (keep == UINT32_MAX || u.size[r] > u.size[keep])
+        uint32_t r = uf_find(u, (uint32_t)i);
+        if (keep == UINT32_MAX || u->size[r] > u->size[keep])
             keep = r;
     }
-    label_of_root = xcalloc(n ? n : 1, sizeof(*label_of_root));
-    for (size_t i = 0; i < n && ret == 0; i++) {
-        uint32_t r = uf_find(&u, (uint32_t)i);
-        if (r == keep)
+    /* parts numbered in order of their first member; gone members go to part `nparts` */
+    for (size_t i = 0; i < n; i++)
+        s->newidx[i] = UINT32_MAX; /* root -> part number, for now */
+    size_t nparts = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (gone[i])
             continue;
-        if (!label_of_root[r])
-            label_of_root[r] = pstore_tx_next_id(tx);
-        ret = pstore_tx_ident_set_cluster(tx, ids[i], label_of_root[r], err);
+        uint32_t r = uf_find(u, (uint32_t)i);
+        if (s->newidx[r] == UINT32_MAX) {
+            s->newidx[r] = (uint32_t)nparts;
+            s->part_label[nparts] = r == keep ? label : pstore_tx_next_id(tx);
+            nparts++;
+        }
     }
-    (void)label;
-    if (components)
-        *components = count;
-out:
-    free(label_of_root);
-    uf_free(&u);
-    imap_free(&index);
+    for (size_t i = 0; i < n; i++)
+        s->part_of[i] = gone[i] ? (uint32_t)nparts : s->newidx[uf_find(u, (uint32_t)i)];
+    bucket_items(s->part_of, n, nparts + 1, s->mstart, s->mitems);
+    for (size_t i = 0; i < w->ne; i++)
+        s->ekey[i] = gone[w->e[i].a] || gone[w->e[i].b] ? (uint32_t)nparts
+                                                         : s->part_of[w->e[i].a];
+    bucket_items(s->ekey, w->ne, nparts + 1, s->estart, s->eitems);
+    /* a member's index inside its part */
+    for (size_t p = 0; p < nparts; p++)
+        for (uint32_t k = s->mstart[p]; k < s->mstart[p + 1]; k++)
+            s->newidx[s->mitems[k]] = k - s->mstart[p];
+    int ret = 0;
+    size_t nlabels = 0;
+    bool label_kept = false;
+    for (size_t p = 0; p < nparts && ret == 0; p++) {
+        struct pstore_cluster doc = {.label = s->part_label[p], .members = s->pm, .edges = s->pe};
+        for (uint32_t k = s->mstart[p]; k < s->mstart[p + 1]; k++)
+            s->pm[doc.n++] = w->m[s->mitems[k]];
+        bool has_seq = false;
+        for (uint32_t k = s->estart[p]; k < s->estart[p + 1]; k++) {
+            struct pstore_cedge e = w->e[s->eitems[k]];
+            has_seq = has_seq || e.seq == seq;
+            e.a = s->newidx[e.a];
+            e.b = s->newidx[e.b];
+            s->pe[doc.ne++] = e;
+        }
+        ret = pstore_tx_cluster_put(tx, &doc, err);
+        if (has_seq && seq > 0)
+            s->labels[nlabels++] = doc.label;
+        if (doc.label == label)
+            label_kept = true;
+        else if (ret == 0)
+            ret = pstore_tx_label_forward(tx, label, doc.label, err);
+        for (size_t k = 0; k < nlosers && ret == 0; k++)
+            ret = pstore_tx_label_forward(tx, losers[k], doc.label, err);
+    }
+    for (size_t i = 0; i < n && ret == 0; i++) {
+        if (gone[i]) {
+            if (w->old_label[i]) {
+                pstore_tx_dict_change(tx, w->hash[i], w->old_label[i], 0);
+                st->removed++;
+            }
+            continue;
+        }
+        int64_t now = s->part_label[s->part_of[i]];
+        if (w->old_label[i] != now)
+            pstore_tx_dict_change(tx, w->hash[i], w->old_label[i], now);
+    }
+    if (ret == 0 && !label_kept)
+        pstore_tx_cluster_delete(tx, label);
+    for (size_t k = 0; k < nlosers && ret == 0; k++)
+        pstore_tx_cluster_delete(tx, losers[k]);
+    if (ret == 0 && nlabels)
+        ret = pstore_tx_batch_labels_add(tx, seq, s->labels, nlabels, err);
+    st->parts += (int64_t)nparts;
     return ret;
 }
 
 struct ranked {
-    int64_t id;
+    size_t idx;
     int rank;
     int64_t last_ts;
+    int64_t id;
 };
 
 static int cmp_ranked(const void *pa, const void *pb)
@@ -650,51 +813,87 @@ static int cmp_ranked(const void *pa, const void *pb)
     return (a->id > b->id) - (a->id < b->id);
 }
 
-static int cmp_i64(const void *pa, const void *pb)
+/* Mark the members the guardrail removes from w (over the limit) in gone[]; returns how many. */
+static size_t guardrail(struct idgraph *g, const struct idg_batch *b, const struct work *w,
+                        bool *gone)
 {
-    int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
-    return (a > b) - (a < b);
-}
-
-/* Trim cluster `label` down to the limit in the configured removal order. */
-static int enforce_limit(struct idgraph *g, struct pstore_tx *tx, const struct idg_batch *b,
-                         int64_t label, int64_t *removed, struct ing_err *err)
-{
-    struct pstore_member *m = NULL;
-    size_t n = 0;
-    struct ranked *order = NULL;
-    int64_t *keep = NULL;
     size_t limit = (size_t)g->settings.max_identities;
-    int ret = pstore_tx_cluster_members(tx, label, &m, &n, err);
-    if (ret || n <= limit)
-        goto out;
-    order = xcalloc(n, sizeof(*order));
-    for (size_t i = 0; i < n; i++) {
-        order[i].id = m[i].id;
-        order[i].last_ts = m[i].last_ts;
-        order[i].rank = g->settings.removal == IDG_REMOVE_AEP ? member_rank(g, b, m[i].gid) : 0;
-    }
-    qsort(order, n, sizeof(*order), cmp_ranked);
-    size_t drop = n - limit;
-    for (size_t i = 0; i < drop && ret == 0; i++)
-        ret = pstore_tx_ident_delete(tx, order[i].id, err);
-    if (ret)
-        goto out;
-    *removed += (int64_t)drop;
-    keep = xcalloc(limit ? limit : 1, sizeof(*keep));
-    for (size_t i = drop; i < n; i++)
-        keep[i - drop] = order[i].id;
-    qsort(keep, limit, sizeof(*keep), cmp_i64);
-    ret = recluster(tx, label, keep, limit, NULL, err);
-out:
-    free(keep);
+    if (limit == 0 || g->settings.removal == IDG_KEEP || w->n <= limit)
+        return 0;
+    struct ranked *order = xmalloc(w->n * sizeof(*order));
+    for (size_t i = 0; i < w->n; i++)
+        order[i] = (struct ranked){
+            .idx = i, .last_ts = w->m[i].last_ts, .id = w->m[i].id,
+            .rank = g->settings.removal == IDG_REMOVE_AEP ? member_rank(g, b, w->m[i].gid) : 0};
+    qsort(order, w->n, sizeof(*order), cmp_ranked);
+    size_t drop = w->n - limit;
+    for (size_t i = 0; i < drop; i++)
+        gone[order[i].idx] = true;
     free(order);
-    pstore_members_free(m, n);
-    return ret;
+    return drop;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Stitching a batch */
+
+/* An existing cluster the batch touches, with its members' hashes sorted for lookups. */
+struct loaded {
+    struct pstore_cluster c;
+    uint64_t *mh;      /* (hash, member index) sorted by hash: hash in mh[2k], index in mh[2k+1] */
+};
+
+static int cmp_u64pair(const void *pa, const void *pb)
+{
+    const uint64_t *a = pa, *b = pb;
+    return (a[0] > b[0]) - (a[0] < b[0]);
+}
+
+static void loaded_index(struct loaded *l)
+{
+    l->mh = xmalloc((l->c.n ? l->c.n : 1) * 2 * sizeof(*l->mh));
+    for (size_t i = 0; i < l->c.n; i++) {
+        l->mh[2 * i] = pstore_ident_hash(l->c.members[i].gid, l->c.members[i].value,
+                                         strlen(l->c.members[i].value));
+        l->mh[2 * i + 1] = i;
+    }
+    qsort(l->mh, l->c.n, 2 * sizeof(*l->mh), cmp_u64pair);
+}
+
+/* The member (gid, value, hash) of a loaded cluster, or -1. */
+static long loaded_find(const struct loaded *l, int64_t gid, const char *value, uint64_t h)
+{
+    size_t lo = 0, hi = l->c.n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (l->mh[2 * mid] < h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t k = lo; k < l->c.n && l->mh[2 * k] == h; k++) {
+        const struct pstore_member *m = &l->c.members[l->mh[2 * k + 1]];
+        if (m->gid == gid && !strcmp(m->value, value))
+            return (long)l->mh[2 * k + 1];
+    }
+    return -1;
+}
+
+/* Counting sort of items 0..n-1 by key (< nkeys): *start (nkeys + 1) and *items, new. */
+static void group_by(const uint32_t *key, size_t n, size_t nkeys, size_t **start,
+                     uint32_t **items)
+{
+    *start = xcalloc(nkeys + 1, sizeof(**start));
+    *items = xmalloc((n ? n : 1) * sizeof(**items));
+    for (size_t i = 0; i < n; i++)
+        (*start)[key[i] + 1]++;
+    for (size_t k = 0; k < nkeys; k++)
+        (*start)[k + 1] += (*start)[k];
+    size_t *fill = xmalloc((nkeys + 1) * sizeof(*fill));
+    memcpy(fill, *start, (nkeys + 1) * sizeof(*fill));
+    for (size_t i = 0; i < n; i++)
+        (*items)[fill[key[i]]++] = (uint32_t)i;
+    free(fill);
+}
 
 int idg_apply_batch(struct idgraph *g, struct pstore_tx *tx, const struct idg_batch *b,
                     int64_t seq, int64_t ts, struct idg_apply_result *res, struct ing_err *err)
@@ -702,156 +901,249 @@ int idg_apply_batch(struct idgraph *g, struct pstore_tx *tx, const struct idg_ba
     memset(res, 0, sizeof(*res));
     size_t n = b->ids.n;
     res->identities_seen = (int64_t)n;
-    int64_t *ident_id = xcalloc(n ? n : 1, sizeof(*ident_id));
-    int64_t *old_cluster = xcalloc(n ? n : 1, sizeof(*old_cluster));
-    struct imap vnode = {0}, pairs = {0};
-    int64_t *vlabel = NULL;   /* existing cluster label of each virtual node */
-    int64_t *vsize = NULL;
-    size_t nv = 0, capv = 0;
+    uint64_t *hashes = xmalloc((n ? n : 1) * sizeof(*hashes));
+    int64_t *cand = NULL;
+    size_t *coff = NULL;
+    struct loaded *ld = NULL;
+    size_t nld = 0;
+    struct imap ld_of = {0};
+    int32_t *ident_ld = xmalloc((n ? n : 1) * sizeof(*ident_ld));   /* loaded cluster or -1 */
+    int32_t *ident_mi = xmalloc((n ? n : 1) * sizeof(*ident_mi));   /* its member index */
     struct uf u = {0};
-    int64_t *root_label = NULL, *root_size = NULL;
-    uint32_t *root_vbest = NULL;
+    uint32_t *comp_of = NULL, *ident_comp = NULL, *ld_comp = NULL, *row_comp = NULL;
+    size_t *ci_start = NULL, *cl_start = NULL, *cr_start = NULL;
+    uint32_t *ci_items = NULL, *cl_items = NULL, *cr_items = NULL;
+    uint32_t *local = NULL;
+    struct emit_scratch scratch = {0};
+    bool *gone = NULL;
+    struct work w = {0};
     int ret = 0;
 
-    /* 1. Which identities exist already, and in which clusters. The filter answers "new" for
-     * most identities of a fresh batch without a query. */
-    if ((ret = bloom_ready(g, err)) != 0)
+    /* 1. Which identities exist already, and in which clusters. */
+    for (size_t i = 0; i < n; i++)
+        hashes[i] = b->ids.keys[i].hash;
+    if ((ret = pstore_tx_dict_candidates(tx, n, hashes, &cand, &coff, err)) != 0)
         goto out;
     for (size_t i = 0; i < n && ret == 0; i++) {
-        if (!bloom_maybe(g->bloom, b->ids.keys[i].hash))
-            continue;
-        ret = pstore_tx_ident_find(tx, b->ids.keys[i].gid, b->ids.keys[i].value, &ident_id[i],
-                                   &old_cluster[i], err);
-        if (ret == ING_ENOTFOUND) {
-            ident_id[i] = 0;
-            old_cluster[i] = 0;
-            ret = 0;
-        }
-        uint32_t v;
-        if (ret == 0 && old_cluster[i] && !imap_get(&vnode, old_cluster[i], &v)) {
-            if (nv == capv) {
-                capv = capv ? capv * 2 : 16;
-                vlabel = xrealloc(vlabel, capv * sizeof(*vlabel));
+        ident_ld[i] = -1;
+        ident_mi[i] = -1;
+        for (size_t k = coff[i]; k < coff[i + 1] && ident_ld[i] < 0 && ret == 0; k++) {
+            uint32_t li;
+            if (!imap_get(&ld_of, cand[k], &li)) {
+                struct pstore_cluster c;
+                ret = pstore_tx_cluster_get(tx, cand[k], &c, err);
+                if (ret == ING_ENOTFOUND) {
+                    ret = ing_err_set(err, ING_EINTERNAL,
+                                      "idgraph: the dictionary names cluster %lld, which is "
+                                      "missing", (long long)cand[k]);
+                }
+                if (ret)
+                    break;
+                ld = xrealloc(ld, (nld + 1) * sizeof(*ld));
+                ld[nld].c = c;
+                loaded_index(&ld[nld]);
+                li = (uint32_t)nld++;
+                imap_put(&ld_of, cand[k], li);
             }
-            vlabel[nv] = old_cluster[i];
-            imap_put(&vnode, old_cluster[i], (uint32_t)nv);
-            nv++;
+            long mi = loaded_find(&ld[li], b->ids.keys[i].gid, b->ids.keys[i].value, hashes[i]);
+            if (mi >= 0) {
+                ident_ld[i] = (int32_t)li;
+                ident_mi[i] = (int32_t)mi;
+            }
         }
     }
     if (ret)
         goto out;
 
-    /* 2. Union rows, and every known identity with its cluster (a virtual node n + v). */
-    uf_init(&u, n + nv);
+    /* 2. Union rows, and every known identity with its cluster (node n + cluster index). */
+    uf_init(&u, n + nld);
     for (size_t r = 0; r < b->nrows; r++)
         for (size_t k = b->row_off[r] + 1; k < b->row_off[r + 1]; k++)
             uf_union(&u, b->row_ids[b->row_off[r]], b->row_ids[k]);
+    for (size_t i = 0; i < n; i++)
+        if (ident_ld[i] >= 0)
+            uf_union(&u, (uint32_t)i, (uint32_t)(n + (size_t)ident_ld[i]));
+
+    /* 3. Components, numbered in order of their first identity; each with its identities,
+     * existing clusters and rows. */
+    comp_of = xmalloc((n + nld ? n + nld : 1) * sizeof(*comp_of));
+    for (size_t i = 0; i < n + nld; i++)
+        comp_of[i] = UINT32_MAX;
+    ident_comp = xmalloc((n ? n : 1) * sizeof(*ident_comp));
+    size_t ncomp = 0;
     for (size_t i = 0; i < n; i++) {
-        uint32_t v;
-        if (old_cluster[i] && imap_get(&vnode, old_cluster[i], &v))
-            uf_union(&u, (uint32_t)i, (uint32_t)(n + v));
-    }
-
-    /* 3. Sizes of the clusters met: needed to merge smaller into larger and for the limit. */
-    size_t total = n + nv;
-    root_label = xcalloc(total ? total : 1, sizeof(*root_label));
-    root_size = xcalloc(total ? total : 1, sizeof(*root_size));
-    root_vbest = xmalloc((total ? total : 1) * sizeof(*root_vbest));
-    for (size_t i = 0; i < total; i++)
-        root_vbest[i] = UINT32_MAX;
-    size_t *vcount = xcalloc(total ? total : 1, sizeof(*vcount));
-    for (size_t v = 0; v < nv; v++)
-        vcount[uf_find(&u, (uint32_t)(n + v))]++;
-    bool need_sizes = g->settings.max_identities > 0;
-    vsize = xcalloc(nv ? nv : 1, sizeof(*vsize));
-    for (size_t v = 0; v < nv && ret == 0; v++) {
-        uint32_t r = uf_find(&u, (uint32_t)(n + v));
-        if (need_sizes || vcount[r] > 1)
-            ret = pstore_tx_cluster_size(tx, vlabel[v], &vsize[v], err);
-        if (ret)
-            break;
-        root_size[r] += vsize[v];
-        uint32_t best = root_vbest[r];
-        if (best == UINT32_MAX || vsize[v] > vsize[best] ||
-            (vsize[v] == vsize[best] && vlabel[v] < vlabel[best]))
-            root_vbest[r] = (uint32_t)v;
-    }
-    free(vcount);
-    if (ret)
-        goto out;
-
-    /* 4. Merge existing clusters: every other cluster of a component joins its largest one. */
-    for (size_t v = 0; v < nv && ret == 0; v++) {
-        uint32_t r = uf_find(&u, (uint32_t)(n + v));
-        root_label[r] = vlabel[root_vbest[r]];
-        if (root_vbest[r] != v) {
-            ret = pstore_tx_cluster_relabel(tx, vlabel[v], root_label[r], err);
-            res->clusters_merged++;
-        }
-    }
-    if (ret)
-        goto out;
-
-    /* 5. New identities go straight in under their final label; known ones are touched. */
-    for (size_t i = 0; i < n && ret == 0; i++) {
         uint32_t r = uf_find(&u, (uint32_t)i);
-        if (ident_id[i]) {
-            ret = pstore_tx_ident_touch(tx, ident_id[i], ts, err);
-            continue;
-        }
-        if (!root_label[r])
-            root_label[r] = pstore_tx_next_id(tx);
-        ident_id[i] = pstore_tx_next_id(tx);
-        root_size[r]++;
-        res->identities_new++;
-        /* Added before the commit: if the transaction rolls back the filter only says "maybe". */
-        bloom_add(g->bloom, b->ids.keys[i].hash);
-        ret = pstore_tx_ident_insert(tx, ident_id[i], b->ids.keys[i].gid, b->ids.keys[i].value,
-                                     root_label[r], ts, err);
+        if (comp_of[r] == UINT32_MAX)
+            comp_of[r] = (uint32_t)ncomp++;
+        ident_comp[i] = comp_of[r];
     }
-    if (ret)
-        goto out;
+    /* a cluster loaded for a hash that was not its member joins nothing: key ncomp, skipped */
+    ld_comp = xmalloc((nld ? nld : 1) * sizeof(*ld_comp));
+    for (size_t l = 0; l < nld; l++) {
+        uint32_t c = comp_of[uf_find(&u, (uint32_t)(n + l))];
+        ld_comp[l] = c == UINT32_MAX ? (uint32_t)ncomp : c;
+    }
+    row_comp = xmalloc((b->nrows ? b->nrows : 1) * sizeof(*row_comp));
+    for (size_t r = 0; r < b->nrows; r++)
+        row_comp[r] = ident_comp[b->row_ids[b->row_off[r]]];
+    group_by(ident_comp, n, ncomp, &ci_start, &ci_items);
+    group_by(ld_comp, nld, ncomp + 1, &cl_start, &cl_items);
+    group_by(row_comp, b->nrows, ncomp, &cr_start, &cr_items);
 
-    /* 6. Links: a star from each row's first identity; a lone identity gets a self edge, which
-     * records that this batch saw it. Each link is written once per batch. */
-    for (size_t r = 0; r < b->nrows && ret == 0; r++) {
-        size_t first = b->row_off[r], end = b->row_off[r + 1];
-        uint32_t a = b->row_ids[first];
-        for (size_t k = end - first == 1 ? first : first + 1; k < end && ret == 0; k++) {
-            uint32_t c = b->row_ids[k];
-            uint64_t lo = a < c ? a : c, hi = a < c ? c : a;
-            int64_t key = (int64_t)((lo << 32) | hi) + 1; /* never 0 */
-            uint32_t seen;
-            if (imap_get(&pairs, key, &seen))
-                continue;
-            imap_put(&pairs, key, 1);
-            ret = pstore_tx_edge_add(tx, ident_id[a], ident_id[c], seq, ts, err);
-            res->links++;
+    /* 4. Each component becomes one cluster (or more, when the guardrail splits it). */
+    local = xmalloc((n ? n : 1) * sizeof(*local));
+    int64_t *losers = NULL;
+    size_t caplosers = 0;
+    for (size_t c = 0; c < ncomp && ret == 0; c++) {
+        w.n = w.ne = 0;
+        size_t l0 = cl_start[c], l1 = cl_start[c + 1];
+        /* the largest existing cluster keeps its label (ties: the smaller label) */
+        int64_t label = 0;
+        size_t best = SIZE_MAX;
+        for (size_t k = l0; k < l1; k++) {
+            const struct pstore_cluster *x = &ld[cl_items[k]].c;
+            if (best == SIZE_MAX || x->n > ld[best].c.n ||
+                (x->n == ld[best].c.n && x->label < ld[best].c.label))
+                best = cl_items[k];
         }
-    }
-    if (ret)
-        goto out;
-
-    /* 7. The guardrail, for every component that passed the limit. */
-    if (g->settings.max_identities > 0 && g->settings.removal != IDG_KEEP) {
-        for (size_t i = 0; i < total && ret == 0; i++) {
-            if (uf_find(&u, (uint32_t)i) != i || !root_label[i])
-                continue;
-            if (root_size[i] > g->settings.max_identities)
-                ret = enforce_limit(g, tx, b, root_label[i], &res->guardrail_removed, err);
+        if (l1 - l0 > caplosers) {
+            caplosers = l1 - l0;
+            losers = xrealloc(losers, caplosers * sizeof(*losers));
         }
+        size_t nlosers = 0;
+        if (best != SIZE_MAX)
+            label = ld[best].c.label;
+        /* existing members, merged in id order: a k-way merge of sorted lists */
+        size_t *pos = l1 > l0 ? xcalloc(l1 - l0, sizeof(*pos)) : NULL;
+        while (pos) {
+            size_t pick = SIZE_MAX;
+            for (size_t k = l0; k < l1; k++) {
+                const struct pstore_cluster *x = &ld[cl_items[k]].c;
+                if (pos[k - l0] < x->n &&
+                    (pick == SIZE_MAX ||
+                     x->members[pos[k - l0]].id < ld[cl_items[pick]].c.members[pos[pick - l0]].id))
+                    pick = k;
+            }
+            if (pick == SIZE_MAX)
+                break;
+            const struct pstore_cluster *x = &ld[cl_items[pick]].c;
+            const struct pstore_member *m = &x->members[pos[pick - l0]];
+            work_member(&w, m, x->label, pstore_ident_hash(m->gid, m->value, strlen(m->value)));
+            pos[pick - l0]++;
+        }
+        free(pos);
+        for (size_t k = l0; k < l1; k++) {
+            const struct pstore_cluster *x = &ld[cl_items[k]].c;
+            if (x->label != label)
+                losers[nlosers++] = x->label;
+        }
+        res->clusters_merged += (int64_t)nlosers;
+        /* index of an existing member in w: binary search by id */
+        for (size_t k = l0; k < l1; k++) {
+            const struct pstore_cluster *x = &ld[cl_items[k]].c;
+            for (size_t e = 0; e < x->ne; e++) {
+                int64_t ida = x->members[x->edges[e].a].id, idb = x->members[x->edges[e].b].id;
+                size_t ia = 0, ib = 0;
+                for (int side = 0; side < 2; side++) {
+                    int64_t id = side ? idb : ida;
+                    size_t lo = 0, hi = w.n;
+                    while (lo < hi) {
+                        size_t mid = lo + (hi - lo) / 2;
+                        if (w.m[mid].id < id)
+                            lo = mid + 1;
+                        else
+                            hi = mid;
+                    }
+                    if (side)
+                        ib = lo;
+                    else
+                        ia = lo;
+                }
+                work_edge(&w, (uint32_t)ia, (uint32_t)ib, x->edges[e].seq, x->edges[e].first_ts,
+                          x->edges[e].last_ts);
+            }
+        }
+        /* the batch's identities: known ones are touched, new ones get ids now */
+        for (size_t k = ci_start[c]; k < ci_start[c + 1]; k++) {
+            uint32_t i = ci_items[k];
+            if (ident_ld[i] >= 0) {
+                int64_t id = ld[ident_ld[i]].c.members[ident_mi[i]].id;
+                size_t lo = 0, hi = w.n;
+                while (lo < hi) {
+                    size_t mid = lo + (hi - lo) / 2;
+                    if (w.m[mid].id < id)
+                        lo = mid + 1;
+                    else
+                        hi = mid;
+                }
+                local[i] = (uint32_t)lo;
+                if (w.m[lo].last_ts < ts)
+                    w.m[lo].last_ts = ts;
+                continue;
+            }
+            if (!label)
+                label = pstore_tx_next_id(tx);
+            struct pstore_member m = {.id = pstore_tx_next_id(tx), .gid = b->ids.keys[i].gid,
+                                      .value = (char *)b->ids.keys[i].value,
+                                      .first_ts = ts, .last_ts = ts};
+            local[i] = (uint32_t)w.n;
+            work_member(&w, &m, 0, hashes[i]);
+            res->identities_new++;
+        }
+        /* 5. Links: a star from each row's first identity; a lone identity gets a self edge,
+         * which records that this batch saw it. One edge per link and batch. */
+        size_t before = w.ne;
+        for (size_t k = cr_start[c]; k < cr_start[c + 1]; k++) {
+            size_t r = cr_items[k];
+            size_t first = b->row_off[r], end = b->row_off[r + 1];
+            uint32_t a = local[b->row_ids[first]];
+            for (size_t j = end - first == 1 ? first : first + 1; j < end; j++)
+                work_edge(&w, a, local[b->row_ids[j]], seq, ts, ts);
+        }
+        size_t same_seq_before = 0;
+        for (size_t e = 0; e < before; e++)
+            same_seq_before += w.e[e].seq == seq;
+        work_dedupe_edges(&w);
+        size_t same_seq_after = 0;
+        for (size_t e = 0; e < w.ne; e++)
+            same_seq_after += w.e[e].seq == seq;
+        res->links += (int64_t)(same_seq_after - same_seq_before);
+        /* 6. The guardrail, then the parts are written. */
+        gone = xrealloc(gone, (w.n ? w.n : 1) * sizeof(*gone));
+        memset(gone, 0, (w.n ? w.n : 1) * sizeof(*gone));
+        size_t dropped = guardrail(g, b, &w, gone);
+        res->guardrail_removed += (int64_t)dropped;
+        struct emit_stats st = {0};
+        ret = emit_parts(tx, &scratch, &w, gone, label, losers, nlosers, seq, &st, err);
     }
+    free(losers);
 out:
+    for (size_t l = 0; l < nld; l++) {
+        pstore_cluster_clear(&ld[l].c);
+        free(ld[l].mh);
+    }
+    free(ld);
+    imap_free(&ld_of);
     uf_free(&u);
-    imap_free(&vnode);
-    imap_free(&pairs);
-    free(ident_id);
-    free(old_cluster);
-    free(vlabel);
-    free(vsize);
-    free(root_label);
-    free(root_size);
-    free(root_vbest);
+    free(hashes);
+    free(cand);
+    free(coff);
+    free(ident_ld);
+    free(ident_mi);
+    free(comp_of);
+    free(ident_comp);
+    free(ld_comp);
+    free(row_comp);
+    free(ci_start);
+    free(ci_items);
+    free(cl_start);
+    free(cl_items);
+    free(cr_start);
+    free(cr_items);
+    free(local);
+    scratch_free(&scratch);
+    free(gone);
+    work_free(&w);
     return ret;
 }
 
@@ -863,52 +1155,64 @@ int idg_remove_batch(struct idgraph *g, struct pstore_tx *tx, int64_t seq,
 {
     (void)g;
     memset(res, 0, sizeof(*res));
-    int64_t *idents = NULL, *labels = NULL;
-    size_t n = 0, nl = 0;
-    int ret = pstore_tx_edges_delete_batch(tx, seq, &idents, &n, &res->links_removed, err);
-    if (ret)
-        return ret;
-    labels = xcalloc(n ? n : 1, sizeof(*labels));
-    for (size_t i = 0; i < n && ret == 0; i++) {
-        int64_t label = 0, edges = 0;
-        ret = pstore_tx_ident_cluster(tx, idents[i], &label, err);
+    int64_t *labels = NULL;
+    size_t nl = 0;
+    struct work w = {0};
+    bool *gone = NULL, *touched = NULL;
+    uint32_t *degree = NULL;
+    struct emit_scratch scratch = {0};
+    int ret = pstore_tx_batch_labels_take(tx, seq, &labels, &nl, err);
+    for (size_t li = 0; li < nl && ret == 0; li++) {
+        struct pstore_cluster c;
+        ret = pstore_tx_cluster_get(tx, labels[li], &c, err);
         if (ret == ING_ENOTFOUND) {
             ret = 0;
             continue;
         }
-        if (ret == 0)
-            ret = pstore_tx_ident_edge_count(tx, idents[i], &edges, err);
         if (ret)
             break;
-        labels[nl++] = label;
-        if (edges == 0) {
-            ret = pstore_tx_ident_delete(tx, idents[i], err);
-            res->identities_removed++;
+        w.n = w.ne = 0;
+        for (size_t i = 0; i < c.n; i++)
+            work_member(&w, &c.members[i], c.label,
+                        pstore_ident_hash(c.members[i].gid, c.members[i].value,
+                                          strlen(c.members[i].value)));
+        size_t sz = c.n ? c.n : 1;
+        gone = xrealloc(gone, sz * sizeof(*gone));
+        touched = xrealloc(touched, sz * sizeof(*touched));
+        degree = xrealloc(degree, sz * sizeof(*degree));
+        memset(gone, 0, sz * sizeof(*gone));
+        memset(touched, 0, sz * sizeof(*touched));
+        memset(degree, 0, sz * sizeof(*degree));
+        for (size_t e = 0; e < c.ne; e++) {
+            const struct pstore_cedge *x = &c.edges[e];
+            if (x->seq == seq) {
+                touched[x->a] = touched[x->b] = true;
+                res->links_removed++;
+                continue;
+            }
+            degree[x->a]++;
+            degree[x->b]++;
+            work_edge(&w, x->a, x->b, x->seq, x->first_ts, x->last_ts);
         }
-    }
-    if (ret)
-        goto out;
-    qsort(labels, nl, sizeof(*labels), cmp_i64);
-    for (size_t i = 0; i < nl && ret == 0; i++) {
-        if (i > 0 && labels[i] == labels[i - 1])
+        if (w.ne == c.ne) {
+            pstore_cluster_clear(&c); /* none of its edges came from this batch */
             continue;
-        struct pstore_member *m = NULL;
-        size_t nm = 0;
-        ret = pstore_tx_cluster_members(tx, labels[i], &m, &nm, err);
-        if (ret == 0 && nm > 0) {
-            int64_t *ids = xcalloc(nm, sizeof(*ids));
-            for (size_t k = 0; k < nm; k++)
-                ids[k] = m[k].id;
-            int64_t parts = 0;
-            ret = recluster(tx, labels[i], ids, nm, &parts, err);
-            res->clusters_after += parts;
-            free(ids);
         }
-        pstore_members_free(m, nm);
+        /* identities no other batch saw go */
+        for (size_t i = 0; i < c.n; i++)
+            gone[i] = touched[i] && degree[i] == 0;
+        struct emit_stats st = {0};
+        ret = emit_parts(tx, &scratch, &w, gone, c.label, NULL, 0, 0, &st, err);
+        res->identities_removed += st.removed;
+        res->clusters_after += st.parts;
+        pstore_cluster_clear(&c);
     }
-out:
-    free(idents);
     free(labels);
+    free(gone);
+    free(touched);
+    free(degree);
+    scratch_free(&scratch);
+    work_free(&w);
     return ret;
 }
 
@@ -966,7 +1270,23 @@ static int lookup(struct idgraph *g, const struct idg_ns *ns,
         return ing_err_set(err, ING_EINVAL, "The identity value is empty or longer than %d.",
                            IDG_VALUE_MAX);
     int64_t id = 0, label = 0;
-    int rc = ns->gid ? pstore_ident_lookup(g->ps, ns->gid, norm, &id, &label, err) : ING_ENOTFOUND;
+    struct pstore_cluster c = {0};
+    size_t total = 0;
+    int rc = ING_ENOTFOUND;
+    /* One read for the identity and its cluster; without stitching the identity alone. */
+    if (ns->gid && stitch)
+        rc = pstore_ident_cluster(g->ps, ns->gid, norm, (size_t)g->settings.max_identities, &id,
+                                  &c, &total, err);
+    else if (ns->gid)
+        rc = pstore_ident_lookup(g->ps, ns->gid, norm, &id, &label, err);
+    if (rc == ING_ETOOBIG) {
+        free(norm);
+        out->label = c.label;
+        return ing_err_set(err, ING_ETOOBIG,
+                           "Too many related identities: the graph has %zu identities, more "
+                           "than the limit of %d.",
+                           total, g->settings.max_identities);
+    }
     if (rc && rc != ING_ENOTFOUND) {
         free(norm);
         return rc;
@@ -979,33 +1299,21 @@ static int lookup(struct idgraph *g, const struct idg_ns *ns,
         return 0;
     }
     free(norm);
-    out->label = label;
-    struct pstore_member *m = NULL;
-    size_t n = 0, total = 0;
-    rc = pstore_cluster_members(g->ps, label, (size_t)g->settings.max_identities, &m, &n, &total,
-                                err);
-    if (rc == ING_ETOOBIG)
-        return ing_err_set(err, ING_ETOOBIG,
-                           "Too many related identities: the graph has %zu identities, more "
-                           "than the limit of %d.",
-                           total, g->settings.max_identities);
-    if (rc)
-        return rc;
-    out->members = xcalloc(n ? n : 1, sizeof(*out->members));
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    out->label = c.label;
+    out->members = xcalloc(c.n ? c.n : 1, sizeof(*out->members));
+    for (size_t i = 0; i < c.n && rc == 0; i++) {
         struct pstore_ns pns;
-        rc = pstore_ns_by_gid(g->ps, m[i].gid, &pns, err);
+        rc = pstore_ns_by_gid(g->ps, c.members[i].gid, &pns, err);
         if (rc)
             break;
         struct idg_member *d = &out->members[out->n++];
         fill_ns(&d->ns, pns.gid, pns.nsid, pns.code, pns.id_type);
-        d->id = m[i].id;
-        d->value = m[i].value;
-        m[i].value = NULL;
-        d->first_ts = m[i].first_ts;
-        d->last_ts = m[i].last_ts;
+        d->id = c.members[i].id;
+        d->value = xstrdup(c.members[i].value);
+        d->first_ts = c.members[i].first_ts;
+        d->last_ts = c.members[i].last_ts;
     }
-    pstore_members_free(m, n);
+    pstore_cluster_clear(&c);
     if (rc)
         idg_cluster_free(out);
     return rc;

@@ -17,6 +17,7 @@
 #include "ingest/inread.h"
 #include "ingest/shred.h"
 #include "json/jsplit.h"
+#include "notify/notify.h"
 #include "profile/profile.h"
 #include "schema/xdm_convert.h"
 #include "util/clock.h"
@@ -547,6 +548,9 @@ static int record(struct downstream *d, const char *sandbox, const char *batch_i
         json_object_set(ds, key, (json_t *)rec);
         json_object_set_new(doc, "updated", json_integer(clock_now_ms()));
         ret = store_update(d->st, sandbox, CAT_KIND_BATCH, batch_id, doc, err);
+        /* ig_load_* / ps_load_* join the outbox in this same transaction (notify.h). */
+        if (ret == 0)
+            ret = notify_emit(d->st, sandbox, batch_id, doc, NULL, rec, err);
     }
     json_decref(doc);
     if (ret == 0)

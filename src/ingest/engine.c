@@ -8,17 +8,28 @@
  * row_errors line with the raw record). The pq_writer bounds memory by row group, so one part file
  * per input file keeps memory flat however large the input is. Compressed inputs are read through
  * inread, which the splitter pulls from.
+ *
+ * A large plain JSON Lines file is cut into byte ranges at line starts (parallel.h) and each range
+ * runs on its own thread with its own splitter, shredder and part file. A range knows only its own
+ * row numbers, so its bad rows go to a private spill file (row relative, offset absolute, the raw
+ * bytes when diagnostics are on) and the calling thread replays them in range order through the
+ * same row_failed the sequential path uses, renumbered: counts, errors[], first_error, the row
+ * limit and the diagnostics files come out exactly as in a one-thread run.
  */
 #include "ingest/engine.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "ingest/inread.h"
+#include "ingest/parallel.h"
 #include "ingest/shred.h"
 #include "json/jsplit.h"
 #include "util/fs.h"
@@ -37,8 +48,13 @@
 /* One engine run: the borrowed inputs and the writer of the current part file. */
 struct run {
     const struct engine_opts *opts;
+    const struct xdm_plan *plan;
     const char *out_dir;
     struct engine_result *res;
+    int threads;                /* ranges (and threads) for a large JSON Lines file */
+    int64_t split_min;          /* smallest file worth cutting */
+    int64_t unknown_fields;     /* of the range shredders (the sequential one counts its own) */
+    struct ing_err rerr;        /* the current record's error; shred_record clears it lazily */
     struct shred *sh;
     struct pq_writer *w;        /* open part file, or NULL */
     const struct pq_schema *pq;
@@ -202,11 +218,13 @@ static int close_part(struct run *r, struct ing_err *err)
 static int run_record(struct run *r, const struct engine_file *f, const struct jsplit_record *rec,
                       struct ing_err *err)
 {
-    struct ing_err rerr;
-    ing_err_clear(&rerr);
+    /* Not cleared here: shred_record clears it only when a previous row left it dirty (a 1 KiB
+     * memset per record was measurable). */
+    struct ing_err *rerr = &r->rerr;
     int rc;
     if (rec->corrupt) {
-        rc = ing_err_set(&rerr, ING_ESYNTAX,
+        ing_err_clear(rerr);
+        rc = ing_err_set(rerr, ING_ESYNTAX,
                          "The row has corrupted data and cannot be read or parsed.");
     } else {
         if (!r->w && (rc = open_part(r, err)) != 0) {
@@ -216,7 +234,7 @@ static int run_record(struct run *r, const struct engine_file *f, const struct j
         json_t *converted = NULL;
         json_t *preview = r->res->preview;
         bool want = preview && json_array_size(preview) < (size_t)r->opts->preview_rows;
-        rc = shred_record(r->sh, rec->data, rec->len, r->w, want ? &converted : NULL, &rerr);
+        rc = shred_record(r->sh, rec->data, rec->len, r->w, want ? &converted : NULL, rerr);
         if (rc == 0) {
             if (converted)
                 json_array_append_new(preview, converted);
@@ -225,18 +243,555 @@ static int run_record(struct run *r, const struct engine_file *f, const struct j
         json_decref(converted);
         if (!row_code_name(rc)) {
             /* Not a data problem (a write failure, a bug): the batch fails as a whole. */
-            ing_err_file(&rerr, file_label(f));
-            rerr.row = rec->row;
-            *err = rerr;
-            r->res->transient = is_transient(&rerr, rc);
+            ing_err_file(rerr, file_label(f));
+            rerr->row = rec->row;
+            *err = *rerr;
+            r->res->transient = is_transient(rerr, rc);
             return rc ? rc : ING_EINTERNAL;
         }
     }
-    rerr.code = rc;
-    rerr.row = rec->row;
+    rerr->code = rc;
+    rerr->row = rec->row;
     /* shred reports offsets inside the record; diagnostics want them in the file. */
-    rerr.offset = rerr.offset >= 0 ? rec->offset + rerr.offset : rec->offset;
-    return row_failed(r, f, &rerr, rec->data, rec->len, err);
+    rerr->offset = rerr->offset >= 0 ? rec->offset + rerr->offset : rec->offset;
+    return row_failed(r, f, rerr, rec->data, rec->len, err);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* One large JSON Lines file on several threads                                                */
+
+/* run_file_ranges: the file is not worth cutting or cannot be cut safely; read it in one piece. */
+#define RANGES_NOT_SPLIT 1
+
+/* Bytes looked at to tell JSON Lines from an array before cutting. */
+#define RANGES_PEEK_BYTES 65536
+
+/* A spilled row was the splitter giving up (the rest of the file is one bad row); its message
+ * names the record and offset, which the merge writes again with file-absolute numbers. */
+#define SPILL_SPLIT_FAIL 1u
+
+/* One bad row of a range, as spilled: the strings follow it (field, message, raw bytes). */
+struct spill_hdr {
+    int32_t code;
+    uint32_t flags;
+    uint32_t field_len, msg_len, raw_len;
+    int64_t row;                /* in the range, from 1 */
+    int64_t offset;             /* in the file */
+};
+
+/* One byte range of the file and what its thread made of it. */
+struct range_job {
+    struct par_range range;
+    int index;
+    int fault_errno;            /* opts->fault_write_errno, when it fires on this range */
+    char part_name[32];
+    char *part_path;
+    bool opened;                /* a part file was created */
+    bool has_part;              /* ... and closed with rows in it */
+    struct pq_file_info info;
+    int64_t records;            /* records read, bad ones included */
+    int64_t failed;             /* bad rows spilled */
+    FILE *spill;                /* bad rows, or NULL while there were none */
+    json_t *preview;            /* converted rows, at most preview_want */
+    int64_t *preview_row;       /* the row (in the range) of each */
+    size_t preview_want;
+    int64_t unknown_fields;
+    bool limit_hit;             /* stopped: more bad rows than opts.max_failed_rows */
+    bool ended_file;            /* the splitter gave up: later ranges do not count */
+    bool abandoned;             /* stopped because an earlier range ended the run */
+    int rc;                     /* batch-level failure, with err */
+    bool rc_file_level;         /* ... reported as an unreadable file (an item in errors[]) */
+    bool rc_at_close;           /* ... closing the part file: reported after every bad row */
+    struct ing_err err;
+};
+
+struct ranges {
+    struct run *r;
+    const struct engine_file *f;
+    int fd;
+    int n;
+    int64_t first_part;         /* output_files when the file started */
+    struct range_job *jobs;
+    atomic_int stop_at;         /* lowest range that ended the run; later ranges may stop */
+};
+
+static int online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > PAR_MAX_RANGES ? PAR_MAX_RANGES : (int)n;
+}
+
+static void stop_from(struct ranges *rs, int index)
+{
+    int cur = atomic_load(&rs->stop_at);
+    while (index < cur && !atomic_compare_exchange_weak(&rs->stop_at, &cur, index))
+        ;
+}
+
+/*
+ * Is the file JSON Lines that may be cut (and not an array, which the sequential splitter detects
+ * by its first byte)? And does no range start with a byte-order mark, which a range's splitter
+ * would skip where the sequential one reads it as part of a line? 1 = yes, 0 = no, or ING_E*.
+ */
+static int ranges_ok(int fd, int64_t size, const struct par_range *ranges, int n,
+                     struct ing_err *err)
+{
+    uint8_t *peek = xmalloc(RANGES_PEEK_BYTES);
+    int rc = 0;
+    ssize_t got;
+    do {
+        got = pread(fd, peek, RANGES_PEEK_BYTES, 0);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) {
+        rc = ing_err_errno(err, errno, "cannot read the input file");
+        goto out;
+    }
+    size_t i = got >= 3 && peek[0] == 0xEF && peek[1] == 0xBB && peek[2] == 0xBF ? 3 : 0;
+    while (i < (size_t)got && (peek[i] == ' ' || peek[i] == '\n' || peek[i] == '\r' ||
+                               peek[i] == '\t'))
+        i++;
+    if (i == (size_t)got || peek[i] == '[')
+        goto out; /* an array, or a start too blank to tell: the sequential splitter decides */
+    for (int k = 1; k < n; k++) {
+        uint8_t bom[3];
+        int64_t left = size - ranges[k].start;
+        if (left < 3)
+            continue;
+        do {
+            got = pread(fd, bom, 3, ranges[k].start);
+        } while (got < 0 && errno == EINTR);
+        if (got < 0) {
+            rc = ing_err_errno(err, errno, "cannot read the input file");
+            goto out;
+        }
+        if (got == 3 && bom[0] == 0xEF && bom[1] == 0xBB && bom[2] == 0xBF)
+            goto out;
+    }
+    rc = 1;
+out:
+    free(peek);
+    return rc;
+}
+
+/* Keep one bad row of a range for the merge. raw is kept only when diagnostics want it. */
+static int spill_row(struct ranges *rs, struct range_job *job, const struct ing_err *e,
+                     uint32_t flags, const char *raw, size_t raw_len, struct ing_err *err)
+{
+    if (!job->spill) {
+        /* Beside the output (the data disk, not a tmpfs), unlinked at once: nothing is left
+         * behind whatever happens. */
+        char *path = xasprintf("%s/.rows-%d.tmp", rs->r->out_dir, job->index);
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        int rc = 0;
+        if (fd < 0) {
+            rc = ing_err_errno(err, errno, "cannot create %s", path);
+        } else {
+            unlink(path);
+            job->spill = fdopen(fd, "w+b");
+            if (!job->spill) {
+                rc = ing_err_errno(err, errno, "cannot open %s", path);
+                close(fd);
+            }
+        }
+        free(path);
+        if (rc != 0)
+            return rc;
+    }
+    if (!rs->r->opts->diag || !raw)
+        raw_len = 0;
+    if (raw_len > DIAG_MAX_RAW)
+        raw_len = DIAG_MAX_RAW;
+    struct spill_hdr h = {.code = e->code, .flags = flags,
+                          .field_len = (uint32_t)strnlen(e->field, sizeof(e->field)),
+                          .msg_len = (uint32_t)strnlen(e->msg, sizeof(e->msg)),
+                          .raw_len = (uint32_t)raw_len, .row = e->row, .offset = e->offset};
+    errno = 0;
+    fwrite(&h, sizeof(h), 1, job->spill);
+    fwrite(e->field, 1, h.field_len, job->spill);
+    fwrite(e->msg, 1, h.msg_len, job->spill);
+    if (raw_len)
+        fwrite(raw, 1, raw_len, job->spill);
+    if (ferror(job->spill))
+        return ing_err_errno(err, errno ? errno : EIO, "cannot keep the bad rows of a range");
+    job->failed++;
+    return 0;
+}
+
+/* A batch-level failure of a range: kept for the merge, and later ranges may stop. */
+static void range_fail(struct ranges *rs, struct range_job *job, int rc, const struct ing_err *e,
+                       bool file_level)
+{
+    job->rc = rc ? rc : ING_EINTERNAL;
+    job->err = *e;
+    ing_err_file(&job->err, file_label(rs->f));
+    job->rc_file_level = file_level;
+    stop_from(rs, job->index);
+}
+
+/* A bad row of a range: spilled; the range stops when it alone has more than the run allows. */
+static int range_bad_row(struct ranges *rs, struct range_job *job, const struct ing_err *e,
+                         uint32_t flags, const char *raw, size_t raw_len)
+{
+    struct ing_err serr;
+    ing_err_clear(&serr);
+    int rc = spill_row(rs, job, e, flags, raw, raw_len, &serr);
+    if (rc != 0) {
+        range_fail(rs, job, rc, &serr, false);
+        return rc;
+    }
+    int64_t limit = rs->r->opts->max_failed_rows;
+    if (limit >= 0 && job->failed > limit) {
+        /* The whole file has at least as many bad rows up to here: the run stops in this range
+         * (the merge finds exactly where). */
+        job->limit_hit = true;
+        stop_from(rs, job->index);
+        return e->code;
+    }
+    return 0;
+}
+
+static int range_open_part(struct ranges *rs, struct range_job *job, struct pq_writer **w,
+                           struct ing_err *err)
+{
+    snprintf(job->part_name, sizeof(job->part_name), "part-%05lld.parquet",
+             (long long)(rs->first_part + job->index));
+    job->part_path = xasprintf("%s/%s", rs->r->out_dir, job->part_name);
+    job->opened = true;
+    return pq_writer_open(w, rs->r->pq, job->part_path, &rs->r->opts->parquet, err);
+}
+
+static int range_close_part(struct range_job *job, struct pq_writer *w)
+{
+    struct ing_err e;
+    ing_err_clear(&e);
+    int rc;
+    if (job->fault_errno) {
+        /* The test hook, as close_part has it: the file was written, its last write "fails". */
+        pq_writer_abort(w);
+        rc = ing_err_errno(&e, job->fault_errno, "write %s (injected fault)", job->part_path);
+    } else {
+        rc = pq_writer_close(w, &job->info, &e);
+    }
+    if (rc != 0) {
+        job->rc = rc;
+        job->err = e;
+        job->rc_at_close = true;
+        return rc;
+    }
+    if (job->info.rows == 0)
+        unlink(job->part_path);
+    else
+        job->has_part = true;
+    return 0;
+}
+
+/* The thread of one range: the sequential per-record loop, with bad rows spilled. */
+static int range_work(void *ctx, int index, struct ing_err *unused)
+{
+    (void)unused;
+    struct ranges *rs = ctx;
+    struct range_job *job = &rs->jobs[index];
+    struct par_reader reader;
+    par_reader_init(&reader, rs->fd, &job->range);
+    /* Lines whatever the range starts with: the file as a whole was found to be JSON Lines. */
+    struct jsplit_opts jopts = {.mode = JSPLIT_LINES};
+    struct jsplit *split = jsplit_new_reader(par_read, &reader, &jopts);
+    struct shred *sh = shred_new(rs->r->plan);
+    struct pq_writer *w = NULL;
+    struct ing_err rerr, serr;
+    ing_err_clear(&rerr);
+    ing_err_clear(&serr);
+    for (;;) {
+        if (atomic_load_explicit(&rs->stop_at, memory_order_relaxed) < index) {
+            job->abandoned = true;
+            break;
+        }
+        struct jsplit_record rec;
+        int got = jsplit_next(split, &rec, &serr);
+        if (got == 0)
+            break;
+        if (got < 0) {
+            if (got == ING_ESYNTAX || got == ING_ETOOBIG) {
+                /* The rest of the file is one bad row, as in the sequential path. */
+                job->records++;
+                job->ended_file = true;
+                serr.code = got;
+                if (serr.offset >= 0)
+                    serr.offset += job->range.start;
+                stop_from(rs, index);
+                range_bad_row(rs, job, &serr, SPILL_SPLIT_FAIL, NULL, 0);
+                break;
+            }
+            if (serr.offset >= 0)
+                serr.offset += job->range.start;
+            range_fail(rs, job, got, &serr, true);
+            break;
+        }
+        job->records++;
+        int rc;
+        if (rec.corrupt) {
+            ing_err_clear(&rerr);
+            rc = ing_err_set(&rerr, ING_ESYNTAX,
+                             "The row has corrupted data and cannot be read or parsed.");
+        } else {
+            if (!w && (rc = range_open_part(rs, job, &w, &rerr)) != 0) {
+                range_fail(rs, job, rc, &rerr, false);
+                break;
+            }
+            json_t *converted = NULL;
+            bool want = job->preview && json_array_size(job->preview) < job->preview_want;
+            rc = shred_record(sh, rec.data, rec.len, w, want ? &converted : NULL, &rerr);
+            if (rc == 0) {
+                if (converted) {
+                    job->preview_row[json_array_size(job->preview)] = rec.row;
+                    json_array_append_new(job->preview, converted);
+                }
+                continue;
+            }
+            json_decref(converted);
+            if (!row_code_name(rc)) {
+                rerr.row = rec.row;
+                range_fail(rs, job, rc, &rerr, false);
+                break;
+            }
+        }
+        rerr.code = rc;
+        rerr.row = rec.row;
+        int64_t at = job->range.start + rec.offset;
+        rerr.offset = rerr.offset >= 0 ? at + rerr.offset : at;
+        if (range_bad_row(rs, job, &rerr, 0, rec.data, rec.len) != 0)
+            break;
+        ing_err_clear(&rerr);
+    }
+    job->unknown_fields = shred_get_stats(sh)->unknown_fields;
+    if (w && !job->rc && !job->limit_hit && !job->abandoned)
+        range_close_part(job, w);
+    else if (w) {
+        pq_writer_abort(w);
+        unlink(job->part_path);
+    }
+    shred_free(sh);
+    jsplit_free(split);
+    return job->rc;
+}
+
+/* Replay the bad rows of one range through row_failed, numbered in the file. On a stop (the row
+ * limit, a diagnostics write failure) *stop_row is the row it stopped at. */
+static int replay_range(struct run *r, const struct engine_file *f, struct range_job *job,
+                        int64_t rows_before, char **raw, size_t *raw_cap, int64_t *stop_row,
+                        struct ing_err *err)
+{
+    if (!job->spill)
+        return 0;
+    if (fflush(job->spill) != 0 || fseek(job->spill, 0, SEEK_SET) != 0)
+        return ing_err_errno(err, errno, "cannot read back the bad rows of a range");
+    for (int64_t n = 0; n < job->failed; n++) {
+        struct spill_hdr h;
+        struct ing_err e;
+        ing_err_clear(&e);
+        if (fread(&h, sizeof(h), 1, job->spill) != 1 || h.field_len >= sizeof(e.field) ||
+            h.msg_len >= sizeof(e.msg))
+            return ing_err_set(err, ING_EIO, "cannot read back the bad rows of a range");
+        if (h.raw_len >= *raw_cap) {
+            *raw_cap = (size_t)h.raw_len + 1;
+            *raw = xrealloc(*raw, *raw_cap);
+        }
+        if ((h.field_len && fread(e.field, 1, h.field_len, job->spill) != h.field_len) ||
+            (h.msg_len && fread(e.msg, 1, h.msg_len, job->spill) != h.msg_len) ||
+            (h.raw_len && fread(*raw, 1, h.raw_len, job->spill) != h.raw_len))
+            return ing_err_set(err, ING_EIO, "cannot read back the bad rows of a range");
+        e.code = h.code;
+        e.row = h.row + rows_before;
+        e.offset = h.offset;
+        if (h.flags & SPILL_SPLIT_FAIL) {
+            /* jsplit's words, with the numbers the whole file would have given. */
+            char *tail = strstr(e.msg, " (record ");
+            if (tail)
+                *tail = 0;
+            char head[ING_ERR_MSG];
+            snprintf(head, sizeof(head), "%s", e.msg);
+            snprintf(e.msg, sizeof(e.msg), "%.400s (record %lld, byte offset %lld)", head,
+                     (long long)e.row, (long long)e.offset);
+        }
+        int rc = row_failed(r, f, &e, h.raw_len ? *raw : NULL, h.raw_len, err);
+        if (rc != 0) {
+            *stop_row = e.row;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* The preview rows of ranges 0..last in order, those of range `last` only before its row
+ * `before_row` (a run that stopped there had not read further). */
+static void merge_previews(struct run *r, const struct ranges *rs, int last, int64_t before_row)
+{
+    json_t *out = r->res->preview;
+    for (int i = 0; i <= last && out; i++) {
+        const struct range_job *job = &rs->jobs[i];
+        for (size_t k = 0; k < json_array_size(job->preview); k++) {
+            if (json_array_size(out) >= (size_t)r->opts->preview_rows ||
+                (i == last && job->preview_row[k] >= before_row))
+                return;
+            json_array_append(out, json_array_get(job->preview, k));
+        }
+    }
+}
+
+/*
+ * Merge the ranges in order, as if one thread had read the file: bad rows replayed with file row
+ * numbers, the first batch-level failure, then the part files renamed to consecutive numbers and
+ * the previews taken from the first ranges.
+ */
+static int merge_ranges(struct run *r, const struct engine_file *f, struct ranges *rs,
+                        struct ing_err *err)
+{
+    struct engine_result *res = r->res;
+    int last = rs->n - 1;       /* the last range that counts */
+    int close_failed = -1;
+    int64_t rows_before = 0;
+    char *raw = NULL;
+    size_t raw_cap = 0;
+    int rc = 0;
+    for (int i = 0; i <= last; i++) {
+        struct range_job *job = &rs->jobs[i];
+        if (job->abandoned) {
+            rc = ing_err_set(err, ING_EINTERNAL, "engine: range %d stopped without a cause", i);
+            goto out;
+        }
+        int64_t stop_row = 0;
+        rc = replay_range(r, f, job, rows_before, &raw, &raw_cap, &stop_row, err);
+        if (rc != 0) {
+            res->input_records += stop_row ? stop_row : rows_before + job->records;
+            merge_previews(r, rs, i, stop_row ? stop_row - rows_before : job->records);
+            if (!r->row_limit_hit)
+                res->transient = is_transient(err, rc);
+            goto out;
+        }
+        if (job->rc && !job->rc_at_close) {
+            res->input_records += rows_before + job->records;
+            merge_previews(r, rs, i, job->records);
+            *err = job->err;
+            if (err->row > 0)
+                err->row += rows_before;
+            res->transient = is_transient(err, job->rc);
+            rc = job->rc_file_level ? file_error(r, f, job->rc, ENGINE_UNREADABLE_CODE, err)
+                                    : job->rc;
+            goto out;
+        }
+        if (job->limit_hit) {
+            /* Cannot happen: the replay meets the limit inside this range. */
+            rc = ing_err_set(err, ING_EINTERNAL, "engine: the row limit was not met in range %d",
+                             i);
+            goto out;
+        }
+        if (job->rc && close_failed < 0)
+            close_failed = i;
+        rows_before += job->records;
+        if (job->ended_file)
+            last = i;
+    }
+    res->input_records += rows_before;
+    if (rows_before == 0) {
+        rc = empty_file(r, f, err);
+        goto out;
+    }
+    if (close_failed >= 0) {
+        *err = rs->jobs[close_failed].err;
+        rc = rs->jobs[close_failed].rc;
+        res->transient = is_transient(err, rc);
+        goto out;
+    }
+    for (int i = 0; i <= last; i++) {
+        struct range_job *job = &rs->jobs[i];
+        if (!job->has_part)
+            continue;
+        char name[sizeof(job->part_name)];
+        snprintf(name, sizeof(name), "part-%05lld.parquet", (long long)res->output_files);
+        if (strcmp(name, job->part_name) != 0) {
+            /* An earlier range wrote no rows: close the gap so names stay consecutive. */
+            char *to = xasprintf("%s/%s", r->out_dir, name);
+            int e = rename(job->part_path, to) == 0 ? 0 : errno;
+            free(to);
+            if (e) {
+                rc = ing_err_errno(err, e, "cannot rename %s", job->part_path);
+                res->transient = is_transient(err, rc);
+                goto out;
+            }
+            memcpy(job->part_name, name, sizeof(name));
+        }
+        res->output_files++;
+        res->output_records += job->info.rows;
+        res->output_bytes += job->info.bytes;
+        json_array_append_new(res->files,
+                              json_pack("{s:s, s:I, s:I}", "name", job->part_name, "size",
+                                        (json_int_t)job->info.bytes, "records",
+                                        (json_int_t)job->info.rows));
+        job->has_part = false;
+    }
+    merge_previews(r, rs, last, INT64_MAX);
+out:
+    /* Parts past the end of the file's rows (a splitter failure earlier) are not output. */
+    for (int i = 0; i < rs->n; i++)
+        if (rs->jobs[i].has_part && (i > last || rc != 0))
+            unlink(rs->jobs[i].part_path);
+    free(raw);
+    return rc;
+}
+
+/*
+ * A plain JSON Lines file of `size` bytes on r->threads threads. Returns RANGES_NOT_SPLIT when
+ * the file should be read sequentially instead (nothing was done), else what run_file returns.
+ */
+static int run_file_ranges(struct run *r, const struct engine_file *f, int fd, int64_t size,
+                           struct ing_err *err)
+{
+    struct par_range ranges[PAR_MAX_RANGES];
+    int n = par_split_lines(fd, size, r->threads, ranges, err);
+    if (n < 0)
+        return file_error(r, f, n, ENGINE_UNREADABLE_CODE, err);
+    if (n < 2)
+        return RANGES_NOT_SPLIT;
+    int ok = ranges_ok(fd, size, ranges, n, err);
+    if (ok < 0)
+        return file_error(r, f, ok, ENGINE_UNREADABLE_CODE, err);
+    if (ok == 0)
+        return RANGES_NOT_SPLIT;
+
+    struct ranges rs = {.r = r, .f = f, .fd = fd, .n = n, .first_part = r->res->output_files};
+    atomic_init(&rs.stop_at, INT_MAX);
+    rs.jobs = xcalloc((size_t)n, sizeof(*rs.jobs));
+    size_t preview_have = r->res->preview ? json_array_size(r->res->preview) : 0;
+    for (int i = 0; i < n; i++) {
+        struct range_job *job = &rs.jobs[i];
+        job->range = ranges[i];
+        job->index = i;
+        ing_err_clear(&job->err);
+        if (r->res->preview && preview_have < (size_t)r->opts->preview_rows) {
+            job->preview = json_array();
+            job->preview_want = (size_t)r->opts->preview_rows - preview_have;
+            job->preview_row = xcalloc(job->preview_want, sizeof(*job->preview_row));
+        }
+    }
+    if (r->opts->fault_write_errno && !r->fault_used) {
+        rs.jobs[0].fault_errno = r->opts->fault_write_errno;
+        r->fault_used = true;
+    }
+    /* Each range's failure is in its job; the merge decides which one the file reports. */
+    par_run(r->threads, n, range_work, &rs, NULL);
+    if (rs.jobs[0].fault_errno && !rs.jobs[0].opened)
+        r->fault_used = false; /* no part file to fail: the next one gets it, as sequentially */
+    int rc = merge_ranges(r, f, &rs, err);
+    for (int i = 0; i < n; i++) {
+        r->unknown_fields += rs.jobs[i].unknown_fields;
+        if (rs.jobs[i].spill)
+            fclose(rs.jobs[i].spill);
+        json_decref(rs.jobs[i].preview);
+        free(rs.jobs[i].preview_row);
+        free(rs.jobs[i].part_path);
+    }
+    free(rs.jobs);
+    return rc;
 }
 
 static int run_file(struct run *r, const struct engine_file *f, struct ing_err *err)
@@ -266,13 +821,21 @@ static int run_file(struct run *r, const struct engine_file *f, struct ing_err *
         rc = file_error(r, f, rc, ENGINE_UNREADABLE_CODE, err);
         goto out;
     }
+    if (r->threads > 1 && inread_kind(in) == INREAD_PLAIN && !r->opts->multiline &&
+        (int64_t)st.st_size >= r->split_min) {
+        rc = run_file_ranges(r, f, fd, (int64_t)st.st_size, err);
+        if (rc != RANGES_NOT_SPLIT)
+            goto out;
+        rc = 0;
+    }
     struct jsplit_opts jopts = {.mode = JSPLIT_AUTO, .multiline = r->opts->multiline};
     split = jsplit_new_reader(inread_read, in, &jopts);
     int64_t records = 0;
+    /* jsplit fills it only when it stops, so one clear serves the whole file. */
+    struct ing_err serr;
+    ing_err_clear(&serr);
     for (;;) {
         struct jsplit_record rec;
-        struct ing_err serr;
-        ing_err_clear(&serr);
         int got = jsplit_next(split, &rec, &serr);
         if (got == 0)
             break;
@@ -338,7 +901,13 @@ int engine_run(const struct xdm_plan *plan, const struct engine_file *files, siz
     res->files = json_array();
     res->preview = opts->preview_rows > 0 ? json_array() : NULL;
 
-    struct run r = {.opts = opts, .out_dir = out_dir, .res = res};
+    struct run r = {.opts = opts, .plan = plan, .out_dir = out_dir, .res = res,
+                    .threads = opts->threads > 0 ? opts->threads : online_cpus(),
+                    .split_min = opts->split_min_bytes > 0 ? opts->split_min_bytes
+                                                           : PAR_MIN_SPLIT_BYTES};
+    if (r.threads > PAR_MAX_RANGES)
+        r.threads = PAR_MAX_RANGES;
+    ing_err_clear(&r.rerr);
     const struct engine_file **sorted = NULL;
     int rc;
     if (!plan || !plan->pq || !out_dir || nfiles == 0) {
@@ -360,9 +929,11 @@ int engine_run(const struct xdm_plan *plan, const struct engine_file *files, siz
 
     r.pq = plan->pq;
     r.sh = shred_new(plan);
+    /* jansson seeds its object hashing once; do it before helper threads build preview rows. */
+    json_object_seed(0);
     for (size_t i = 0; i < nfiles && rc == 0; i++)
         rc = run_file(&r, sorted[i], err);
-    res->unknown_fields = shred_get_stats(r.sh)->unknown_fields;
+    res->unknown_fields = shred_get_stats(r.sh)->unknown_fields + r.unknown_fields;
 out:
     res->batch_error = rc != 0 && !r.row_limit_hit;
     if (rc == 0)

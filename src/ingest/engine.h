@@ -5,8 +5,17 @@
  * compiled plan) -> write (pq_writer). The batch worker runs it for a batch; `ingot ingest` runs it
  * on files from the command line. Output goes to `out_dir`, which the caller promotes.
  *
- * Threads: an engine run uses the calling thread (and, later, helper threads it owns); the plan is
- * borrowed read-only.
+ * Parallel runs: a plain (not compressed) JSON Lines file of at least opts.split_min_bytes is cut
+ * at line starts into opts.threads byte ranges; each range gets its own splitter, shredder,
+ * pq_writer and part file on its own thread, and the results are merged in range order. The
+ * result is the sequential one: row numbers, errors[], first_error, previews and the diagnostics
+ * files are those of a one-thread run (bad rows are kept per range and renumbered at the merge);
+ * only the part files differ (one per range instead of one per input file). Arrays, multi-line
+ * and compressed files are read sequentially.
+ *
+ * Threads: an engine run uses the calling thread and, for large files, opts.threads - 1 helper
+ * threads it starts and joins; the plan is borrowed read-only, the diagnostics writer is used
+ * from the calling thread only.
  */
 #ifndef ING_INGEST_ENGINE_H
 #define ING_INGEST_ENGINE_H
@@ -32,6 +41,11 @@ struct engine_opts {
     struct diag_writer *diag;          /* borrowed; every bad row is written to it (NULL = none) */
     int fault_write_errno;             /* test hook: closing the first part file fails as if the
                                           write had failed with this errno (0 = off) */
+    int threads;                       /* threads for one large plain JSON Lines file, cut into
+                                          that many byte ranges (parallel.h): 0 = online CPUs,
+                                          1 = always sequential */
+    int64_t split_min_bytes;           /* smallest file cut into ranges (0 = PAR_MIN_SPLIT_BYTES;
+                                          tests use small values) */
 };
 
 struct engine_file {

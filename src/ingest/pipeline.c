@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ingest/diag.h"
 #include "ingest/engine.h"
@@ -57,6 +58,7 @@ struct pipeline {
     unsigned pending;           /* nudges not yet answered by a look at the store */
     int retries;
     enum pq_codec codec;        /* lake Parquet compression */
+    int ingest_threads;         /* engine_opts.threads of every batch */
     int64_t backoff_ms;
     int64_t retention_ms;
     int64_t sweep_ms;
@@ -419,6 +421,7 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
         .format = ENGINE_JSON,
         .multiline = is_multiline(input_format),
         .parquet = {.codec = p->codec},
+        .threads = p->ingest_threads,
         .preview_rows = PIPELINE_PREVIEW_ROWS,
         /* Without partial ingestion the first bad row decides, unless diagnostics should name
          * every bad row; with it, the share of bad rows is known only at the end. */
@@ -807,6 +810,13 @@ int pipeline_start(struct pipeline **out, struct catalog *cat, struct registry *
     pthread_cond_init(&p->stop_cv, &ca);
     pthread_condattr_destroy(&ca);
     p->codec = opts && opts->codec_set ? opts->codec : PQ_CODEC_ZSTD;
+    if (opts && opts->ingest_threads > 0) {
+        p->ingest_threads = opts->ingest_threads;
+    } else {
+        /* Two by default: batch workers run side by side, so more would only queue. */
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        p->ingest_threads = cpus >= 2 ? 2 : 1;
+    }
     p->retries = !opts || opts->retries == 0 ? PIPELINE_DEFAULT_RETRIES
                  : opts->retries < 0         ? 0
                                              : opts->retries;

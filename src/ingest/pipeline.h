@@ -46,6 +46,8 @@ struct pipeline_opts {
     enum pq_codec codec;         /* lake Parquet compression; PQ_CODEC_UNCOMPRESSED is 0, so
                                     `codec_set` says whether it was chosen (default zstd) */
     bool codec_set;
+    int ingest_threads;          /* threads one batch may use for a large JSON Lines file
+                                    (engine_opts.threads): 0 = online CPUs, at most 2 */
 };
 
 int pipeline_start(struct pipeline **out, struct catalog *cat, struct registry *reg,

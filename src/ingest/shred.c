@@ -60,6 +60,7 @@ struct snode {
     size_t first_hint;         /* objects: child index that came first last time */
     size_t next_hint;          /* properties: sibling index that followed this one last time */
     bool str_checks;           /* strings: has length, enum, pattern or format constraints */
+    bool required;             /* f->required, here so the absent-property loop stays in nodes */
 };
 
 struct shred {
@@ -97,6 +98,7 @@ static void build_nodes(struct shred *sh, size_t ni, const struct xdm_field *f, 
     nd->f = f;
     nd->first_col = nd->last_col = nd->key_col = -1;
     nd->name_len = f->name ? strlen(f->name) : 0;
+    nd->required = f->required;
     nd->str_checks = f->min_length >= 0 || f->max_length >= 0 || f->n_enum || f->pattern ||
                      f->format != XDM_FMT_NONE;
     if (f->type == XDM_OBJECT) {
@@ -635,12 +637,13 @@ static int walk_object(struct shred *sh, size_t ni, int rep, json_t **jout, stru
         if (child)
             json_object_set_new(obj, cf->name, child);
     }
-    /* Properties that did not appear: required ones fail, the others become nulls. */
+    /* Properties that did not appear: required ones fail, the others become nulls (none for
+     * properties without columns: objects without properties). */
     for (size_t i = 0; i < f->n_children; i++) {
         const struct snode *c = &sh->nodes[nd->child_base + i];
-        if (c->seen == stamp)
+        if (c->seen == stamp || (c->first_col < 0 && !c->required))
             continue;
-        if (c->f->required) {
+        if (c->required) {
             ing_err_set(err, ING_EREQUIRED, "required field %s is missing", c->f->path);
             rc = field_error(sh, err, ING_EREQUIRED, c->f, &t);
             goto out;

@@ -47,6 +47,10 @@ int notify_url_check(const char *url, struct ing_err *err)
     }
     if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
         return ing_err_set(err, ING_EINVAL, "webhook_url must be an http:// or https:// URL");
+    /* libcurl reads "http:///x" as host "x"; a target is written with its host. */
+    const char *authority = strstr(url, "://") + 3;
+    if (*authority == '/' || *authority == '\0')
+        return ing_err_set(err, ING_EINVAL, "webhook_url has no host");
     notify_http_global_init();
     CURLU *u = curl_url();
     char *host = NULL;

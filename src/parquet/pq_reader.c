@@ -83,6 +83,11 @@ struct slice {
     size_t n;
 };
 
+struct block {
+    uint8_t *p;
+    size_t cap;
+};
+
 /* Entry range of one column at one repetition depth. */
 struct range {
     size_t s, e;
@@ -137,10 +142,11 @@ struct pq_reader {
 
     struct rcol *cols;
     struct range *rng;         /* (max_rep + 1) * ncols */
-    void **blocks;             /* buffers of the current row group (chunks, pages) */
+    struct block *blocks;      /* buffers of the current row group (chunks, pages) */
     size_t nblocks, blocks_cap;
+    struct block *spare;       /* the previous row group's buffers, reused by size */
+    size_t nspare, spare_cap;
     size_t mem_used;           /* bytes allocated for decoded data, against the cap */
-    size_t *block_size;
     uint32_t *idx;             /* scratch: dictionary indices */
     size_t idx_cap;
     uint64_t *dvals;           /* scratch: delta decoded values */
@@ -148,6 +154,9 @@ struct pq_reader {
     uint64_t *dvals2;
     struct pq_unc *unc;
     struct buf keybuf;         /* scratch for map keys that are not strings */
+    char **jkey;               /* per node: its name as a JSON key with the colon, or NULL when
+                                  the name is not UTF-8 (rows then fail when they reach it) */
+    size_t *jkey_len;
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -248,35 +257,72 @@ static int grow(struct pq_reader *r, void **p, size_t *cap, size_t need, size_t 
     return 0;
 }
 
-/* A buffer that lives until the next row group. */
+static void block_keep(struct block **arr, size_t *n, size_t *cap, struct block b)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        *arr = xrealloc(*arr, *cap * sizeof(**arr));
+    }
+    (*arr)[(*n)++] = b;
+}
+
+static void spare_free(struct pq_reader *r);
+
+/* A buffer that lives until the next row group. Buffers of the previous row group are reused
+ * (the smallest that fits): fresh allocations of page-sized buffers for every row group would
+ * each be mapped and faulted in again. */
 static int block_new(struct pq_reader *r, size_t n, uint8_t **out)
 {
     *out = NULL;
-    if (charge(r, n))
-        return ING_ETOOBIG;
-    uint8_t *b = malloc(n ? n : 1);
-    if (!b) {
-        r->mem_used -= n;
-        return ING_ENOMEM;
+    size_t best = SIZE_MAX;
+    for (size_t i = 0; i < r->nspare; i++)
+        if (r->spare[i].cap >= n && (best == SIZE_MAX || r->spare[i].cap < r->spare[best].cap))
+            best = i;
+    struct block b;
+    if (best != SIZE_MAX) {
+        b = r->spare[best];
+        r->spare[best] = r->spare[--r->nspare];
+    } else {
+        if (charge(r, n)) {
+            spare_free(r); /* unused spares count against the cap too */
+            if (charge(r, n))
+                return ING_ETOOBIG;
+        }
+        b.p = malloc(n ? n : 1);
+        b.cap = n;
+        if (!b.p) {
+            r->mem_used -= n;
+            return ING_ENOMEM;
+        }
     }
-    if (r->nblocks == r->blocks_cap) {
-        r->blocks_cap = r->blocks_cap ? r->blocks_cap * 2 : 64;
-        r->blocks = xrealloc(r->blocks, r->blocks_cap * sizeof(void *));
-        r->block_size = xrealloc(r->block_size, r->blocks_cap * sizeof(size_t));
-    }
-    r->blocks[r->nblocks] = b;
-    r->block_size[r->nblocks++] = n;
-    *out = b;
+    block_keep(&r->blocks, &r->nblocks, &r->blocks_cap, b);
+    *out = b.p;
     return 0;
+}
+
+static void spare_free(struct pq_reader *r)
+{
+    for (size_t i = 0; i < r->nspare; i++) {
+        free(r->spare[i].p);
+        r->mem_used -= r->spare[i].cap;
+    }
+    r->nspare = 0;
+}
+
+/* Start a row group: buffers not reused by the last one are freed, the last one's become the
+ * spares. So memory stays near one row group's worth. */
+static void blocks_recycle(struct pq_reader *r)
+{
+    spare_free(r);
+    for (size_t i = 0; i < r->nblocks; i++)
+        block_keep(&r->spare, &r->nspare, &r->spare_cap, r->blocks[i]);
+    r->nblocks = 0;
 }
 
 static void blocks_free(struct pq_reader *r)
 {
-    for (size_t i = 0; i < r->nblocks; i++) {
-        free(r->blocks[i]);
-        r->mem_used -= r->block_size[i];
-    }
-    r->nblocks = 0;
+    blocks_recycle(r);
+    spare_free(r);
 }
 
 /* ---------------------------------------------------------------- footer */
@@ -842,6 +888,10 @@ void pq_reader_free(struct pq_reader *r)
         free((void *)r->nodes[i].path);
         free((void *)r->nodes[i].children);
     }
+    for (int i = 0; r->jkey && i < r->nnodes; i++)
+        free(r->jkey[i]);
+    free(r->jkey);
+    free(r->jkey_len);
     free(r->nodes);
     free(r->col_node);
     for (int g = 0; r->rgs && g < r->nrgs; g++)
@@ -860,7 +910,7 @@ void pq_reader_free(struct pq_reader *r)
     free(r->rng);
     blocks_free(r);
     free(r->blocks);
-    free(r->block_size);
+    free(r->spare);
     free(r->idx);
     free(r->dvals);
     free(r->dvals2);
@@ -884,6 +934,8 @@ static size_t fixed_width(enum pq_phys ph)
     default: return 0;
     }
 }
+
+static void render_keys(struct pq_reader *r);
 
 /* Footer, schema, row group metadata; the reader is ready for pq_reader_next. */
 static int open_common(struct pq_reader *r, struct ing_err *err)
@@ -935,6 +987,7 @@ static int open_common(struct pq_reader *r, struct ing_err *err)
     }
     r->rng = xcalloc((size_t)(r->max_rep + 1) * (size_t)r->ncols, sizeof(*r->rng));
     r->unc = pq_unc_new();
+    render_keys(r);
     r->rg = -1;
     return 0;
 }
@@ -1719,7 +1772,7 @@ static int load_chunk(struct pq_reader *r, int rg, int c, struct ing_err *err)
 
 static int load_row_group(struct pq_reader *r, int rg, struct ing_err *err)
 {
-    blocks_free(r);
+    blocks_recycle(r);
     for (int c = 0; c < r->ncols; c++) {
         int rc = load_chunk(r, rg, c, err);
         if (rc)
@@ -1833,6 +1886,40 @@ static int putf(struct jctx *j, const char *fmt, ...)
     if (n < 0 || (size_t)n >= sizeof(tmp))
         return row_err(j, ING_EINTERNAL, -1, "number formatting failed");
     return put(j, tmp, (size_t)n);
+}
+
+/* Decimal digits of v written backwards ending at `end`; returns the first digit. */
+static char *fmt_u64(char *end, uint64_t v)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
+static int put_u64(struct jctx *j, uint64_t v, bool neg)
+{
+    char tmp[24];
+    char *p = fmt_u64(tmp + sizeof(tmp), v);
+    if (neg)
+        *--p = '-';
+    return put(j, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+static int put_i64(struct jctx *j, int64_t v)
+{
+    /* the magnitude of INT64_MIN does not fit in int64_t: negate as unsigned */
+    return v < 0 ? put_u64(j, 0 - (uint64_t)v, true) : put_u64(j, (uint64_t)v, false);
+}
+
+/* Exactly `width` digits of v (v < 10^width) at p. */
+static void fmt_fixed(char *p, uint64_t v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
 }
 
 /* Length of the valid UTF-8 sequence at p (no overlongs, surrogates or values past U+10FFFF),
@@ -1993,8 +2080,15 @@ static int put_date_part(struct jctx *j, int64_t days)
     int64_t y;
     int m, d;
     civil(days, &y, &m, &d);
-    if (y >= 0 && y <= 9999)
-        return putf(j, "%04" PRId64 "-%02d-%02d", y, m, d);
+    if (y >= 0 && y <= 9999) {
+        char tmp[10];
+        fmt_fixed(tmp, (uint64_t)y, 4);
+        tmp[4] = '-';
+        fmt_fixed(tmp + 5, (uint64_t)m, 2);
+        tmp[7] = '-';
+        fmt_fixed(tmp + 8, (uint64_t)d, 2);
+        return put(j, tmp, sizeof(tmp));
+    }
     return putf(j, "%+05" PRId64 "-%02d-%02d", y, m, d);
 }
 
@@ -2009,10 +2103,21 @@ static int put_timestamp(struct jctx *j, int64_t days, int64_t in_day, enum pq_u
     int rc = putc_(j, '"');
     if (!rc)
         rc = put_date_part(j, days);
-    if (!rc)
-        rc = putf(j, "T%02d:%02d:%02d.%0*" PRId64 "Z\"", (int)(secs / 3600),
-                  (int)(secs / 60 % 60), (int)(secs % 60), unit_digits[unit], frac);
-    return rc;
+    if (rc)
+        return rc;
+    char tmp[24];
+    int digits = unit_digits[unit];
+    tmp[0] = 'T';
+    fmt_fixed(tmp + 1, (uint64_t)(secs / 3600), 2);
+    tmp[3] = ':';
+    fmt_fixed(tmp + 4, (uint64_t)(secs / 60 % 60), 2);
+    tmp[6] = ':';
+    fmt_fixed(tmp + 7, (uint64_t)(secs % 60), 2);
+    tmp[9] = '.';
+    fmt_fixed(tmp + 10, (uint64_t)frac, digits);
+    tmp[10 + digits] = 'Z';
+    tmp[11 + digits] = '"';
+    return put(j, tmp, (size_t)(12 + digits));
 }
 
 static int put_epoch(struct jctx *j, int64_t v, enum pq_unit unit)
@@ -2126,6 +2231,24 @@ static int put_decimal_be(struct jctx *j, const uint8_t *p, size_t n, int scale,
 
 static int put_decimal_int(struct jctx *j, int64_t v, int scale, int column)
 {
+    if (scale <= 18) {
+        /* the common case without the big-number path */
+        char tmp[48];
+        uint64_t mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+        char *end = tmp + sizeof(tmp);
+        char *p = fmt_u64(end, mag);
+        if (scale > 0) {
+            while (end - p <= scale) /* at least one digit before the point */
+                *--p = '0';
+            size_t nd = (size_t)(end - p);
+            memmove(p - 1, p, nd - (size_t)scale);
+            p--;
+            p[nd - (size_t)scale] = '.';
+        }
+        if (v < 0)
+            *--p = '-';
+        return put(j, p, (size_t)(end - p));
+    }
     uint8_t be[8];
     for (int i = 0; i < 8; i++)
         be[i] = (uint8_t)((uint64_t)v >> (56 - 8 * i));
@@ -2183,9 +2306,9 @@ static int put_value(struct jctx *j, struct rcol *col, int column, size_t vi)
     case PQ_RT_BOOL:
         return f[0] ? put(j, "true", 4) : put(j, "false", 5);
     case PQ_RT_INT:
-        return putf(j, "%" PRId64, iv);
+        return put_i64(j, iv);
     case PQ_RT_UINT:
-        return putf(j, "%" PRIu64, i64 ? (uint64_t)iv : (uint64_t)(uint32_t)iv);
+        return put_u64(j, i64 ? (uint64_t)iv : (uint64_t)(uint32_t)iv, false);
     case PQ_RT_FLOAT: {
         uint32_t bits = pq_get_le32(f);
         float v;
@@ -2392,10 +2515,15 @@ static int emit_present(struct jctx *j, int nid, int lvl)
         if ((rc = putc_(j, '{')))
             return rc;
         for (int i = 0; i < n->nchildren; i++) {
-            const struct pq_rnode *c = &r->nodes[n->children[i]];
-            if ((i && (rc = putc_(j, ','))) || (rc = put_jstring(j, (const uint8_t *)c->name,
-                                                                 strlen(c->name), -1)) ||
-                (rc = putc_(j, ':')) || (rc = emit_field(j, n->children[i], lvl)))
+            int cid = n->children[i];
+            const struct pq_rnode *c = &r->nodes[cid];
+            if (i && (rc = putc_(j, ',')))
+                return rc;
+            if (r->jkey[cid])
+                rc = put(j, r->jkey[cid], r->jkey_len[cid]);
+            else if (!(rc = put_jstring(j, (const uint8_t *)c->name, strlen(c->name), c->col_lo)))
+                rc = putc_(j, ':');
+            if (rc || (rc = emit_field(j, cid, lvl)))
                 return rc;
         }
         return putc_(j, '}');
@@ -2419,6 +2547,24 @@ static int emit_field(struct jctx *j, int nid, int lvl)
     if (d < n->def_level)
         return put(j, "null", 4);
     return emit_present(j, nid, lvl);
+}
+
+/* Every node's name as a JSON key, once per file instead of once per row. */
+static void render_keys(struct pq_reader *r)
+{
+    r->jkey = xcalloc((size_t)r->nnodes, sizeof(char *));
+    r->jkey_len = xcalloc((size_t)r->nnodes, sizeof(size_t));
+    struct buf b = {0};
+    struct jctx j = {.r = r, .out = &b, .err = NULL};
+    for (int i = 1; i < r->nnodes; i++) {
+        buf_reset(&b);
+        const char *name = r->nodes[i].name;
+        if (put_jstring(&j, (const uint8_t *)name, strlen(name), -1) || putc_(&j, ':'))
+            continue;
+        r->jkey[i] = xstrndup((const char *)b.data, b.len);
+        r->jkey_len[i] = b.len;
+    }
+    buf_free(&b);
 }
 
 int pq_reader_row_json(struct pq_reader *r, struct buf *out, struct ing_err *err)

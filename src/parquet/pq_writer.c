@@ -14,6 +14,13 @@
  * columns that started a row and queue the columns whose page is full, so pq_writer_end_row
  * checks one counter and cuts only the queued pages; the full scan runs only to name the column
  * of a broken row.
+ *
+ * Null spans: a wide subtree that a file never fills gets the same pq_write_nulls(first, last,
+ * def, 0) in every row. Rather than touching each of its columns every row, the writer keeps the
+ * call as a span with a count of pending rows (one increment per row whatever the width) and
+ * applies the count to the columns in bulk: every SPAN_MAX_PENDING rows, before any other write
+ * to one of its columns (the span is dropped then), and before a row group is written or a row
+ * is checked column by column. The row group size estimate counts the span's levels at once.
  */
 #include "parquet/pq_writer.h"
 
@@ -89,6 +96,20 @@ struct pq_col {
     struct buf smin, smax;     /* BYTE_ARRAY */
 };
 
+/* Rows of nulls kept as one span before they are applied to its columns (bounds how far a
+ * column's pending page may outgrow page_bytes: one level byte or two per row). */
+#define SPAN_MAX_PENDING 1024u
+/* Narrower null ranges are written column by column. */
+#define SPAN_MIN_COLS 4
+
+/* Columns first..last took a null at `def` (rep 0) in `pending` rows not yet applied to them. */
+struct null_span {
+    int first, last, def;
+    uint32_t pending;
+    int64_t last_row;          /* w->rows of the latest row that used the span */
+    size_t lev_sum;            /* level bytes of one row over the columns */
+};
+
 struct pq_writer {
     const struct pq_schema *schema;
     int fd;
@@ -108,6 +129,10 @@ struct pq_writer {
     struct buf lev_scratch;    /* level encoder scratch, reused */
     int *cut_list;             /* columns whose pending page is full, cut at the row's end */
     int ncut;
+    struct null_span *spans;   /* live null spans (at most ncols / SPAN_MIN_COLS) */
+    int nspans;
+    int *span_of_first;        /* per column: the span starting there, or -1 */
+    int *span_cover;           /* per column: the span holding it, or -1 */
     int64_t row_starts;        /* columns that got their rep-0 entry in the current row */
     bool row_doubled;          /* a column got a second rep-0 entry in the current row */
     size_t rg_bytes;           /* estimated buffered bytes of the row group */
@@ -158,12 +183,115 @@ static void misuse(struct pq_writer *w, const char *what, int column)
 
 /* ---------------------------------------------------------------- levels and values */
 
+static void close_run(struct pq_col *c);
+
+/* Apply a span's pending rows to its columns. */
+static void span_apply(struct pq_writer *w, struct null_span *sp)
+{
+    uint32_t k = sp->pending;
+    if (!k)
+        return;
+    sp->pending = 0;
+    uint32_t key = (uint32_t)sp->def;
+    for (int column = sp->first; column <= sp->last; column++) {
+        struct pq_col *c = &w->cols[column];
+        /* lev_bytes > 0: a span holds only columns that can be null (max_def > 0). */
+        if (c->cur_key == key && c->cur_len && c->cur_len <= UINT32_MAX - k) {
+            c->cur_len += k;
+        } else {
+            if (c->cur_len)
+                close_run(c);
+            c->cur_key = key;
+            c->cur_len = k;
+        }
+        c->nlev += k;
+        c->rows += k;
+        c->nulls += k;
+        c->pend += (size_t)k * c->lev_bytes;
+        if (c->pend >= w->page_bytes && !c->cut_due) {
+            c->cut_due = true;
+            w->cut_list[w->ncut++] = column;
+        }
+    }
+}
+
+static void spans_apply_all(struct pq_writer *w)
+{
+    for (int i = 0; i < w->nspans; i++)
+        span_apply(w, &w->spans[i]);
+}
+
+/* Apply span i and forget it (its columns are written one by one again). */
+static void span_drop(struct pq_writer *w, int i)
+{
+    struct null_span *sp = &w->spans[i];
+    span_apply(w, sp);
+    for (int column = sp->first; column <= sp->last; column++)
+        w->span_cover[column] = -1;
+    w->span_of_first[sp->first] = -1;
+    int last = --w->nspans;
+    if (i != last) {
+        /* The last span moves into the hole: renumber its columns. */
+        w->spans[i] = w->spans[last];
+        struct null_span *moved = &w->spans[i];
+        for (int column = moved->first; column <= moved->last; column++)
+            w->span_cover[column] = i;
+        w->span_of_first[moved->first] = i;
+    }
+}
+
+/*
+ * The rep-0 nulls of columns first..last as one span row. Returns false when the range cannot be
+ * a span (a bad definition level for one of the columns: the caller reports it).
+ */
+static bool span_row(struct pq_writer *w, int first, int last, int def)
+{
+    int i = w->span_of_first[first];
+    if (i >= 0 && w->spans[i].last == last && w->spans[i].def == def) {
+        struct null_span *sp = &w->spans[i];
+        /* Twice in one row: the row is broken; applying lets the end-of-row scan name it. */
+        w->row_doubled |= sp->last_row == w->rows;
+        sp->last_row = w->rows;
+        sp->pending++;
+        w->rg_bytes += sp->lev_sum;
+        w->row_starts += last - first + 1;
+        if (sp->pending >= SPAN_MAX_PENDING)
+            span_apply(w, sp);
+        return true;
+    }
+    size_t lev_sum = 0;
+    for (int column = first; column <= last; column++) {
+        struct pq_col *c = &w->cols[column];
+        if (def < 0 || def >= c->max_def)
+            return false;
+        lev_sum += c->lev_bytes;
+    }
+    for (int column = first; column <= last; column++)
+        if (w->span_cover[column] >= 0)
+            span_drop(w, w->span_cover[column]);
+    i = w->nspans++;
+    struct null_span *sp = &w->spans[i];
+    *sp = (struct null_span){.first = first, .last = last, .def = def, .pending = 1,
+                             .last_row = w->rows, .lev_sum = lev_sum};
+    for (int column = first; column <= last; column++) {
+        struct pq_col *c = &w->cols[column];
+        w->row_doubled |= c->rows != w->rg_rows;
+        w->span_cover[column] = i;
+    }
+    w->span_of_first[first] = i;
+    w->rg_bytes += lev_sum;
+    w->row_starts += last - first + 1;
+    return true;
+}
+
 static inline struct pq_col *col_for(struct pq_writer *w, int column, int rep)
 {
     if (column < 0 || column >= w->ncols) {
         misuse(w, "write to a column that does not exist", column);
         return NULL;
     }
+    if (w->span_cover[column] >= 0)
+        span_drop(w, w->span_cover[column]);
     struct pq_col *c = &w->cols[column];
     if (rep < 0 || rep > c->max_rep || (rep > 0 && c->rows != w->rg_rows + 1)) {
         misuse(w, "bad repetition level", column);
@@ -264,10 +392,15 @@ void pq_write_nulls(struct pq_writer *w, int first_column, int last_column, int 
             pq_write_null(w, column, def, rep);
         return;
     }
+    if (last_column - first_column + 1 >= SPAN_MIN_COLS &&
+        span_row(w, first_column, last_column, def))
+        return;
     /* The common case (a subtree absent from a record), with the checks of pq_write_null and
      * push_levels specialised for rep 0. */
     uint32_t key = (uint32_t)def;
     for (int column = first_column; column <= last_column; column++) {
+        if (w->span_cover[column] >= 0)
+            span_drop(w, w->span_cover[column]);
         struct pq_col *c = &w->cols[column];
         if (def < 0 || def >= c->max_def) {
             misuse(w, "null with a bad definition level", column);
@@ -781,6 +914,7 @@ static int write_chunk(struct pq_writer *w, struct pq_col *c, struct pq_tw *t, i
 
 static int flush_row_group(struct pq_writer *w)
 {
+    spans_apply_all(w);
     if (w->rg_rows == 0)
         return 0;
     if (w->row_groups >= INT16_MAX)
@@ -839,6 +973,7 @@ int pq_writer_end_row(struct pq_writer *w, struct ing_err *err)
     /* Every column started exactly one record when ncols columns did and none did twice; only
      * otherwise is the scan needed, to name the column. */
     if (w->row_starts != w->ncols || w->row_doubled) {
+        spans_apply_all(w);
         for (int i = 0; i < w->ncols; i++) {
             struct pq_col *c = &w->cols[i];
             if (c->rows != w->rg_rows + 1) {
@@ -1017,6 +1152,9 @@ static void free_writer(struct pq_writer *w)
     buf_free(&w->hdr);
     buf_free(&w->lev_scratch);
     free(w->cut_list);
+    free(w->spans);
+    free(w->span_of_first);
+    free(w->span_cover);
     buf_free(&w->footer_rgs);
     pq_codec_free(w->cc);
     free(w->created_by);
@@ -1072,6 +1210,12 @@ int pq_writer_open(struct pq_writer **out, const struct pq_schema *s, const char
         die_oom();
     memset(w->cols, 0, cols_bytes);
     w->cut_list = xcalloc((size_t)w->ncols + 1, sizeof(int));
+    /* Spans do not overlap and hold SPAN_MIN_COLS columns or more. */
+    w->spans = xcalloc((size_t)w->ncols / SPAN_MIN_COLS + 1, sizeof(*w->spans));
+    w->span_of_first = xmalloc(((size_t)w->ncols + 1) * sizeof(int));
+    w->span_cover = xmalloc(((size_t)w->ncols + 1) * sizeof(int));
+    for (int i = 0; i <= w->ncols; i++)
+        w->span_of_first[i] = w->span_cover[i] = -1;
     for (int i = 0; i < w->ncols; i++) {
         struct pq_col *c = &w->cols[i];
         c->desc = &s->cols[i];
@@ -1116,6 +1260,7 @@ int pq_writer_close(struct pq_writer *w, struct pq_file_info *info, struct ing_e
         fail(w, ING_EINVAL);
     }
     int rc = 0;
+    spans_apply_all(w);
     if (!w->failed) {
         for (int i = 0; i < w->ncols && !w->failed; i++)
             if (w->cols[i].rows != w->rg_rows) {

@@ -10,20 +10,31 @@
  * Model:
  *   namespace  (gid) one identity namespace of one sandbox: code, AEP numeric id (nsid), idType.
  *              Every identity key carries a gid, so sandboxes never share identities.
- *   identity   (id) a (gid, value) pair with the label of the cluster it belongs to, and the
- *              first and last time a batch carried it.
+ *   identity   (id) a (gid, value) pair, member of exactly one cluster, with the first and last
+ *              time a batch carried it. Ids and cluster labels come from one counter that never
+ *              goes back, so a label is never reused.
+ *   cluster    (label) one connected component of the graph, stored as one compact document:
+ *              its members (by id) and its edges. An edge (a, b, seq) says "a and b appeared in
+ *              one row of batch seq" (a == b when the identity was alone in its row), with first
+ *              and last time: the provenance of a link is the set of its edges.
+ *   dictionary (gid, value) -> cluster label, through a 64-bit hash of the key
+ *              (pstore_ident_hash) in a linear-hashing table of small buckets; a hit is
+ *              confirmed against the cluster's members, so hash collisions cost a read, not a
+ *              wrong answer.
  *   batch      (seq) a batch that reached the graph or the profile store, with its dataset; seq
- *              orders batches (larger is newer) and keys the rows each batch wrote.
- *   edge       (a, b, seq) "a and b appeared in one row of this batch" (a <= b; a == b when the
- *              identity was alone in its row), with first and last time: the provenance of a
- *              link is the set of its edge rows, so taking a batch back out is a delete.
+ *              orders batches (larger is newer) and keys the rows each batch wrote. The graph
+ *              remembers the labels each batch's edges went to (followed through later merges
+ *              and splits), so that taking a batch out reads only the clusters it touched.
  *   fragment   (gid, value, dataset, seq) one profile record of a dataset keyed by its primary
  *              identity; seq orders batches (a newer batch's fragment wins, or patches with upsert).
  *   event      (gid, value, ts, _id, seq) one experience event under its primary identity.
  *   stage      (batch, stage) the durable record that a downstream stage ran for a batch, written
  *              in the same transaction as the stage's data: running a stage twice is impossible.
- * Cluster labels and identity ids come from one counter that never goes back, so a label is
- * never reused.
+ *
+ * Bulk writes: graph writes in a transaction (cluster puts and deletes, dictionary changes) are
+ * buffered in memory and written grouped (many clusters per row, one dictionary bucket per row)
+ * when the transaction commits or before its next graph read, so a million-record batch is tens
+ * of thousands of row writes, not millions.
  *
  * Threads: read functions (pstore_* on struct pstore) are thread-safe and use pooled
  * connections. Writes go through a transaction (struct pstore_tx): one writer at a time
@@ -72,30 +83,59 @@ int pstore_ns_by_gid(struct pstore *ps, int64_t gid, struct pstore_ns *out, stru
 int pstore_ns_by_nsid(struct pstore *ps, const char *sandbox, int64_t nsid, struct pstore_ns *out,
                       struct ing_err *err);
 
-/* ---- Identity graph: reads ---- */
+/* ---- Identity graph: documents ---- */
 
 struct pstore_member {
     int64_t id;
     int64_t gid;
-    char *value;      /* owned */
+    char *value;      /* owned by the struct that holds the member */
     int64_t first_ts; /* ms */
     int64_t last_ts;
 };
 void pstore_members_free(struct pstore_member *m, size_t n);
 
+/* One edge of a cluster: members a <= b (indexes into the cluster's members; a == b for a self
+ * edge), the batch that made it and when. */
+struct pstore_cedge {
+    uint32_t a, b;
+    int64_t seq;
+    int64_t first_ts, last_ts;
+};
+
+/* A cluster document. Decoded ones (pstore_*cluster* reads) own their arrays and values
+ * (pstore_cluster_clear); for pstore_tx_cluster_put the caller's arrays are borrowed. Members
+ * are in ascending id order. */
+struct pstore_cluster {
+    int64_t label;
+    struct pstore_member *members;
+    size_t n;
+    struct pstore_cedge *edges;
+    size_t ne;
+    char *strings;    /* decoded: the values' storage */
+};
+void pstore_cluster_clear(struct pstore_cluster *c); /* keeps nothing; NULL is a no-op */
+
+/* The stable 64-bit hash of an identity key, persisted in the dictionary: it must never change. */
+uint64_t pstore_ident_hash(int64_t gid, const char *value, size_t len);
+
+/* ---- Identity graph: reads ---- */
+
 /* The identity (gid, value): its id and cluster label. ING_ENOTFOUND when unknown. */
 int pstore_ident_lookup(struct pstore *ps, int64_t gid, const char *value, int64_t *id,
                         int64_t *cluster, struct ing_err *err);
-/* Every identity (gid, value), in no particular order; fn returning non-zero stops the scan. */
-typedef int pstore_ident_fn(void *ctx, int64_t gid, const char *value);
-int pstore_ident_scan(struct pstore *ps, pstore_ident_fn *fn, void *ctx, struct ing_err *err);
+/* The identity (gid, value) and its whole cluster (members and edges), read in one snapshot.
+ * ING_ENOTFOUND when unknown. With max > 0 and a cluster of more than max members: ING_ETOOBIG
+ * with *total set and c->label filled, nothing else. */
+int pstore_ident_cluster(struct pstore *ps, int64_t gid, const char *value, size_t max,
+                         int64_t *id, struct pstore_cluster *c, size_t *total,
+                         struct ing_err *err);
 /* Members of a cluster, by id. When the cluster has more than `max` members (max > 0), returns
- * ING_ETOOBIG with *total set and nothing in *out. */
+ * ING_ETOOBIG with *total set and nothing in *out. An unknown label has no member. */
 int pstore_cluster_members(struct pstore *ps, int64_t cluster, size_t max,
                            struct pstore_member **out, size_t *n, size_t *total,
                            struct ing_err *err);
 
-/* One edge row: the link a-b as one batch of one dataset made it. */
+/* One edge of a cluster with its provenance, by identity ids (a <= b). */
 struct pstore_edge {
     int64_t a, b;
     int64_t seq;
@@ -104,9 +144,9 @@ struct pstore_edge {
     int64_t first_ts, last_ts;
 };
 typedef int pstore_edge_fn(void *ctx, const struct pstore_edge *e);
-/* Every edge row touching identity `id` (as a or b), self edges included. */
-int pstore_edges_of(struct pstore *ps, int64_t id, pstore_edge_fn *fn, void *ctx,
-                    struct ing_err *err);
+/* Every edge of cluster `label` (self edges included), by (a, b, seq). */
+int pstore_cluster_edges(struct pstore *ps, int64_t label, pstore_edge_fn *fn, void *ctx,
+                         struct ing_err *err);
 
 /* ---- Profile store: reads ---- */
 
@@ -170,35 +210,33 @@ int pstore_tx_batch_seq(struct pstore_tx *tx, const char *batch, const char *dat
 int pstore_tx_batch_find(struct pstore_tx *tx, const char *batch, int64_t *seq,
                          struct ing_err *err);
 
-/* Identities. find: ING_ENOTFOUND when unknown. touch: last_ts = max(last_ts, ts). */
-int pstore_tx_ident_find(struct pstore_tx *tx, int64_t gid, const char *value, int64_t *id,
-                         int64_t *cluster, struct ing_err *err);
-int pstore_tx_ident_insert(struct pstore_tx *tx, int64_t id, int64_t gid, const char *value,
-                           int64_t cluster, int64_t ts, struct ing_err *err);
-int pstore_tx_ident_touch(struct pstore_tx *tx, int64_t id, int64_t ts, struct ing_err *err);
-int pstore_tx_ident_cluster(struct pstore_tx *tx, int64_t id, int64_t *cluster,
-                            struct ing_err *err);
-int pstore_tx_ident_set_cluster(struct pstore_tx *tx, int64_t id, int64_t cluster,
+/* ---- Graph writes (buffered; see "Bulk writes" above) ---- */
+
+/* Candidate clusters of n identity hashes: labels[off[i] .. off[i + 1]) may hold identity i
+ * (usually one label or none; confirm membership in the cluster). *labels and *off are new. */
+int pstore_tx_dict_candidates(struct pstore_tx *tx, size_t n, const uint64_t *hashes,
+                              int64_t **labels, size_t **off, struct ing_err *err);
+/* Record a dictionary change of identity hash h: old_label 0 inserts, new_label 0 deletes,
+ * both set moves it to another cluster. */
+void pstore_tx_dict_change(struct pstore_tx *tx, uint64_t h, int64_t old_label,
+                           int64_t new_label);
+/* The cluster `label` (decoded, new). ING_ENOTFOUND when absent. */
+int pstore_tx_cluster_get(struct pstore_tx *tx, int64_t label, struct pstore_cluster *out,
+                          struct ing_err *err);
+/* Store (replace) or delete a cluster document. put copies what it needs. ING_EINVAL for a
+ * document that breaks the rules (members not ascending, an edge out of range). */
+int pstore_tx_cluster_put(struct pstore_tx *tx, const struct pstore_cluster *c,
+                          struct ing_err *err);
+void pstore_tx_cluster_delete(struct pstore_tx *tx, int64_t label);
+/* Label `from` no longer exists: its identities went to `to` (a merge, or one part of a split). */
+int pstore_tx_label_forward(struct pstore_tx *tx, int64_t from, int64_t to, struct ing_err *err);
+/* Remember that batch seq's edges went to these clusters. */
+int pstore_tx_batch_labels_add(struct pstore_tx *tx, int64_t seq, const int64_t *labels,
+                               size_t n, struct ing_err *err);
+/* The clusters that now hold batch seq's edges (its remembered labels followed through
+ * forwards; only existing clusters), ascending, new; and forget them. */
+int pstore_tx_batch_labels_take(struct pstore_tx *tx, int64_t seq, int64_t **labels, size_t *n,
                                 struct ing_err *err);
-/* Delete an identity and every edge touching it. */
-int pstore_tx_ident_delete(struct pstore_tx *tx, int64_t id, struct ing_err *err);
-int pstore_tx_ident_edge_count(struct pstore_tx *tx, int64_t id, int64_t *n, struct ing_err *err);
-
-/* Clusters. */
-int pstore_tx_cluster_size(struct pstore_tx *tx, int64_t cluster, int64_t *n, struct ing_err *err);
-int pstore_tx_cluster_relabel(struct pstore_tx *tx, int64_t from, int64_t to, struct ing_err *err);
-int pstore_tx_cluster_members(struct pstore_tx *tx, int64_t cluster, struct pstore_member **out,
-                              size_t *n, struct ing_err *err);
-
-/* Edges: add (a <= b is enforced here; a repeated add of the same batch keeps the earliest
- * first_ts and the latest last_ts); the neighbours of an identity (self edges left out,
- * duplicates possible); delete a batch's edges, returning the distinct identities they touched. */
-int pstore_tx_edge_add(struct pstore_tx *tx, int64_t a, int64_t b, int64_t seq, int64_t ts,
-                       struct ing_err *err);
-int pstore_tx_neighbours(struct pstore_tx *tx, int64_t id, int64_t **out, size_t *n,
-                         struct ing_err *err);
-int pstore_tx_edges_delete_batch(struct pstore_tx *tx, int64_t seq, int64_t **idents,
-                                 size_t *n, int64_t *deleted, struct ing_err *err);
 
 /* Profile fragments and events. frag_put replaces the fragment of (gid, value, dataset, seq).
  * frag_get: ING_ENOTFOUND when absent; *doc new. */

@@ -6,7 +6,8 @@
  * unless opts.fast. Readers take a connection from a small pool; the one writer connection is
  * guarded by a mutex held from pstore_begin to commit/rollback. Every statement is prepared
  * once per connection and kept (SQLITE_PREPARE_PERSISTENT): lookups are a handful of indexed
- * point queries. All SQL uses bound parameters.
+ * point queries. All SQL uses bound parameters. The identity graph's documents, dictionary and
+ * buffered writes are in pstore_graph.c.
  */
 #include "store/pstore.h"
 
@@ -14,8 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sqlite3.h>
+
+#include "store/pstore_int.h"
 
 #include "util/fs.h"
 #include "util/log.h"
@@ -47,46 +51,13 @@ static const char *const k_migrations[] = {
     "CREATE INDEX event_seq ON event(seq);"
     "CREATE TABLE stage(batch TEXT NOT NULL, stage TEXT NOT NULL, sandbox TEXT NOT NULL,"
     " rec TEXT NOT NULL, PRIMARY KEY(batch, stage)) WITHOUT ROWID;",
-};
-
-enum stmt_id {
-    S_NS_BY_CODE,
-    S_NS_BY_GID,
-    S_NS_BY_NSID,
-    S_NS_INSERT,
-    S_KV_GET,
-    S_KV_PUT,
-    S_IDENT_FIND,
-    S_IDENT_SCAN,
-    S_IDENT_INSERT,
-    S_IDENT_TOUCH,
-    S_IDENT_CLUSTER,
-    S_IDENT_SET_CLUSTER,
-    S_IDENT_DELETE,
-    S_EDGES_DELETE_OF,
-    S_EDGE_COUNT_OF,
-    S_CLUSTER_COUNT,
-    S_CLUSTER_MEMBERS,
-    S_CLUSTER_RELABEL,
-    S_EDGES_OF,
-    S_EDGE_ADD,
-    S_NEIGHBOURS,
-    S_EDGES_OF_SEQ,
-    S_EDGES_DELETE_SEQ,
-    S_BSEQ_GET,
-    S_BSEQ_INSERT,
-    S_STAGE_GET,
-    S_STAGE_PUT,
-    S_FRAGS,
-    S_FRAG_PUT,
-    S_FRAG_GET,
-    S_FRAG_DELETE_SEQ,
-    S_EVENTS,
-    S_EVENT_PUT,
-    S_EVENT_DELETE_SEQ,
-    S_HAS_FRAG,
-    S_HAS_EVENT,
-    S_COUNT
+    /* 2: the graph as cluster documents (pstore_graph.c); the version-1 tables ident and edge
+     * are converted and dropped right after, in the same transaction. */
+    "CREATE TABLE gdict(bucket INTEGER PRIMARY KEY, body BLOB NOT NULL);"
+    "CREATE TABLE gclu(grp INTEGER PRIMARY KEY, body BLOB NOT NULL);"
+    "CREATE TABLE gfwd(label INTEGER NOT NULL, dest INTEGER NOT NULL,"
+    " PRIMARY KEY(label, dest)) WITHOUT ROWID;"
+    "CREATE TABLE gbatch(seq INTEGER PRIMARY KEY, labels BLOB NOT NULL);",
 };
 
 static const char *const k_sql[S_COUNT] = {
@@ -94,35 +65,22 @@ static const char *const k_sql[S_COUNT] = {
     [S_NS_BY_GID] = "SELECT gid, nsid, code, id_type, sandbox FROM gns WHERE gid=?1",
     [S_NS_BY_NSID] = "SELECT gid, nsid, code, id_type, sandbox FROM gns WHERE sandbox=?1 AND nsid=?2",
     [S_NS_INSERT] = "INSERT INTO gns(sandbox, lcode, code, nsid, id_type) VALUES(?1,?2,?3,?4,?5)",
+    [S_BEGIN] = "BEGIN",
+    [S_END] = "COMMIT",
     [S_KV_GET] = "SELECT v FROM kv WHERE k=?1",
     [S_KV_PUT] = "INSERT INTO kv(k, v) VALUES(?1,?2) ON CONFLICT(k) DO UPDATE SET v=excluded.v",
-    [S_IDENT_FIND] = "SELECT id, cluster FROM ident WHERE ns=?1 AND value=?2",
-    [S_IDENT_SCAN] = "SELECT ns, value FROM ident",
-    [S_IDENT_INSERT] = "INSERT INTO ident(id, ns, value, cluster, first_ts, last_ts) "
-                       "VALUES(?1,?2,?3,?4,?5,?5)",
-    [S_IDENT_TOUCH] = "UPDATE ident SET last_ts=max(last_ts, ?2) WHERE id=?1",
-    [S_IDENT_CLUSTER] = "SELECT cluster FROM ident WHERE id=?1",
-    [S_IDENT_SET_CLUSTER] = "UPDATE ident SET cluster=?2 WHERE id=?1",
-    [S_IDENT_DELETE] = "DELETE FROM ident WHERE id=?1",
-    [S_EDGES_DELETE_OF] = "DELETE FROM edge WHERE a=?1 OR b=?1",
-    [S_EDGE_COUNT_OF] = "SELECT (SELECT count(*) FROM edge WHERE a=?1) + "
-                        "(SELECT count(*) FROM edge WHERE b=?1 AND a<>?1)",
-    [S_CLUSTER_COUNT] = "SELECT count(*) FROM ident WHERE cluster=?1",
-    [S_CLUSTER_MEMBERS] = "SELECT id, ns, value, first_ts, last_ts FROM ident WHERE cluster=?1 "
-                          "ORDER BY id",
-    [S_CLUSTER_RELABEL] = "UPDATE ident SET cluster=?2 WHERE cluster=?1",
-    [S_EDGES_OF] = "SELECT e.a, e.b, e.seq, s.batch, s.dataset, e.first_ts, e.last_ts "
-                   "FROM edge e JOIN bseq s ON s.seq=e.seq WHERE e.a=?1 "
-                   "UNION ALL "
-                   "SELECT e.a, e.b, e.seq, s.batch, s.dataset, e.first_ts, e.last_ts "
-                   "FROM edge e JOIN bseq s ON s.seq=e.seq WHERE e.b=?1 AND e.a<>?1",
-    [S_EDGE_ADD] = "INSERT INTO edge(a, b, seq, first_ts, last_ts) VALUES(?1,?2,?3,?4,?4) "
-                   "ON CONFLICT(a, b, seq) DO UPDATE SET first_ts=min(first_ts, excluded.first_ts),"
-                   " last_ts=max(last_ts, excluded.last_ts)",
-    [S_NEIGHBOURS] = "SELECT b FROM edge WHERE a=?1 AND b<>?1 "
-                     "UNION ALL SELECT a FROM edge WHERE b=?1 AND a<>?1",
-    [S_EDGES_OF_SEQ] = "SELECT a, b FROM edge WHERE seq=?1",
-    [S_EDGES_DELETE_SEQ] = "DELETE FROM edge WHERE seq=?1",
+    [S_DICT_GET] = "SELECT body FROM gdict WHERE bucket=?1",
+    [S_DICT_PUT] = "INSERT OR REPLACE INTO gdict(bucket, body) VALUES(?1,?2)",
+    [S_DICT_DEL] = "DELETE FROM gdict WHERE bucket=?1",
+    [S_CLU_GET] = "SELECT body FROM gclu WHERE grp=?1",
+    [S_CLU_PUT] = "INSERT OR REPLACE INTO gclu(grp, body) VALUES(?1,?2)",
+    [S_CLU_DEL] = "DELETE FROM gclu WHERE grp=?1",
+    [S_FWD_ADD] = "INSERT OR IGNORE INTO gfwd(label, dest) VALUES(?1,?2)",
+    [S_FWD_GET] = "SELECT dest FROM gfwd WHERE label=?1",
+    [S_GB_GET] = "SELECT labels FROM gbatch WHERE seq=?1",
+    [S_GB_PUT] = "INSERT OR REPLACE INTO gbatch(seq, labels) VALUES(?1,?2)",
+    [S_GB_DEL] = "DELETE FROM gbatch WHERE seq=?1",
+    [S_BSEQ_NAMES] = "SELECT batch, dataset FROM bseq WHERE seq=?1",
     [S_BSEQ_GET] = "SELECT seq FROM bseq WHERE batch=?1",
     [S_BSEQ_INSERT] = "INSERT INTO bseq(batch, dataset) VALUES(?1,?2)",
     [S_STAGE_GET] = "SELECT rec FROM stage WHERE batch=?1 AND stage=?2",
@@ -146,44 +104,11 @@ static const char *const k_sql[S_COUNT] = {
     [S_HAS_EVENT] = "SELECT 1 FROM event WHERE ns=?1 AND value=?2 LIMIT 1",
 };
 
-struct conn {
-    sqlite3 *db;
-    sqlite3_stmt *st[S_COUNT];
-    struct conn *next_free;
-    struct conn *next_all;
-};
-
-/* Namespaces never change once created: a small cache spares the lookup path a query. */
-struct ns_cache_entry {
-    char sandbox[65];
-    struct pstore_ns ns;
-};
-
-struct pstore {
-    char *path;
-    bool fast;
-    pthread_mutex_t mu;    /* pool and cache */
-    struct conn *free_list;
-    struct conn *all;
-    pthread_mutex_t wmu;   /* the writer */
-    struct conn *writer;
-    struct ns_cache_entry *cache;
-    size_t ncache, capcache;
-};
-
-struct pstore_tx {
-    struct pstore *ps;
-    struct conn *c;
-    int64_t next_id;       /* the id counter, written back at commit */
-    bool id_dirty;
-};
-
-#define KV_NEXT_ID "next_id"
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Errors and connections */
 
-static int map_sqlite(struct ing_err *err, sqlite3 *db, int rc, const char *what)
+int pstore__map_sqlite(struct ing_err *err, sqlite3 *db, int rc, const char *what)
 {
     const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     int code;
@@ -203,13 +128,13 @@ static int map_sqlite(struct ing_err *err, sqlite3 *db, int rc, const char *what
     return ing_err_set(err, code, "pstore: %s: %s", what, msg);
 }
 
-static int exec_sql(sqlite3 *db, const char *sql, struct ing_err *err)
+int pstore__exec(sqlite3 *db, const char *sql, struct ing_err *err)
 {
     int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? 0 : map_sqlite(err, db, rc, "exec");
+    return rc == SQLITE_OK ? 0 : pstore__map_sqlite(err, db, rc, "exec");
 }
 
-static void conn_free(struct conn *c)
+static void conn_free(struct pstore_conn *c)
 {
     if (!c)
         return;
@@ -219,27 +144,27 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
-static int conn_open(struct pstore *ps, bool first, struct conn **out, struct ing_err *err)
+static int conn_open(struct pstore *ps, bool first, struct pstore_conn **out, struct ing_err *err)
 {
-    struct conn *c = xcalloc(1, sizeof(*c));
+    struct pstore_conn *c = xcalloc(1, sizeof(*c));
     int ret = 0;
     int rc = sqlite3_open_v2(ps->path, &c->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        ret = map_sqlite(err, c->db, rc, "open");
+        ret = pstore__map_sqlite(err, c->db, rc, "open");
         goto out;
     }
     sqlite3_extended_result_codes(c->db, 1);
     sqlite3_busy_timeout(c->db, 10000);
-    if (first && (ret = exec_sql(c->db, "PRAGMA journal_mode=WAL", err)) != 0)
+    if (first && (ret = pstore__exec(c->db, "PRAGMA journal_mode=WAL", err)) != 0)
         goto out;
-    if ((ret = exec_sql(c->db, ps->fast ? "PRAGMA synchronous=OFF" : "PRAGMA synchronous=FULL",
+    if ((ret = pstore__exec(c->db, ps->fast ? "PRAGMA synchronous=OFF" : "PRAGMA synchronous=FULL",
                         err)) != 0)
         goto out;
     /* Lookups read a few pages each; 16 MiB per reader keeps the hot part of the indexes. */
-    if ((ret = exec_sql(c->db, "PRAGMA cache_size=-16384", err)) != 0)
+    if ((ret = pstore__exec(c->db, "PRAGMA cache_size=-16384", err)) != 0)
         goto out;
-    ret = exec_sql(c->db, "PRAGMA temp_store=MEMORY", err);
+    ret = pstore__exec(c->db, "PRAGMA temp_store=MEMORY", err);
 out:
     if (ret) {
         conn_free(c);
@@ -249,29 +174,49 @@ out:
     return ret;
 }
 
-static int migrate(sqlite3 *db, struct ing_err *err)
+/* Version 1 kept the graph as rows (tables ident and edge); version 2 as documents. */
+static int convert_graph_v1(struct pstore *ps, struct pstore_conn *c, struct ing_err *err)
 {
-    int ret = exec_sql(db, "BEGIN IMMEDIATE", err);
+    struct pstore_tx tx = {.ps = ps, .c = c};
+    int ret = pstore__kv_get(c, PSTORE_KV_NEXT_ID, &tx.next_id, err);
+    if (ret == ING_ENOTFOUND) {
+        tx.next_id = 1;
+        ret = 0;
+    }
+    if (ret == 0)
+        ret = pstore__graph_convert_v1(&tx, err);
+    if (ret == 0)
+        ret = pstore__graph_flush(&tx, err);
+    if (ret == 0 && tx.id_dirty)
+        ret = pstore__kv_put(c, PSTORE_KV_NEXT_ID, tx.next_id, err);
+    pstore__graph_tx_free(&tx);
+    return ret;
+}
+
+static int migrate(struct pstore *ps, struct pstore_conn *c, struct ing_err *err)
+{
+    sqlite3 *db = c->db;
+    int ret = pstore__exec(db, "BEGIN IMMEDIATE", err);
     if (ret)
         return ret;
     sqlite3_stmt *st = NULL;
     int64_t version = 0;
     bool have_row = false;
-    if ((ret = exec_sql(db, "CREATE TABLE IF NOT EXISTS pmeta(version INTEGER NOT NULL)", err)))
+    if ((ret = pstore__exec(db, "CREATE TABLE IF NOT EXISTS pmeta(version INTEGER NOT NULL)", err)))
         goto out;
     int rc = sqlite3_prepare_v2(db, "SELECT version FROM pmeta", -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        ret = map_sqlite(err, db, rc, "read schema version");
+        ret = pstore__map_sqlite(err, db, rc, "read schema version");
         goto out;
     }
     if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         version = sqlite3_column_int64(st, 0);
         have_row = true;
     } else if (rc != SQLITE_DONE) {
-        ret = map_sqlite(err, db, rc, "read schema version");
+        ret = pstore__map_sqlite(err, db, rc, "read schema version");
         goto out;
     }
-    if (!have_row && (ret = exec_sql(db, "INSERT INTO pmeta(version) VALUES(0)", err)) != 0)
+    if (!have_row && (ret = pstore__exec(db, "INSERT INTO pmeta(version) VALUES(0)", err)) != 0)
         goto out;
     int64_t known = (int64_t)ING_ARRAY_LEN(k_migrations);
     if (version > known) {
@@ -280,13 +225,15 @@ static int migrate(sqlite3 *db, struct ing_err *err)
         goto out;
     }
     for (int64_t v = version; v < known; v++)
-        if ((ret = exec_sql(db, k_migrations[v], err)) != 0)
+        if ((ret = pstore__exec(db, k_migrations[v], err)) != 0)
             goto out;
+    if (version < 2 && (ret = convert_graph_v1(ps, c, err)) != 0)
+        goto out;
     char sql[64];
     snprintf(sql, sizeof(sql), "UPDATE pmeta SET version=%lld", (long long)known);
-    if ((ret = exec_sql(db, sql, err)) != 0)
+    if ((ret = pstore__exec(db, sql, err)) != 0)
         goto out;
-    ret = exec_sql(db, "COMMIT", err);
+    ret = pstore__exec(db, "COMMIT", err);
 out:
     sqlite3_finalize(st);
     if (ret)
@@ -294,10 +241,10 @@ out:
     return ret;
 }
 
-static int conn_acquire(struct pstore *ps, struct conn **out, struct ing_err *err)
+int pstore__conn_acquire(struct pstore *ps, struct pstore_conn **out, struct ing_err *err)
 {
     pthread_mutex_lock(&ps->mu);
-    struct conn *c = ps->free_list;
+    struct pstore_conn *c = ps->free_list;
     if (c)
         ps->free_list = c->next_free;
     pthread_mutex_unlock(&ps->mu);
@@ -315,7 +262,7 @@ static int conn_acquire(struct pstore *ps, struct conn **out, struct ing_err *er
     return 0;
 }
 
-static void conn_release(struct pstore *ps, struct conn *c)
+void pstore__conn_release(struct pstore *ps, struct pstore_conn *c)
 {
     if (!c)
         return;
@@ -326,19 +273,19 @@ static void conn_release(struct pstore *ps, struct conn *c)
 }
 
 /* A prepared statement of this connection, reset and unbound, ready for binding. */
-static int stmt(struct conn *c, enum stmt_id id, sqlite3_stmt **out, struct ing_err *err)
+int pstore__stmt(struct pstore_conn *c, enum pstore_stmt id, sqlite3_stmt **out, struct ing_err *err)
 {
     if (!c->st[id]) {
         int rc = sqlite3_prepare_v3(c->db, k_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id],
                                     NULL);
         if (rc != SQLITE_OK)
-            return map_sqlite(err, c->db, rc, "prepare");
+            return pstore__map_sqlite(err, c->db, rc, "prepare");
     }
     *out = c->st[id];
     return 0;
 }
 
-static void done(sqlite3_stmt *s)
+void pstore__done(sqlite3_stmt *s)
 {
     if (s) {
         sqlite3_reset(s);
@@ -364,16 +311,16 @@ static const char *col_text(sqlite3_stmt *s, int i)
 }
 
 /* Step a statement that returns no row. */
-static int step_done(struct conn *c, sqlite3_stmt *s, const char *what, struct ing_err *err)
+int pstore__step_done(struct pstore_conn *c, sqlite3_stmt *s, const char *what, struct ing_err *err)
 {
     int rc = sqlite3_step(s);
-    int ret = rc == SQLITE_DONE ? 0 : map_sqlite(err, c->db, rc, what);
-    done(s);
+    int ret = rc == SQLITE_DONE ? 0 : pstore__map_sqlite(err, c->db, rc, what);
+    pstore__done(s);
     return ret;
 }
 
 /* Step a statement expected to return one integer (or no row: ING_ENOTFOUND). */
-static int step_int(struct conn *c, sqlite3_stmt *s, int64_t *out, const char *what,
+int pstore__step_int(struct pstore_conn *c, sqlite3_stmt *s, int64_t *out, const char *what,
                     struct ing_err *err)
 {
     int rc = sqlite3_step(s);
@@ -383,9 +330,30 @@ static int step_int(struct conn *c, sqlite3_stmt *s, int64_t *out, const char *w
     else if (rc == SQLITE_DONE)
         ret = ING_ENOTFOUND;
     else
-        ret = map_sqlite(err, c->db, rc, what);
-    done(s);
+        ret = pstore__map_sqlite(err, c->db, rc, what);
+    pstore__done(s);
     return ret;
+}
+
+int pstore__kv_get(struct pstore_conn *c, const char *key, int64_t *v, struct ing_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    int ret = pstore__stmt(c, S_KV_GET, &s, err);
+    if (ret)
+        return ret;
+    bind_text(s, 1, key);
+    return pstore__step_int(c, s, v, "kv", err);
+}
+
+int pstore__kv_put(struct pstore_conn *c, const char *key, int64_t v, struct ing_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    int ret = pstore__stmt(c, S_KV_PUT, &s, err);
+    if (ret)
+        return ret;
+    bind_text(s, 1, key);
+    sqlite3_bind_int64(s, 2, v);
+    return pstore__step_done(c, s, "kv", err);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -395,7 +363,7 @@ int pstore_open(struct pstore **out, const char *dir, const struct pstore_opts *
                 struct ing_err *err)
 {
     struct pstore *ps = NULL;
-    struct conn *c = NULL;
+    struct pstore_conn *c = NULL;
     int ret = fs_mkdirs(dir, err);
     if (ret)
         goto out;
@@ -406,11 +374,11 @@ int pstore_open(struct pstore **out, const char *dir, const struct pstore_opts *
     pthread_mutex_init(&ps->wmu, NULL);
     if ((ret = conn_open(ps, true, &c, err)) != 0)
         goto out;
-    if ((ret = migrate(c->db, err)) != 0)
+    if ((ret = migrate(ps, c, err)) != 0)
         goto out;
     /* The writer's stage touches pages all over the identity index: 64 MiB of cache for it (a
      * larger cache measured no faster on the million-record benchmark). */
-    if ((ret = exec_sql(c->db, "PRAGMA cache_size=-65536", err)) != 0)
+    if ((ret = pstore__exec(c->db, "PRAGMA cache_size=-65536", err)) != 0)
         goto out;
     ps->writer = c;
     c = NULL;
@@ -428,9 +396,9 @@ void pstore_close(struct pstore *ps)
 {
     if (!ps)
         return;
-    struct conn *c = ps->all;
+    struct pstore_conn *c = ps->all;
     while (c) {
-        struct conn *next = c->next_all;
+        struct pstore_conn *next = c->next_all;
         conn_free(c);
         c = next;
     }
@@ -473,7 +441,7 @@ static void cache_add(struct pstore *ps, const char *sandbox, const struct pstor
             ps->capcache = ps->capcache ? ps->capcache * 2 : 16;
             ps->cache = xrealloc(ps->cache, ps->capcache * sizeof(*ps->cache));
         }
-        struct ns_cache_entry *e = &ps->cache[ps->ncache++];
+        struct pstore_ns_cache_entry *e = &ps->cache[ps->ncache++];
         snprintf(e->sandbox, sizeof(e->sandbox), "%s", sandbox ? sandbox : "");
         e->ns = *ns;
     }
@@ -488,7 +456,7 @@ static bool cache_find(struct pstore *ps, enum ns_key key, const char *sandbox, 
     bool found = false;
     pthread_mutex_lock(&ps->mu);
     for (size_t i = 0; i < ps->ncache && !found; i++) {
-        const struct ns_cache_entry *e = &ps->cache[i];
+        const struct pstore_ns_cache_entry *e = &ps->cache[i];
         switch (key) {
         case NSK_CODE:
             found = !strcmp(e->sandbox, sandbox) && !strcasecmp(e->ns.code, code);
@@ -510,14 +478,14 @@ static int ns_lookup(struct pstore *ps, enum ns_key key, const char *sandbox, co
         return ing_err_set(err, ING_EINVAL, "pstore: namespace key missing");
     if (cache_find(ps, key, sandbox, code, num, out))
         return 0;
-    struct conn *c = NULL;
+    struct pstore_conn *c = NULL;
     sqlite3_stmt *s = NULL;
     char *lcode = NULL;
-    int ret = conn_acquire(ps, &c, err);
+    int ret = pstore__conn_acquire(ps, &c, err);
     if (ret)
         return ret;
-    enum stmt_id id = key == NSK_CODE ? S_NS_BY_CODE : key == NSK_GID ? S_NS_BY_GID : S_NS_BY_NSID;
-    if ((ret = stmt(c, id, &s, err)) != 0)
+    enum pstore_stmt id = key == NSK_CODE ? S_NS_BY_CODE : key == NSK_GID ? S_NS_BY_GID : S_NS_BY_NSID;
+    if ((ret = pstore__stmt(c, id, &s, err)) != 0)
         goto out;
     if (key == NSK_CODE) {
         lcode = lower_dup(code);
@@ -537,14 +505,14 @@ static int ns_lookup(struct pstore *ps, enum ns_key key, const char *sandbox, co
     } else if (rc == SQLITE_DONE) {
         ret = ing_err_set(err, ING_ENOTFOUND, "the identity graph has no such namespace");
     } else {
-        ret = map_sqlite(err, c->db, rc, "namespace");
+        ret = pstore__map_sqlite(err, c->db, rc, "namespace");
     }
-    done(s);
+    pstore__done(s);
     if (ret == 0)
         cache_add(ps, row_sandbox, out);
 out:
     free(lcode);
-    conn_release(ps, c);
+    pstore__conn_release(ps, c);
     return ret;
 }
 
@@ -568,87 +536,12 @@ int pstore_ns_by_nsid(struct pstore *ps, const char *sandbox, int64_t nsid, stru
 /* ---------------------------------------------------------------------------------------------- */
 /* Shared query bodies (reader connection or the writer's) */
 
-void pstore_members_free(struct pstore_member *m, size_t n)
-{
-    for (size_t i = 0; m && i < n; i++)
-        free(m[i].value);
-    free(m);
-}
-
-static int q_ident_find(struct conn *c, int64_t gid, const char *value, int64_t *id,
-                        int64_t *cluster, struct ing_err *err)
-{
-    sqlite3_stmt *s = NULL;
-    int ret = stmt(c, S_IDENT_FIND, &s, err);
-    if (ret)
-        return ret;
-    sqlite3_bind_int64(s, 1, gid);
-    bind_text(s, 2, value);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        if (id)
-            *id = sqlite3_column_int64(s, 0);
-        if (cluster)
-            *cluster = sqlite3_column_int64(s, 1);
-    } else if (rc == SQLITE_DONE) {
-        ret = ING_ENOTFOUND;
-    } else {
-        ret = map_sqlite(err, c->db, rc, "identity");
-    }
-    done(s);
-    return ret;
-}
-
-static int q_cluster_count(struct conn *c, int64_t cluster, int64_t *n, struct ing_err *err)
-{
-    sqlite3_stmt *s = NULL;
-    int ret = stmt(c, S_CLUSTER_COUNT, &s, err);
-    if (ret)
-        return ret;
-    sqlite3_bind_int64(s, 1, cluster);
-    return step_int(c, s, n, "cluster size", err);
-}
-
-static int q_cluster_members(struct conn *c, int64_t cluster, struct pstore_member **out,
-                             size_t *n, struct ing_err *err)
-{
-    *out = NULL;
-    *n = 0;
-    sqlite3_stmt *s = NULL;
-    int ret = stmt(c, S_CLUSTER_MEMBERS, &s, err);
-    if (ret)
-        return ret;
-    sqlite3_bind_int64(s, 1, cluster);
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            *out = xrealloc(*out, cap * sizeof(**out));
-        }
-        struct pstore_member *m = &(*out)[(*n)++];
-        m->id = sqlite3_column_int64(s, 0);
-        m->gid = sqlite3_column_int64(s, 1);
-        m->value = col_dup(s, 2);
-        m->first_ts = sqlite3_column_int64(s, 3);
-        m->last_ts = sqlite3_column_int64(s, 4);
-    }
-    if (rc != SQLITE_DONE) {
-        ret = map_sqlite(err, c->db, rc, "cluster members");
-        pstore_members_free(*out, *n);
-        *out = NULL;
-        *n = 0;
-    }
-    done(s);
-    return ret;
-}
-
-static int q_stage_get(struct conn *c, const char *batch, const char *stage_name, json_t **out,
+static int q_stage_get(struct pstore_conn *c, const char *batch, const char *stage_name, json_t **out,
                        struct ing_err *err)
 {
     *out = NULL;
     sqlite3_stmt *s = NULL;
-    int ret = stmt(c, S_STAGE_GET, &s, err);
+    int ret = pstore__stmt(c, S_STAGE_GET, &s, err);
     if (ret)
         return ret;
     bind_text(s, 1, batch);
@@ -661,119 +554,24 @@ static int q_stage_get(struct conn *c, const char *batch, const char *stage_name
     } else if (rc == SQLITE_DONE) {
         ret = ING_ENOTFOUND;
     } else {
-        ret = map_sqlite(err, c->db, rc, "stage");
+        ret = pstore__map_sqlite(err, c->db, rc, "stage");
     }
-    done(s);
+    pstore__done(s);
     return ret;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Reads */
 
-int pstore_ident_lookup(struct pstore *ps, int64_t gid, const char *value, int64_t *id,
-                        int64_t *cluster, struct ing_err *err)
-{
-    struct conn *c = NULL;
-    int ret = conn_acquire(ps, &c, err);
-    if (ret == 0)
-        ret = q_ident_find(c, gid, value, id, cluster, err);
-    conn_release(ps, c);
-    return ret;
-}
-
-int pstore_ident_scan(struct pstore *ps, pstore_ident_fn *fn, void *ctx, struct ing_err *err)
-{
-    struct conn *c = NULL;
-    sqlite3_stmt *s = NULL;
-    int ret = conn_acquire(ps, &c, err);
-    if (ret)
-        return ret;
-    if ((ret = stmt(c, S_IDENT_SCAN, &s, err)) != 0)
-        goto out;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        if ((ret = fn(ctx, sqlite3_column_int64(s, 0), col_text(s, 1))) != 0)
-            break;
-    if (ret == 0 && rc != SQLITE_DONE)
-        ret = map_sqlite(err, c->db, rc, "identity scan");
-    done(s);
-out:
-    conn_release(ps, c);
-    return ret;
-}
-
-int pstore_cluster_members(struct pstore *ps, int64_t cluster, size_t max,
-                           struct pstore_member **out, size_t *n, size_t *total,
-                           struct ing_err *err)
-{
-    *out = NULL;
-    *n = 0;
-    struct conn *c = NULL;
-    int64_t count = 0;
-    int ret = conn_acquire(ps, &c, err);
-    if (ret)
-        return ret;
-    /* Read the size and the members in one read transaction, so that they agree. */
-    if ((ret = exec_sql(c->db, "BEGIN", err)) != 0)
-        goto out;
-    ret = q_cluster_count(c, cluster, &count, err);
-    if (ret == 0) {
-        if (total)
-            *total = (size_t)count;
-        if (max > 0 && (size_t)count > max)
-            ret = ing_err_set(err, ING_ETOOBIG, "the cluster has %lld identities, more than %zu",
-                              (long long)count, max);
-        else
-            ret = q_cluster_members(c, cluster, out, n, err);
-    }
-    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
-out:
-    conn_release(ps, c);
-    return ret;
-}
-
-int pstore_edges_of(struct pstore *ps, int64_t id, pstore_edge_fn *fn, void *ctx,
-                    struct ing_err *err)
-{
-    struct conn *c = NULL;
-    sqlite3_stmt *s = NULL;
-    int ret = conn_acquire(ps, &c, err);
-    if (ret)
-        return ret;
-    if ((ret = stmt(c, S_EDGES_OF, &s, err)) != 0)
-        goto out;
-    sqlite3_bind_int64(s, 1, id);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct pstore_edge e = {
-            .a = sqlite3_column_int64(s, 0),
-            .b = sqlite3_column_int64(s, 1),
-            .seq = sqlite3_column_int64(s, 2),
-            .batch = col_text(s, 3),
-            .dataset = col_text(s, 4),
-            .first_ts = sqlite3_column_int64(s, 5),
-            .last_ts = sqlite3_column_int64(s, 6),
-        };
-        if ((ret = fn(ctx, &e)) != 0)
-            break;
-    }
-    if (ret == 0 && rc != SQLITE_DONE)
-        ret = map_sqlite(err, c->db, rc, "edges");
-    done(s);
-out:
-    conn_release(ps, c);
-    return ret;
-}
-
 int pstore_frags(struct pstore *ps, int64_t gid, const char *value, pstore_frag_fn *fn, void *ctx,
                  struct ing_err *err)
 {
-    struct conn *c = NULL;
+    struct pstore_conn *c = NULL;
     sqlite3_stmt *s = NULL;
-    int ret = conn_acquire(ps, &c, err);
+    int ret = pstore__conn_acquire(ps, &c, err);
     if (ret)
         return ret;
-    if ((ret = stmt(c, S_FRAGS, &s, err)) != 0)
+    if ((ret = pstore__stmt(c, S_FRAGS, &s, err)) != 0)
         goto out;
     sqlite3_bind_int64(s, 1, gid);
     bind_text(s, 2, value);
@@ -791,22 +589,22 @@ int pstore_frags(struct pstore *ps, int64_t gid, const char *value, pstore_frag_
             break;
     }
     if (ret == 0 && rc != SQLITE_DONE)
-        ret = map_sqlite(err, c->db, rc, "fragments");
-    done(s);
+        ret = pstore__map_sqlite(err, c->db, rc, "fragments");
+    pstore__done(s);
 out:
-    conn_release(ps, c);
+    pstore__conn_release(ps, c);
     return ret;
 }
 
 int pstore_events(struct pstore *ps, int64_t gid, const char *value, int64_t start, int64_t end,
                   pstore_event_fn *fn, void *ctx, struct ing_err *err)
 {
-    struct conn *c = NULL;
+    struct pstore_conn *c = NULL;
     sqlite3_stmt *s = NULL;
-    int ret = conn_acquire(ps, &c, err);
+    int ret = pstore__conn_acquire(ps, &c, err);
     if (ret)
         return ret;
-    if ((ret = stmt(c, S_EVENTS, &s, err)) != 0)
+    if ((ret = pstore__stmt(c, S_EVENTS, &s, err)) != 0)
         goto out;
     sqlite3_bind_int64(s, 1, gid);
     bind_text(s, 2, value);
@@ -827,10 +625,10 @@ int pstore_events(struct pstore *ps, int64_t gid, const char *value, int64_t sta
             break;
     }
     if (ret == 0 && rc != SQLITE_DONE)
-        ret = map_sqlite(err, c->db, rc, "events");
-    done(s);
+        ret = pstore__map_sqlite(err, c->db, rc, "events");
+    pstore__done(s);
 out:
-    conn_release(ps, c);
+    pstore__conn_release(ps, c);
     return ret;
 }
 
@@ -838,36 +636,36 @@ int pstore_has_profile_data(struct pstore *ps, int64_t gid, const char *value, b
                             bool *out, struct ing_err *err)
 {
     *out = false;
-    struct conn *c = NULL;
-    int ret = conn_acquire(ps, &c, err);
+    struct pstore_conn *c = NULL;
+    int ret = pstore__conn_acquire(ps, &c, err);
     if (ret)
         return ret;
-    const enum stmt_id which[] = {S_HAS_FRAG, S_HAS_EVENT};
+    const enum pstore_stmt which[] = {S_HAS_FRAG, S_HAS_EVENT};
     for (size_t i = events_only ? 1 : 0; i < ING_ARRAY_LEN(which) && !*out && ret == 0; i++) {
         sqlite3_stmt *s = NULL;
-        if ((ret = stmt(c, which[i], &s, err)) != 0)
+        if ((ret = pstore__stmt(c, which[i], &s, err)) != 0)
             break;
         sqlite3_bind_int64(s, 1, gid);
         bind_text(s, 2, value);
         int64_t one = 0;
-        ret = step_int(c, s, &one, "profile data", err);
+        ret = pstore__step_int(c, s, &one, "profile data", err);
         if (ret == 0)
             *out = true;
         else if (ret == ING_ENOTFOUND)
             ret = 0;
     }
-    conn_release(ps, c);
+    pstore__conn_release(ps, c);
     return ret;
 }
 
 int pstore_stage_get(struct pstore *ps, const char *batch, const char *stage_name, json_t **out,
                      struct ing_err *err)
 {
-    struct conn *c = NULL;
-    int ret = conn_acquire(ps, &c, err);
+    struct pstore_conn *c = NULL;
+    int ret = pstore__conn_acquire(ps, &c, err);
     if (ret == 0)
         ret = q_stage_get(c, batch, stage_name, out, err);
-    conn_release(ps, c);
+    pstore__conn_release(ps, c);
     return ret;
 }
 
@@ -878,8 +676,8 @@ int pstore_begin(struct pstore *ps, struct pstore_tx **out, struct ing_err *err)
 {
     *out = NULL;
     pthread_mutex_lock(&ps->wmu);
-    struct conn *c = ps->writer;
-    int ret = exec_sql(c->db, "BEGIN IMMEDIATE", err);
+    struct pstore_conn *c = ps->writer;
+    int ret = pstore__exec(c->db, "BEGIN IMMEDIATE", err);
     if (ret) {
         pthread_mutex_unlock(&ps->wmu);
         return ret;
@@ -888,9 +686,9 @@ int pstore_begin(struct pstore *ps, struct pstore_tx **out, struct ing_err *err)
     tx->ps = ps;
     tx->c = c;
     sqlite3_stmt *s = NULL;
-    if ((ret = stmt(c, S_KV_GET, &s, err)) == 0) {
-        bind_text(s, 1, KV_NEXT_ID);
-        ret = step_int(c, s, &tx->next_id, "id counter", err);
+    if ((ret = pstore__stmt(c, S_KV_GET, &s, err)) == 0) {
+        bind_text(s, 1, PSTORE_KV_NEXT_ID);
+        ret = pstore__step_int(c, s, &tx->next_id, "id counter", err);
         if (ret == ING_ENOTFOUND) {
             tx->next_id = 1;
             ret = 0;
@@ -908,22 +706,23 @@ int pstore_commit(struct pstore_tx *tx, struct ing_err *err)
 {
     if (!tx)
         return ing_err_set(err, ING_EINVAL, "pstore: no transaction");
-    struct conn *c = tx->c;
-    int ret = 0;
-    if (tx->id_dirty) {
+    struct pstore_conn *c = tx->c;
+    int ret = pstore__graph_flush(tx, err);
+    if (ret == 0 && tx->id_dirty) {
         sqlite3_stmt *s = NULL;
-        if ((ret = stmt(c, S_KV_PUT, &s, err)) == 0) {
-            bind_text(s, 1, KV_NEXT_ID);
+        if ((ret = pstore__stmt(c, S_KV_PUT, &s, err)) == 0) {
+            bind_text(s, 1, PSTORE_KV_NEXT_ID);
             sqlite3_bind_int64(s, 2, tx->next_id);
-            ret = step_done(c, s, "id counter", err);
+            ret = pstore__step_done(c, s, "id counter", err);
         }
     }
     if (ret == 0)
-        ret = exec_sql(c->db, "COMMIT", err);
+        ret = pstore__exec(c->db, "COMMIT", err);
     if (ret) {
         pstore_rollback(tx);
         return ret;
     }
+    pstore__graph_tx_free(tx);
     pthread_mutex_unlock(&tx->ps->wmu);
     free(tx);
     return 0;
@@ -934,6 +733,7 @@ void pstore_rollback(struct pstore_tx *tx)
     if (!tx)
         return;
     sqlite3_exec(tx->c->db, "ROLLBACK", NULL, NULL, NULL);
+    pstore__graph_tx_free(tx);
     pthread_mutex_unlock(&tx->ps->wmu);
     free(tx);
 }
@@ -947,25 +747,25 @@ int64_t pstore_tx_next_id(struct pstore_tx *tx)
 int pstore_tx_ns_ensure(struct pstore_tx *tx, const char *sandbox, const char *code, int64_t nsid,
                         const char *id_type, int64_t *gid, struct ing_err *err)
 {
-    struct conn *c = tx->c;
+    struct pstore_conn *c = tx->c;
     sqlite3_stmt *s = NULL;
     char *lcode = lower_dup(code);
-    int ret = stmt(c, S_NS_BY_CODE, &s, err);
+    int ret = pstore__stmt(c, S_NS_BY_CODE, &s, err);
     if (ret)
         goto out;
     bind_text(s, 1, sandbox);
     bind_text(s, 2, lcode);
-    ret = step_int(c, s, gid, "namespace", err);
+    ret = pstore__step_int(c, s, gid, "namespace", err);
     if (ret != ING_ENOTFOUND)
         goto out;
-    if ((ret = stmt(c, S_NS_INSERT, &s, err)) != 0)
+    if ((ret = pstore__stmt(c, S_NS_INSERT, &s, err)) != 0)
         goto out;
     bind_text(s, 1, sandbox);
     bind_text(s, 2, lcode);
     bind_text(s, 3, code);
     sqlite3_bind_int64(s, 4, nsid);
     bind_text(s, 5, id_type ? id_type : "");
-    if ((ret = step_done(c, s, "namespace insert", err)) == 0)
+    if ((ret = pstore__step_done(c, s, "namespace insert", err)) == 0)
         *gid = sqlite3_last_insert_rowid(c->db);
 out:
     free(lcode);
@@ -981,18 +781,18 @@ int pstore_tx_stage_get(struct pstore_tx *tx, const char *batch, const char *sta
 int pstore_tx_stage_put(struct pstore_tx *tx, const char *sandbox, const char *batch,
                         const char *stage_name, const json_t *rec, struct ing_err *err)
 {
-    struct conn *c = tx->c;
+    struct pstore_conn *c = tx->c;
     sqlite3_stmt *s = NULL;
     char *text = json_dumps(rec, JSON_COMPACT);
     if (!text)
         return ing_err_set(err, ING_EINVAL, "pstore: stage record cannot be serialised");
-    int ret = stmt(c, S_STAGE_PUT, &s, err);
+    int ret = pstore__stmt(c, S_STAGE_PUT, &s, err);
     if (ret == 0) {
         bind_text(s, 1, batch);
         bind_text(s, 2, stage_name);
         bind_text(s, 3, sandbox);
         bind_text(s, 4, text);
-        ret = step_done(c, s, "stage record", err);
+        ret = pstore__step_done(c, s, "stage record", err);
     }
     free(text);
     return ret;
@@ -1002,11 +802,11 @@ int pstore_tx_batch_find(struct pstore_tx *tx, const char *batch, int64_t *seq,
                          struct ing_err *err)
 {
     sqlite3_stmt *s = NULL;
-    int ret = stmt(tx->c, S_BSEQ_GET, &s, err);
+    int ret = pstore__stmt(tx->c, S_BSEQ_GET, &s, err);
     if (ret)
         return ret;
     bind_text(s, 1, batch);
-    return step_int(tx->c, s, seq, "batch", err);
+    return pstore__step_int(tx->c, s, seq, "batch", err);
 }
 
 int pstore_tx_batch_seq(struct pstore_tx *tx, const char *batch, const char *dataset,
@@ -1016,202 +816,25 @@ int pstore_tx_batch_seq(struct pstore_tx *tx, const char *batch, const char *dat
     if (ret != ING_ENOTFOUND)
         return ret;
     sqlite3_stmt *s = NULL;
-    if ((ret = stmt(tx->c, S_BSEQ_INSERT, &s, err)) != 0)
+    if ((ret = pstore__stmt(tx->c, S_BSEQ_INSERT, &s, err)) != 0)
         return ret;
     bind_text(s, 1, batch);
     bind_text(s, 2, dataset ? dataset : "");
-    if ((ret = step_done(tx->c, s, "batch insert", err)) == 0)
+    if ((ret = pstore__step_done(tx->c, s, "batch insert", err)) == 0)
         *seq = sqlite3_last_insert_rowid(tx->c->db);
     return ret;
 }
 
-/* ---------------------------------------------------------------------------------------------- */
-/* Identities and clusters */
-
-int pstore_tx_ident_find(struct pstore_tx *tx, int64_t gid, const char *value, int64_t *id,
-                         int64_t *cluster, struct ing_err *err)
-{
-    return q_ident_find(tx->c, gid, value, id, cluster, err);
-}
-
-int pstore_tx_ident_insert(struct pstore_tx *tx, int64_t id, int64_t gid, const char *value,
-                           int64_t cluster, int64_t ts, struct ing_err *err)
+/* A statement that takes one integer key and returns no row. */
+static int exec_int(struct pstore_tx *tx, enum pstore_stmt id, int64_t a, const char *what,
+                    struct ing_err *err)
 {
     sqlite3_stmt *s = NULL;
-    int ret = stmt(tx->c, S_IDENT_INSERT, &s, err);
-    if (ret)
-        return ret;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, gid);
-    bind_text(s, 3, value);
-    sqlite3_bind_int64(s, 4, cluster);
-    sqlite3_bind_int64(s, 5, ts);
-    return step_done(tx->c, s, "identity insert", err);
-}
-
-/* The statements below take one integer key (and maybe a second integer) and return no row. */
-static int exec_ints(struct pstore_tx *tx, enum stmt_id id, int64_t a, int64_t b, int nargs,
-                     const char *what, struct ing_err *err)
-{
-    sqlite3_stmt *s = NULL;
-    int ret = stmt(tx->c, id, &s, err);
+    int ret = pstore__stmt(tx->c, id, &s, err);
     if (ret)
         return ret;
     sqlite3_bind_int64(s, 1, a);
-    if (nargs > 1)
-        sqlite3_bind_int64(s, 2, b);
-    return step_done(tx->c, s, what, err);
-}
-
-static int query_int(struct pstore_tx *tx, enum stmt_id id, int64_t a, int64_t *out,
-                     const char *what, struct ing_err *err)
-{
-    sqlite3_stmt *s = NULL;
-    int ret = stmt(tx->c, id, &s, err);
-    if (ret)
-        return ret;
-    sqlite3_bind_int64(s, 1, a);
-    return step_int(tx->c, s, out, what, err);
-}
-
-int pstore_tx_ident_touch(struct pstore_tx *tx, int64_t id, int64_t ts, struct ing_err *err)
-{
-    return exec_ints(tx, S_IDENT_TOUCH, id, ts, 2, "identity touch", err);
-}
-
-int pstore_tx_ident_cluster(struct pstore_tx *tx, int64_t id, int64_t *cluster,
-                            struct ing_err *err)
-{
-    return query_int(tx, S_IDENT_CLUSTER, id, cluster, "identity cluster", err);
-}
-
-int pstore_tx_ident_set_cluster(struct pstore_tx *tx, int64_t id, int64_t cluster,
-                                struct ing_err *err)
-{
-    return exec_ints(tx, S_IDENT_SET_CLUSTER, id, cluster, 2, "identity relabel", err);
-}
-
-int pstore_tx_ident_delete(struct pstore_tx *tx, int64_t id, struct ing_err *err)
-{
-    int ret = exec_ints(tx, S_EDGES_DELETE_OF, id, 0, 1, "identity edges delete", err);
-    if (ret == 0)
-        ret = exec_ints(tx, S_IDENT_DELETE, id, 0, 1, "identity delete", err);
-    return ret;
-}
-
-int pstore_tx_ident_edge_count(struct pstore_tx *tx, int64_t id, int64_t *n, struct ing_err *err)
-{
-    return query_int(tx, S_EDGE_COUNT_OF, id, n, "edge count", err);
-}
-
-int pstore_tx_cluster_size(struct pstore_tx *tx, int64_t cluster, int64_t *n, struct ing_err *err)
-{
-    return q_cluster_count(tx->c, cluster, n, err);
-}
-
-int pstore_tx_cluster_relabel(struct pstore_tx *tx, int64_t from, int64_t to, struct ing_err *err)
-{
-    return exec_ints(tx, S_CLUSTER_RELABEL, from, to, 2, "cluster relabel", err);
-}
-
-int pstore_tx_cluster_members(struct pstore_tx *tx, int64_t cluster, struct pstore_member **out,
-                              size_t *n, struct ing_err *err)
-{
-    return q_cluster_members(tx->c, cluster, out, n, err);
-}
-
-/* ---------------------------------------------------------------------------------------------- */
-/* Edges */
-
-int pstore_tx_edge_add(struct pstore_tx *tx, int64_t a, int64_t b, int64_t seq, int64_t ts,
-                       struct ing_err *err)
-{
-    sqlite3_stmt *s = NULL;
-    int ret = stmt(tx->c, S_EDGE_ADD, &s, err);
-    if (ret)
-        return ret;
-    sqlite3_bind_int64(s, 1, a <= b ? a : b);
-    sqlite3_bind_int64(s, 2, a <= b ? b : a);
-    sqlite3_bind_int64(s, 3, seq);
-    sqlite3_bind_int64(s, 4, ts);
-    return step_done(tx->c, s, "edge insert", err);
-}
-
-static int collect_ints(struct conn *c, sqlite3_stmt *s, int ncols, int64_t **out, size_t *n,
-                        const char *what, struct ing_err *err)
-{
-    size_t cap = 0;
-    int rc, ret = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        for (int i = 0; i < ncols; i++) {
-            if (*n == cap) {
-                cap = cap ? cap * 2 : 16;
-                *out = xrealloc(*out, cap * sizeof(**out));
-            }
-            (*out)[(*n)++] = sqlite3_column_int64(s, i);
-        }
-    }
-    if (rc != SQLITE_DONE)
-        ret = map_sqlite(err, c->db, rc, what);
-    done(s);
-    return ret;
-}
-
-int pstore_tx_neighbours(struct pstore_tx *tx, int64_t id, int64_t **out, size_t *n,
-                         struct ing_err *err)
-{
-    *out = NULL;
-    *n = 0;
-    sqlite3_stmt *s = NULL;
-    int ret = stmt(tx->c, S_NEIGHBOURS, &s, err);
-    if (ret)
-        return ret;
-    sqlite3_bind_int64(s, 1, id);
-    ret = collect_ints(tx->c, s, 1, out, n, "neighbours", err);
-    if (ret) {
-        free(*out);
-        *out = NULL;
-        *n = 0;
-    }
-    return ret;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-int pstore_tx_edges_delete_batch(struct pstore_tx *tx, int64_t seq, int64_t **idents, size_t *n,
-                                 int64_t *deleted, struct ing_err *err)
-{
-    *idents = NULL;
-    *n = 0;
-    *deleted = 0;
-    sqlite3_stmt *s = NULL;
-    int ret = stmt(tx->c, S_EDGES_OF_SEQ, &s, err);
-    if (ret)
-        return ret;
-    sqlite3_bind_int64(s, 1, seq);
-    if ((ret = collect_ints(tx->c, s, 2, idents, n, "batch edges", err)) != 0)
-        goto out;
-    *deleted = (int64_t)(*n / 2);
-    if (*n > 1) {
-        qsort(*idents, *n, sizeof(**idents), cmp_i64);
-        size_t k = 1;
-        for (size_t i = 1; i < *n; i++)
-            if ((*idents)[i] != (*idents)[k - 1])
-                (*idents)[k++] = (*idents)[i];
-        *n = k;
-    }
-    ret = exec_ints(tx, S_EDGES_DELETE_SEQ, seq, 0, 1, "batch edges delete", err);
-out:
-    if (ret) {
-        free(*idents);
-        *idents = NULL;
-        *n = 0;
-    }
-    return ret;
+    return pstore__step_done(tx->c, s, what, err);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -1221,7 +844,7 @@ int pstore_tx_frag_put(struct pstore_tx *tx, int64_t gid, const char *value, con
                        int64_t seq, int64_t ts, bool upsert, const char *doc, struct ing_err *err)
 {
     sqlite3_stmt *s = NULL;
-    int ret = stmt(tx->c, S_FRAG_PUT, &s, err);
+    int ret = pstore__stmt(tx->c, S_FRAG_PUT, &s, err);
     if (ret)
         return ret;
     sqlite3_bind_int64(s, 1, gid);
@@ -1231,7 +854,7 @@ int pstore_tx_frag_put(struct pstore_tx *tx, int64_t gid, const char *value, con
     sqlite3_bind_int64(s, 5, ts);
     sqlite3_bind_int(s, 6, upsert ? 1 : 0);
     bind_text(s, 7, doc);
-    return step_done(tx->c, s, "fragment insert", err);
+    return pstore__step_done(tx->c, s, "fragment insert", err);
 }
 
 int pstore_tx_frag_get(struct pstore_tx *tx, int64_t gid, const char *value, const char *dataset,
@@ -1239,7 +862,7 @@ int pstore_tx_frag_get(struct pstore_tx *tx, int64_t gid, const char *value, con
 {
     *doc = NULL;
     sqlite3_stmt *s = NULL;
-    int ret = stmt(tx->c, S_FRAG_GET, &s, err);
+    int ret = pstore__stmt(tx->c, S_FRAG_GET, &s, err);
     if (ret)
         return ret;
     sqlite3_bind_int64(s, 1, gid);
@@ -1252,8 +875,8 @@ int pstore_tx_frag_get(struct pstore_tx *tx, int64_t gid, const char *value, con
     else if (rc == SQLITE_DONE)
         ret = ING_ENOTFOUND;
     else
-        ret = map_sqlite(err, tx->c->db, rc, "fragment");
-    done(s);
+        ret = pstore__map_sqlite(err, tx->c->db, rc, "fragment");
+    pstore__done(s);
     return ret;
 }
 
@@ -1262,7 +885,7 @@ int pstore_tx_event_put(struct pstore_tx *tx, int64_t gid, const char *value, in
                         struct ing_err *err)
 {
     sqlite3_stmt *s = NULL;
-    int ret = stmt(tx->c, S_EVENT_PUT, &s, err);
+    int ret = pstore__stmt(tx->c, S_EVENT_PUT, &s, err);
     if (ret)
         return ret;
     sqlite3_bind_int64(s, 1, gid);
@@ -1272,17 +895,17 @@ int pstore_tx_event_put(struct pstore_tx *tx, int64_t gid, const char *value, in
     sqlite3_bind_int64(s, 5, seq);
     sqlite3_bind_int64(s, 6, stored_ts);
     bind_text(s, 7, doc);
-    return step_done(tx->c, s, "event insert", err);
+    return pstore__step_done(tx->c, s, "event insert", err);
 }
 
 int pstore_tx_profile_delete_batch(struct pstore_tx *tx, int64_t seq, int64_t *frags,
                                    int64_t *events, struct ing_err *err)
 {
-    int ret = exec_ints(tx, S_FRAG_DELETE_SEQ, seq, 0, 1, "fragments delete", err);
+    int ret = exec_int(tx, S_FRAG_DELETE_SEQ, seq, "fragments delete", err);
     if (ret)
         return ret;
     *frags = sqlite3_changes64(tx->c->db);
-    if ((ret = exec_ints(tx, S_EVENT_DELETE_SEQ, seq, 0, 1, "events delete", err)) != 0)
+    if ((ret = exec_int(tx, S_EVENT_DELETE_SEQ, seq, "events delete", err)) != 0)
         return ret;
     *events = sqlite3_changes64(tx->c->db);
     return 0;

@@ -1,0 +1,112 @@
+/*
+ * pstore_int.h - what the files of the SQLite pstore back end share: connections, prepared
+ * statements, the transaction, and the graph's buffered writes (pstore_graph.c). Not an
+ * interface: only src/store/pstore_*.c include it.
+ */
+#ifndef ING_STORE_PSTORE_INT_H
+#define ING_STORE_PSTORE_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "store/pstore.h"
+
+enum pstore_stmt {
+    S_NS_BY_CODE,
+    S_NS_BY_GID,
+    S_NS_BY_NSID,
+    S_NS_INSERT,
+    S_BEGIN,
+    S_END,
+    S_KV_GET,
+    S_KV_PUT,
+    S_DICT_GET,
+    S_DICT_PUT,
+    S_DICT_DEL,
+    S_CLU_GET,
+    S_CLU_PUT,
+    S_CLU_DEL,
+    S_FWD_ADD,
+    S_FWD_GET,
+    S_GB_GET,
+    S_GB_PUT,
+    S_GB_DEL,
+    S_BSEQ_GET,
+    S_BSEQ_INSERT,
+    S_BSEQ_NAMES,
+    S_STAGE_GET,
+    S_STAGE_PUT,
+    S_FRAGS,
+    S_FRAG_PUT,
+    S_FRAG_GET,
+    S_FRAG_DELETE_SEQ,
+    S_EVENTS,
+    S_EVENT_PUT,
+    S_EVENT_DELETE_SEQ,
+    S_HAS_FRAG,
+    S_HAS_EVENT,
+    S_COUNT
+};
+
+struct pstore_conn {
+    sqlite3 *db;
+    sqlite3_stmt *st[S_COUNT];
+    struct pstore_conn *next_free;
+    struct pstore_conn *next_all;
+};
+
+/* Namespaces never change once created: a small cache spares the lookup path a query. */
+struct pstore_ns_cache_entry {
+    char sandbox[65];
+    struct pstore_ns ns;
+};
+
+struct pstore {
+    char *path;
+    bool fast;
+    pthread_mutex_t mu;    /* pool and cache */
+    struct pstore_conn *free_list;
+    struct pstore_conn *all;
+    pthread_mutex_t wmu;   /* the writer */
+    struct pstore_conn *writer;
+    struct pstore_ns_cache_entry *cache;
+    size_t ncache, capcache;
+};
+
+struct pstore_graph_tx; /* pstore_graph.c: buffered graph writes of one transaction */
+
+struct pstore_tx {
+    struct pstore *ps;
+    struct pstore_conn *c;
+    int64_t next_id;       /* the id counter, written back at commit */
+    bool id_dirty;
+    struct pstore_graph_tx *g; /* NULL until the first graph call */
+};
+
+#define PSTORE_KV_NEXT_ID "next_id"
+
+int pstore__map_sqlite(struct ing_err *err, sqlite3 *db, int rc, const char *what);
+int pstore__exec(sqlite3 *db, const char *sql, struct ing_err *err);
+/* A prepared statement of this connection, ready for binding (reset after use: pstore__done). */
+int pstore__stmt(struct pstore_conn *c, enum pstore_stmt id, sqlite3_stmt **out,
+                 struct ing_err *err);
+void pstore__done(sqlite3_stmt *s);
+int pstore__step_done(struct pstore_conn *c, sqlite3_stmt *s, const char *what,
+                      struct ing_err *err);
+int pstore__step_int(struct pstore_conn *c, sqlite3_stmt *s, int64_t *out, const char *what,
+                     struct ing_err *err);
+int pstore__conn_acquire(struct pstore *ps, struct pstore_conn **out, struct ing_err *err);
+void pstore__conn_release(struct pstore *ps, struct pstore_conn *c);
+int pstore__kv_get(struct pstore_conn *c, const char *key, int64_t *v, struct ing_err *err);
+int pstore__kv_put(struct pstore_conn *c, const char *key, int64_t v, struct ing_err *err);
+
+/* pstore_graph.c: write the buffered graph changes (before commit, or before a graph read). */
+int pstore__graph_flush(struct pstore_tx *tx, struct ing_err *err);
+void pstore__graph_tx_free(struct pstore_tx *tx);
+/* Convert a version-1 graph (tables ident and edge) into documents, inside tx; drops them. */
+int pstore__graph_convert_v1(struct pstore_tx *tx, struct ing_err *err);
+
+#endif
