@@ -7,7 +7,7 @@ BUILD ?= release
 OUT   ?= build/$(BUILD)
 # `make test TEST_OUT=build/asan-mine` keeps a private test build (for parallel work trees).
 TEST_OUT ?= build/asan
-PKGS  := libmicrohttpd jansson sqlite3 libcurl libsodium libzstd snappy zlib liblz4
+PKGS  := libmicrohttpd jansson sqlite3 libcurl libsodium libzstd snappy zlib liblz4 libbrotlidec
 CC    ?= gcc
 ifeq ($(origin CC),default)
   CC := gcc
@@ -17,7 +17,7 @@ WARN  := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
          -Wpointer-arith -Wvla -Wimplicit-fallthrough -Wundef
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -Isrc -MMD -MP $(WARN) $(PKG_CFLAGS)
+CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -DING_WITH_BROTLI -Isrc -MMD -MP $(WARN) $(PKG_CFLAGS)
 LDLIBS := $(PKG_LIBS) -lm -pthread
 
 ifeq ($(BUILD),release)
@@ -31,7 +31,7 @@ else ifeq ($(BUILD),asan)
 else ifeq ($(BUILD),fuzz)
   CC := clang
   WARN := -Wall -Wextra -Werror
-  CFLAGS := -std=c17 -D_GNU_SOURCE -Isrc -MMD -MP $(WARN) $(PKG_CFLAGS) -O1 -g \
+  CFLAGS := -std=c17 -D_GNU_SOURCE -DING_WITH_BROTLI -Isrc -MMD -MP $(WARN) $(PKG_CFLAGS) -O1 -g \
             -fsanitize=fuzzer-no-link,address,undefined -DING_FUZZING=1
   LDFLAGS += -fsanitize=fuzzer,address,undefined
 else

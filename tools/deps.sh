@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(gcc make pkg-config clang libclang-rt-14-dev libmicrohttpd-dev libjansson-dev libsqlite3-dev
-      libcurl4-openssl-dev libsodium-dev libzstd-dev libsnappy-dev zlib1g-dev liblz4-dev libcmocka-dev
+      libcurl4-openssl-dev libsodium-dev libzstd-dev libsnappy-dev zlib1g-dev liblz4-dev libbrotli-dev
+      libcmocka-dev
       time curl)
 missing=()
 for p in "${pkgs[@]}"; do
