@@ -89,7 +89,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: ingot ingest --schema SCHEMA.json [--descriptors D.json] [--resource R.json]...\n"
             "                    --out DIR [--codec zstd|snappy|none] [--zstd-level N]\n"
-            "                    [--multiline] [--max-failed N] [--threads N]\n"
+            "                    [--format json|parquet] [--multiline] [--max-failed N] [--threads N]\n"
             "                    [--diagnostics DIR] [--errors-out FILE] FILE...\n"
             "\n"
             "  --schema FILE       resolved (xed-full) schema, or one with standard $refs\n"
@@ -98,6 +98,7 @@ static void usage(FILE *f)
             "  --out DIR           where the Parquet part files go\n"
             "  --codec C           page compression (default zstd)\n"
             "  --zstd-level N      zstd level (default: the writer's)\n"
+            "  --format F          input format: json (default) or parquet\n"
             "  --multiline         isMultiLineJson: records span lines\n"
             "  --max-failed N      stop after more than N bad rows (default -1: never)\n"
             "  --threads N         threads for a large JSON Lines file (default: online CPUs;\n"
@@ -186,11 +187,11 @@ int cli_ingest_main(int argc, char **argv)
         {"codec", required_argument, NULL, 'c'},      {"zstd-level", required_argument, NULL, 'z'},
         {"multiline", no_argument, NULL, 'm'},        {"max-failed", required_argument, NULL, 'f'},
         {"threads", required_argument, NULL, 't'},    {"diagnostics", required_argument, NULL, 'D'},
-        {"errors-out", required_argument, NULL, 'E'},
+        {"errors-out", required_argument, NULL, 'E'}, {"format", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
     };
     int ch;
-    while ((ch = getopt_long(argc, argv, "s:d:r:o:c:z:mf:t:D:E:h", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "s:d:r:o:c:z:mf:t:D:E:F:h", longopts, NULL)) != -1) {
         json_error_t jerr;
         json_t *doc;
         switch (ch) {
@@ -213,6 +214,16 @@ int cli_ingest_main(int argc, char **argv)
             break;
         case 'z': opts.parquet.zstd_level = atoi(optarg); break;
         case 'm': opts.multiline = true; break;
+        case 'F':
+            if (!strcmp(optarg, "json"))
+                opts.format = ENGINE_JSON;
+            else if (!strcmp(optarg, "parquet"))
+                opts.format = ENGINE_PARQUET;
+            else {
+                fprintf(stderr, "ingot ingest: --format takes json or parquet\n");
+                return 2;
+            }
+            break;
         case 'f': opts.max_failed_rows = strtoll(optarg, NULL, 10); break;
         case 't': opts.threads = atoi(optarg); break;
         case 'D': diag_dir = optarg; break;

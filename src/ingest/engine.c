@@ -30,10 +30,16 @@
 
 #include "ingest/inread.h"
 #include "ingest/parallel.h"
+#include "ingest/pq_bind.h"
 #include "ingest/shred.h"
+#include "parquet/pq_reader.h"
 #include "json/jsplit.h"
 #include "util/fs.h"
+#include "util/log.h"
 #include "util/mem.h"
+
+/* The JSON rendering of one Parquet row is capped like a JSON record (jsplit's default). */
+#define ENGINE_MAX_PARQUET_ROW ((size_t)64 << 20)
 
 /* Row errors kept in the result; the counts go on past this. */
 #define ENGINE_MAX_ROW_ERRORS 1000
@@ -252,8 +258,12 @@ static int run_record(struct run *r, const struct engine_file *f, const struct j
     }
     rerr->code = rc;
     rerr->row = rec->row;
-    /* shred reports offsets inside the record; diagnostics want them in the file. */
-    rerr->offset = rerr->offset >= 0 ? rec->offset + rerr->offset : rec->offset;
+    /* shred reports offsets inside the record; diagnostics want them in the file. A Parquet row
+     * has no byte offset of its own (rec->offset < 0): its errors carry none. */
+    if (rec->offset < 0)
+        rerr->offset = -1;
+    else
+        rerr->offset = rerr->offset >= 0 ? rec->offset + rerr->offset : rec->offset;
     return row_failed(r, f, rerr, rec->data, rec->len, err);
 }
 
@@ -794,8 +804,94 @@ static int run_file_ranges(struct run *r, const struct engine_file *f, int fd, i
     return rc;
 }
 
+/*
+ * One Parquet input file: the reader renders each row as a JSON object, which then goes through
+ * run_record exactly as a JSON record would, so types convert by the same matrix and every error
+ * names the file, the row and the field path. Columns that bind to no XDM field are dropped and
+ * counted like unknown JSON properties (pq_bind says which, for the log). A row the reader cannot
+ * render (levels that contradict each other, text that is not UTF-8) is a corrupt row; a corrupt
+ * footer, schema or row group fails the file.
+ */
+static int run_parquet_file(struct run *r, const struct engine_file *f, struct ing_err *err)
+{
+    struct pq_reader *pr = NULL;
+    struct pq_bind_report bind = {0};
+    struct buf row = {.limit = ENGINE_MAX_PARQUET_ROW};
+    int rc = 0;
+    int64_t size = fs_file_size(f->path);
+    if (size < 0) {
+        rc = ing_err_errno(err, errno ? errno : ENOENT, "cannot read input file %s",
+                           file_label(f));
+        return file_error(r, f, rc, ENGINE_UNREADABLE_CODE, err);
+    }
+    r->res->input_bytes += size;
+    if (size == 0)
+        return empty_file(r, f, err);
+    rc = pq_reader_open(&pr, f->path, NULL, err);
+    if (rc != 0) {
+        ing_err_set(err, rc, "%.200s is not a readable Parquet file: %.300s", file_label(f),
+                    err->msg);
+        rc = file_error(r, f, rc, ENGINE_UNREADABLE_CODE, err);
+        goto out;
+    }
+    if (pq_bind_check(pr, r->plan, &bind, NULL) == 0 && bind.n_unknown + bind.n_shape > 0)
+        log_info("parquet input %s: %zu of %zu columns bind to no field of the schema, %zu have "
+                 "another shape",
+                 file_label(f), bind.n_unknown, pq_reader_ncolumns(pr), bind.n_shape);
+    int64_t records = 0;
+    for (;;) {
+        struct ing_err rerr;
+        ing_err_clear(&rerr);
+        int got = pq_reader_next(pr, &rerr);
+        if (got == 0)
+            break;
+        if (got < 0) {
+            if (err) {
+                *err = rerr;
+                ing_err_set(err, got, "%.200s: %.300s", file_label(f), rerr.msg);
+            }
+            rc = file_error(r, f, got, ENGINE_UNREADABLE_CODE, err);
+            goto out;
+        }
+        records++;
+        r->res->input_records++;
+        buf_reset(&row);
+        int64_t rowno = pq_reader_row(pr);
+        if (pq_reader_row_json(pr, &row, &rerr) != 0) {
+            /* The row cannot be rendered: a corrupt row (INGEST-1401), the reader's words kept. */
+            r->rerr = rerr;
+            r->rerr.code = ING_ESYNTAX;
+            r->rerr.row = rowno;
+            r->rerr.offset = -1;
+            ing_err_field(&r->rerr, "");
+            rc = row_failed(r, f, &r->rerr, NULL, 0, err);
+            if (rc != 0)
+                goto out;
+            continue;
+        }
+        struct jsplit_record rec = {.data = (const char *)row.data, .len = row.len, .row = rowno,
+                                    .offset = -1};
+        rc = run_record(r, f, &rec, err);
+        if (rc != 0)
+            goto out;
+    }
+    if (records == 0) {
+        rc = empty_file(r, f, err);
+        goto out;
+    }
+    rc = close_part(r, err);
+    r->res->transient = is_transient(err, rc);
+out:
+    pq_bind_report_free(&bind);
+    pq_reader_free(pr);
+    buf_free(&row);
+    return rc;
+}
+
 static int run_file(struct run *r, const struct engine_file *f, struct ing_err *err)
 {
+    if (r->opts->format == ENGINE_PARQUET)
+        return run_parquet_file(r, f, err);
     struct jsplit *split = NULL;
     struct inread *in = NULL;
     int rc = 0;
@@ -915,8 +1011,8 @@ int engine_run(const struct xdm_plan *plan, const struct engine_file *files, siz
                                           "are required");
         goto out;
     }
-    if (opts->format != ENGINE_JSON) {
-        rc = ing_err_set(err, ING_EINVAL, "engine: only JSON input is supported");
+    if (opts->format != ENGINE_JSON && opts->format != ENGINE_PARQUET) {
+        rc = ing_err_set(err, ING_EINVAL, "engine: unknown input format %d", (int)opts->format);
         goto out;
     }
     rc = fs_mkdirs(out_dir, err);

@@ -29,7 +29,10 @@
 #include "schema/xdm_plan.h"
 #include "util/err.h"
 
-enum engine_format { ENGINE_JSON = 0 };
+/* Input formats: JSON (JSON Lines, arrays, concatenated; plain, gzip or zstd) and Parquet files
+ * (read by parquet/pq_reader, each row rendered as JSON for the same shredder, so conversions,
+ * validation, errors and diagnostics are the JSON ones). */
+enum engine_format { ENGINE_JSON = 0, ENGINE_PARQUET = 1 };
 
 struct engine_opts {
     enum engine_format format;

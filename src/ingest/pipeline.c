@@ -382,9 +382,11 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
     }
     const json_t *input_format = json_object_get(batch, "inputFormat");
     const char *format = json_string_value(json_object_get(input_format, "format"));
-    if (format && strcasecmp(format, "json") != 0) {
+    bool parquet = format && strcasecmp(format, "parquet") == 0;
+    if (format && !parquet && strcasecmp(format, "json") != 0) {
         char *d = xasprintf("Input format '%s' is not supported yet; ingot ingests JSON batches "
-                            "(inputFormat.format \"json\", plain, gzip or zstd compressed).",
+                            "(inputFormat.format \"json\", plain, gzip or zstd compressed) and "
+                            "Parquet batches (\"parquet\").",
                             format);
         add_error(errors, "400", d);
         free(d);
@@ -418,7 +420,7 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
     diag_tmp = diag_batch_tmp_dir(lake_data_dir(p->lake), sandbox, batch_id);
     diag_final = diag_batch_dir(lake_data_dir(p->lake), sandbox, batch_id);
     struct engine_opts eopts = {
-        .format = ENGINE_JSON,
+        .format = parquet ? ENGINE_PARQUET : ENGINE_JSON,
         .multiline = is_multiline(input_format),
         .parquet = {.codec = p->codec},
         .threads = p->ingest_threads,
