@@ -471,20 +471,30 @@ out:
     json_decref(body);
 }
 
-static void h_dataset_get(void *ctx, struct http_req *req, struct http_resp *resp)
+/* GET of one catalog object by the id in the path; `what` names it in a 404. */
+typedef int cat_get_fn(struct catalog *cat, const char *sandbox, const char *id, json_t **out,
+                       struct ing_err *err);
+
+static void get_one(void *ctx, struct http_req *req, struct http_resp *resp, const char *what,
+                    cat_get_fn *get)
 {
     struct app *app = ctx;
     struct ing_err err;
     json_t *doc = NULL;
     ing_err_clear(&err);
-    if (!path_id_ok(req, resp, "dataset"))
+    if (!path_id_ok(req, resp, what))
         return;
-    int rc = catalog_dataset_get(app->catalog, req->sandbox, req->params[0], &doc, &err);
+    int rc = get(app->catalog, req->sandbox, req->params[0], &doc, &err);
     if (rc < 0)
         cat_fail(resp, rc, &err);
     else
         answer_keyed(req, resp, req->params[0], doc);
     json_decref(doc);
+}
+
+static void h_dataset_get(void *ctx, struct http_req *req, struct http_resp *resp)
+{
+    get_one(ctx, req, resp, "dataset", catalog_dataset_get);
 }
 
 static void dataset_update(struct app *app, struct http_req *req, struct http_resp *resp,
@@ -536,34 +546,12 @@ static void h_dataset_delete(void *ctx, struct http_req *req, struct http_resp *
 
 static void h_batch_get(void *ctx, struct http_req *req, struct http_resp *resp)
 {
-    struct app *app = ctx;
-    struct ing_err err;
-    json_t *doc = NULL;
-    ing_err_clear(&err);
-    if (!path_id_ok(req, resp, "batch"))
-        return;
-    int rc = catalog_batch_get(app->catalog, req->sandbox, req->params[0], &doc, &err);
-    if (rc < 0)
-        cat_fail(resp, rc, &err);
-    else
-        answer_keyed(req, resp, req->params[0], doc);
-    json_decref(doc);
+    get_one(ctx, req, resp, "batch", catalog_batch_get);
 }
 
 static void h_file_get(void *ctx, struct http_req *req, struct http_resp *resp)
 {
-    struct app *app = ctx;
-    struct ing_err err;
-    json_t *doc = NULL;
-    ing_err_clear(&err);
-    if (!path_id_ok(req, resp, "dataset file"))
-        return;
-    int rc = catalog_file_get(app->catalog, req->sandbox, req->params[0], &doc, &err);
-    if (rc < 0)
-        cat_fail(resp, rc, &err);
-    else
-        answer_keyed(req, resp, req->params[0], doc);
-    json_decref(doc);
+    get_one(ctx, req, resp, "dataset file", catalog_file_get);
 }
 
 /* GET /lastBatches?dataSetId=a,b: per dataset, its last, last successful and last failed batch. */

@@ -50,6 +50,19 @@ static void ev_fail(struct http_resp *resp, int rc, const struct ing_err *err)
     }
 }
 
+/* The answer to one notifier call: the mapped error when rc failed, otherwise `status` with
+ * `doc` as the body (204 carries no body). */
+static void ev_reply(struct http_resp *resp, int rc, const struct ing_err *err, int status,
+                     json_t *doc)
+{
+    if (rc)
+        ev_fail(resp, rc, err);
+    else if (status == 204)
+        resp->status = 204;
+    else
+        http_resp_json_new(resp, status, doc);
+}
+
 /* The notifier, or NULL after answering 503 (a server built without one). */
 static struct notify *notifier(void *vapp, struct http_resp *resp)
 {
@@ -113,10 +126,7 @@ static void h_reg_get(void *vapp, struct http_req *req, struct http_resp *resp)
     ing_err_clear(&err);
     json_t *doc = NULL;
     int rc = notify_sub_get(n, req->sandbox, req->params[0], &doc, &err);
-    if (rc)
-        ev_fail(resp, rc, &err);
-    else
-        http_resp_json_new(resp, 200, doc);
+    ev_reply(resp, rc, &err, 200, doc);
 }
 
 static void h_reg_update(void *vapp, struct http_req *req, struct http_resp *resp)
@@ -132,10 +142,7 @@ static void h_reg_update(void *vapp, struct http_req *req, struct http_resp *res
     json_t *doc = NULL;
     int rc = notify_sub_update(n, req->sandbox, req->params[0], body, &doc, &err);
     json_decref(body);
-    if (rc)
-        ev_fail(resp, rc, &err);
-    else
-        http_resp_json_new(resp, 200, doc);
+    ev_reply(resp, rc, &err, 200, doc);
 }
 
 static void h_reg_delete(void *vapp, struct http_req *req, struct http_resp *resp)
@@ -146,10 +153,7 @@ static void h_reg_delete(void *vapp, struct http_req *req, struct http_resp *res
     struct ing_err err;
     ing_err_clear(&err);
     int rc = notify_sub_delete(n, req->sandbox, req->params[0], &err);
-    if (rc)
-        ev_fail(resp, rc, &err);
-    else
-        resp->status = 204;
+    ev_reply(resp, rc, &err, 204, NULL);
 }
 
 static void h_journal(void *vapp, struct http_req *req, struct http_resp *resp)

@@ -130,6 +130,26 @@ static void answer_catalog_error(struct http_resp *resp, const struct ing_err *e
     }
 }
 
+typedef int export_get_fn(struct catalog *cat, const char *sandbox, const char *id, json_t **out,
+                          struct ing_err *err);
+
+/* Loads catalog object `id` into *doc with `get`; otherwise answers 404 (`no_such` for an id that
+ * cannot be one, "<what> <id> was not found." for a missing one) or 500, and says false. */
+static bool load_object(struct app *app, const struct http_req *req, struct http_resp *resp,
+                        export_get_fn *get, const char *id, const char *what, const char *no_such,
+                        json_t **doc, struct ing_err *err)
+{
+    if (!id_is_safe(id)) {
+        http_resp_error(resp, 404, EXPORT_E_NOTFOUND, "Not Found", no_such);
+        return false;
+    }
+    if (get(app->catalog, req->sandbox, id, doc, err) != 0) {
+        answer_catalog_error(resp, err, what, id);
+        return false;
+    }
+    return true;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 static void h_batch_files(void *appv, struct http_req *req, struct http_resp *resp)
@@ -143,14 +163,9 @@ static void h_batch_files(void *appv, struct http_req *req, struct http_resp *re
     int64_t start, limit;
     if (!page_params(req, resp, &start, &limit))
         goto out;
-    if (!id_is_safe(batch_id)) {
-        http_resp_error(resp, 404, EXPORT_E_NOTFOUND, "Not Found", "No such batch.");
+    if (!load_object(app, req, resp, catalog_batch_get, batch_id, "Batch", "No such batch.",
+                     &batch, &err))
         goto out;
-    }
-    if (catalog_batch_get(app->catalog, req->sandbox, batch_id, &batch, &err) != 0) {
-        answer_catalog_error(resp, &err, "Batch", batch_id);
-        goto out;
-    }
     json_t *data = json_array();
     const char *status = json_string_value(json_object_get(batch, "status"));
     if (status && !strcmp(status, "success")) {
@@ -307,14 +322,9 @@ static void h_file(void *appv, struct http_req *req, struct http_resp *resp)
     char *base = NULL, *qname = NULL, *href = NULL;
     struct ing_err err;
     ing_err_clear(&err);
-    if (!id_is_safe(file_id)) {
-        http_resp_error(resp, 404, EXPORT_E_NOTFOUND, "Not Found", "No such dataset file.");
+    if (!load_object(app, req, resp, catalog_file_get, file_id, "Dataset file",
+                     "No such dataset file.", &doc, &err))
         goto out;
-    }
-    if (catalog_file_get(app->catalog, req->sandbox, file_id, &doc, &err) != 0) {
-        answer_catalog_error(resp, &err, "Dataset file", file_id);
-        goto out;
-    }
     const char *name = json_string_value(json_object_get(doc, "name"));
     if (!name) {
         http_resp_error(resp, 500, EXPORT_E_INTERNAL, "Internal Server Error",
@@ -376,14 +386,9 @@ static void h_preview(void *appv, struct http_req *req, struct http_resp *resp)
     json_t *dataset = NULL, *files = NULL, *batches = json_array();
     struct ing_err err;
     ing_err_clear(&err);
-    if (!id_is_safe(dataset_id)) {
-        http_resp_error(resp, 404, EXPORT_E_NOTFOUND, "Not Found", "No such dataset.");
+    if (!load_object(app, req, resp, catalog_dataset_get, dataset_id, "Dataset",
+                     "No such dataset.", &dataset, &err))
         goto out;
-    }
-    if (catalog_dataset_get(app->catalog, req->sandbox, dataset_id, &dataset, &err) != 0) {
-        answer_catalog_error(resp, &err, "Dataset", dataset_id);
-        goto out;
-    }
     if (catalog_file_list(app->catalog, req->sandbox, NULL, dataset_id, 0, 0, &files, &err) != 0) {
         http_resp_error(resp, 500, EXPORT_E_INTERNAL, "Internal Server Error", err.msg);
         goto out;
@@ -421,17 +426,12 @@ out:
 static char *diag_dir_for(struct app *app, struct http_req *req, struct http_resp *resp)
 {
     const char *batch_id = req->params[0];
-    if (!id_is_safe(batch_id)) {
-        http_resp_error(resp, 404, EXPORT_E_NOTFOUND, "Not Found", "No such batch.");
-        return NULL;
-    }
     json_t *batch = NULL;
     struct ing_err err;
     ing_err_clear(&err);
-    if (catalog_batch_get(app->catalog, req->sandbox, batch_id, &batch, &err) != 0) {
-        answer_catalog_error(resp, &err, "Batch", batch_id);
+    if (!load_object(app, req, resp, catalog_batch_get, batch_id, "Batch", "No such batch.",
+                     &batch, &err))
         return NULL;
-    }
     json_decref(batch);
     return diag_batch_dir(lake_data_dir(app->lake), req->sandbox, batch_id);
 }

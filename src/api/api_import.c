@@ -799,6 +799,21 @@ out:
     return ok;
 }
 
+/* The end of a batch action: when rc is a failure, answers it (404 for a missing batch `id`) and
+ * says true. */
+static bool action_failed(struct http_resp *resp, int rc, const struct ing_err *err, const char *id)
+{
+    if (rc == ING_ENOTFOUND) {
+        batch_not_found(resp, id);
+        return true;
+    }
+    if (rc < 0) {
+        import_fail(resp, rc, err);
+        return true;
+    }
+    return false;
+}
+
 static void batch_complete(struct app *app, struct http_req *req, struct http_resp *resp,
                            const char *id)
 {
@@ -828,14 +843,8 @@ static void batch_complete(struct app *app, struct http_req *req, struct http_re
             }
         }
     }
-    if (rc == ING_ENOTFOUND) {
-        batch_not_found(resp, id);
+    if (action_failed(resp, rc, &err, id))
         goto out;
-    }
-    if (rc < 0) {
-        import_fail(resp, rc, &err);
-        goto out;
-    }
     if (nudge && app->pipeline)
         pipeline_enqueue(app->pipeline, req->sandbox, id);
     resp->status = 200;
@@ -902,14 +911,8 @@ static void batch_stop(struct app *app, struct http_req *req, struct http_resp *
             goto out;
         }
     }
-    if (rc == ING_ENOTFOUND) {
-        batch_not_found(resp, id);
+    if (action_failed(resp, rc, &err, id))
         goto out;
-    }
-    if (rc < 0) {
-        import_fail(resp, rc, &err);
-        goto out;
-    }
     discard_inputs(app, req->sandbox, id);
     resp->status = 200;
 out:
@@ -938,14 +941,8 @@ static void batch_revert(struct app *app, struct http_req *req, struct http_resp
             goto out;
         }
     }
-    if (rc == ING_ENOTFOUND) {
-        batch_not_found(resp, id);
+    if (action_failed(resp, rc, &err, id))
         goto out;
-    }
-    if (rc < 0) {
-        import_fail(resp, rc, &err);
-        goto out;
-    }
     resp->status = 200;
 out:
     json_decref(batch);

@@ -48,6 +48,22 @@ static void sr_not_found(struct http_resp *resp, const char *what)
     http_resp_error(resp, 404, "XDM-1010-404", "Resource not found", detail);
 }
 
+/* The answer to one registry call: a 404 naming `missing` for ING_ENOTFOUND (when missing is not
+ * NULL; otherwise it is mapped like any other error), the mapped error for any other failure, and
+ * on success `status` with `out` as the body (204 carries no body). */
+static void sr_reply(struct http_resp *resp, int rc, const struct ing_err *err, const char *missing,
+                     int status, json_t *out)
+{
+    if (rc == ING_ENOTFOUND && missing)
+        sr_not_found(resp, missing);
+    else if (rc)
+        sr_fail(resp, rc, err);
+    else if (status == 204)
+        resp->status = 204;
+    else
+        http_resp_json_new(resp, status, out);
+}
+
 /* Container and kind from the path; answers 404 itself when they make no sense. */
 static bool sr_target(struct http_req *req, struct http_resp *resp, size_t ci, size_t ki,
                       enum registry_container *c, enum registry_kind *k)
@@ -320,12 +336,7 @@ static void h_get(void *vapp, struct http_req *req, struct http_resp *resp)
     int rc = sr_accept(req, false) == FORM_FULL
                  ? registry_get_full(app->registry, req->sandbox, c, k, req->params[2], &doc, &err)
                  : registry_get(app->registry, req->sandbox, c, k, req->params[2], &doc, &err);
-    if (rc == ING_ENOTFOUND)
-        sr_not_found(resp, req->params[2]);
-    else if (rc)
-        sr_fail(resp, rc, &err);
-    else
-        http_resp_json_new(resp, 200, doc);
+    sr_reply(resp, rc, &err, req->params[2], 200, doc);
 }
 
 /* POST /tenant/{kind} */
@@ -344,10 +355,7 @@ static void h_create(void *vapp, struct http_req *req, struct http_resp *resp)
     json_t *out = NULL;
     int rc = registry_create(app->registry, req->sandbox, k, body, &out, &err);
     json_decref(body);
-    if (rc)
-        sr_fail(resp, rc, &err);
-    else
-        http_resp_json_new(resp, 201, out);
+    sr_reply(resp, rc, &err, NULL, 201, out);
 }
 
 /* PUT and PATCH /tenant/{kind}/{id} */
@@ -369,12 +377,7 @@ static void h_update(void *vapp, struct http_req *req, struct http_resp *resp)
                  : registry_replace(app->registry, req->sandbox, k, req->params[1], body, &out,
                                     &err);
     json_decref(body);
-    if (rc == ING_ENOTFOUND)
-        sr_not_found(resp, req->params[1]);
-    else if (rc)
-        sr_fail(resp, rc, &err);
-    else
-        http_resp_json_new(resp, 200, out);
+    sr_reply(resp, rc, &err, req->params[1], 200, out);
 }
 
 /* DELETE /tenant/{kind}/{id} */
@@ -388,12 +391,7 @@ static void h_delete(void *vapp, struct http_req *req, struct http_resp *resp)
     struct ing_err err;
     ing_err_clear(&err);
     int rc = registry_delete(app->registry, req->sandbox, k, req->params[1], &err);
-    if (rc == ING_ENOTFOUND)
-        sr_not_found(resp, req->params[1]);
-    else if (rc)
-        sr_fail(resp, rc, &err);
-    else
-        resp->status = 204;
+    sr_reply(resp, rc, &err, req->params[1], 204, NULL);
 }
 
 /* GET /stats */
@@ -502,12 +500,7 @@ static void h_desc_get(void *vapp, struct http_req *req, struct http_resp *resp)
     int rc = c == REGISTRY_TENANT
                  ? registry_descriptor_get(app->registry, req->sandbox, req->params[1], &doc, &err)
                  : ING_ENOTFOUND;
-    if (rc == ING_ENOTFOUND)
-        sr_not_found(resp, req->params[1]);
-    else if (rc)
-        sr_fail(resp, rc, &err);
-    else
-        http_resp_json_new(resp, 200, doc);
+    sr_reply(resp, rc, &err, req->params[1], 200, doc);
 }
 
 static void h_desc_create(void *vapp, struct http_req *req, struct http_resp *resp)
@@ -521,10 +514,7 @@ static void h_desc_create(void *vapp, struct http_req *req, struct http_resp *re
     json_t *out = NULL;
     int rc = registry_descriptor_create(app->registry, req->sandbox, body, &out, &err);
     json_decref(body);
-    if (rc)
-        sr_fail(resp, rc, &err);
-    else
-        http_resp_json_new(resp, 201, out);
+    sr_reply(resp, rc, &err, NULL, 201, out);
 }
 
 static void h_desc_put(void *vapp, struct http_req *req, struct http_resp *resp)
@@ -539,12 +529,8 @@ static void h_desc_put(void *vapp, struct http_req *req, struct http_resp *resp)
     int rc = registry_descriptor_replace(app->registry, req->sandbox, req->params[0], body, &out,
                                          &err);
     json_decref(body);
-    if (rc == ING_ENOTFOUND && !err.field[0])
-        sr_not_found(resp, req->params[0]);
-    else if (rc)
-        sr_fail(resp, rc, &err);
-    else
-        http_resp_json_new(resp, 200, out);
+    /* A missing thing the body names (err.field set) is an error, not a 404 of this id. */
+    sr_reply(resp, rc, &err, err.field[0] ? NULL : req->params[0], 200, out);
 }
 
 static void h_desc_delete(void *vapp, struct http_req *req, struct http_resp *resp)
@@ -553,12 +539,7 @@ static void h_desc_delete(void *vapp, struct http_req *req, struct http_resp *re
     struct ing_err err;
     ing_err_clear(&err);
     int rc = registry_descriptor_delete(app->registry, req->sandbox, req->params[0], &err);
-    if (rc == ING_ENOTFOUND)
-        sr_not_found(resp, req->params[0]);
-    else if (rc)
-        sr_fail(resp, rc, &err);
-    else
-        resp->status = 204;
+    sr_reply(resp, rc, &err, req->params[0], 204, NULL);
 }
 
 /* First match wins: the literal paths come before the {container}/{kind} patterns. */

@@ -274,16 +274,32 @@ out:
     return rc;
 }
 
+/* The documents of `kind` whose `property` equals `value`, keyed by id. */
+static int list_where(struct catalog *cat, const char *sandbox, const char *kind,
+                      const char *property, const char *value, json_t **out, struct ing_err *err)
+{
+    struct store_filter f = {.property = property, .op = STORE_EQ, .value = value};
+    struct store_query q = {.filters = &f, .nfilters = 1};
+    return store_list(cat->st, sandbox, kind, &q, out, err);
+}
+
+/* One document by id, checked first; a missing one is named as `what` ("dataset", "batch"). */
+static int get_checked(struct catalog *cat, const char *sandbox, const char *kind, const char *id,
+                       const char *id_field, const char *what, json_t **out, struct ing_err *err)
+{
+    int rc = check_id(id, id_field, err);
+    if (rc < 0)
+        return rc;
+    rc = store_get(cat->st, sandbox, kind, id, out, err);
+    if (rc == ING_ENOTFOUND)
+        return ing_err_set(err, ING_ENOTFOUND, "%s '%s' was not found", what, id);
+    return rc;
+}
+
 int catalog_dataset_get(struct catalog *cat, const char *sandbox, const char *id, json_t **out,
                         struct ing_err *err)
 {
-    int rc = check_id(id, "dataSetId", err);
-    if (rc < 0)
-        return rc;
-    rc = store_get(cat->st, sandbox, CAT_KIND_DATASET, id, out, err);
-    if (rc == ING_ENOTFOUND)
-        return ing_err_set(err, ING_ENOTFOUND, "dataset '%s' was not found", id);
-    return rc;
+    return get_checked(cat, sandbox, CAT_KIND_DATASET, id, "dataSetId", "dataset", out, err);
 }
 
 int catalog_dataset_update(struct catalog *cat, const char *sandbox, const struct cat_actor *who,
@@ -392,9 +408,7 @@ int catalog_dataset_delete(struct catalog *cat, const char *sandbox, const char 
     if (rc < 0)
         goto out;
     /* The dataset's files go with it, so readers no longer see its data. */
-    struct store_filter f = {.property = "dataSetId", .op = STORE_EQ, .value = id};
-    struct store_query q = {.filters = &f, .nfilters = 1};
-    rc = store_list(cat->st, sandbox, CAT_KIND_FILE, &q, &files, err);
+    rc = list_where(cat, sandbox, CAT_KIND_FILE, "dataSetId", id, &files, err);
     if (rc < 0)
         goto out;
     const char *fid;
@@ -570,13 +584,7 @@ out:
 int catalog_batch_get(struct catalog *cat, const char *sandbox, const char *id, json_t **out,
                       struct ing_err *err)
 {
-    int rc = check_id(id, "batchId", err);
-    if (rc < 0)
-        return rc;
-    rc = store_get(cat->st, sandbox, CAT_KIND_BATCH, id, out, err);
-    if (rc == ING_ENOTFOUND)
-        return ing_err_set(err, ING_ENOTFOUND, "batch '%s' was not found", id);
-    return rc;
+    return get_checked(cat, sandbox, CAT_KIND_BATCH, id, "batchId", "batch", out, err);
 }
 
 /* Inside a transaction: load a batch and check that its status is one of `from`. */
@@ -966,9 +974,7 @@ static int batch_make_inactive(struct catalog *cat, const char *sandbox, const c
     int rc = store_update(cat->st, sandbox, CAT_KIND_BATCH, id, batch, err);
     if (rc < 0)
         goto out;
-    struct store_filter f = {.property = "batchId", .op = STORE_EQ, .value = id};
-    struct store_query q = {.filters = &f, .nfilters = 1};
-    rc = store_list(cat->st, sandbox, CAT_KIND_FILE, &q, &files, err);
+    rc = list_where(cat, sandbox, CAT_KIND_FILE, "batchId", id, &files, err);
     if (rc < 0)
         goto out;
     const char *fid;
@@ -1498,7 +1504,5 @@ int catalog_upload_list(struct catalog *cat, const char *sandbox, const char *ba
     int rc = check_id(batch_id, "batchId", err);
     if (rc < 0)
         return rc;
-    struct store_filter f = {.property = "batchId", .op = STORE_EQ, .value = batch_id};
-    struct store_query q = {.filters = &f, .nfilters = 1};
-    return store_list(cat->st, sandbox, CAT_KIND_UPLOAD, &q, out, err);
+    return list_where(cat, sandbox, CAT_KIND_UPLOAD, "batchId", batch_id, out, err);
 }

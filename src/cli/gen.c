@@ -280,6 +280,25 @@ static void put_tenant_open(struct out *o, const struct ctx *c)
 }
 
 /* bad: -1 for a good record, else which of the four kinds of damage. */
+/* A person's name as XDM has it, {"firstName":..,"lastName":..}, or as one string (a planted
+ * type error). */
+static void put_name(struct out *o, const struct person *pe, bool as_string)
+{
+    if (as_string) {
+        puts_(o, "\"");
+        puts_(o, pe->first);
+        puts_(o, " ");
+        puts_(o, pe->last);
+        puts_(o, "\"");
+    } else {
+        puts_(o, "{\"firstName\":\"");
+        puts_(o, pe->first);
+        puts_(o, "\",\"lastName\":\"");
+        puts_(o, pe->last);
+        puts_(o, "\"}");
+    }
+}
+
 static void loyalty_record(struct out *o, const struct ctx *c, int64_t i, int bad)
 {
     struct rng r = rng_for(c->o->seed, SALT_LOYALTY, (uint64_t)i);
@@ -303,19 +322,8 @@ static void loyalty_record(struct out *o, const struct ctx *c, int64_t i, int ba
     else
         put_date(o, (int64_t)below(&r, 19000)); /* 1970 .. 2022 */
     puts_(o, "\"},\"person\":{\"name\":");
-    if (bad == 3) {
-        puts_(o, "\"");
-        puts_(o, pe.first);
-        puts_(o, " ");
-        puts_(o, pe.last);
-        puts_(o, "\"}");
-    } else {
-        puts_(o, "{\"firstName\":\"");
-        puts_(o, pe.first);
-        puts_(o, "\",\"lastName\":\"");
-        puts_(o, pe.last);
-        puts_(o, "\"}}");
-    }
+    put_name(o, &pe, bad == 3);
+    puts_(o, "}");
     puts_(o, ",\"homeAddress\":{\"city\":\"");
     puts_(o, pe.city);
     puts_(o, "\"}}");
@@ -329,19 +337,7 @@ static void crm_record(struct out *o, const struct ctx *c, int64_t i, int bad)
     puts_(o, "\"crmId\":\"");
     puts_(o, pe.crm);
     puts_(o, "\"}},\"person\":{\"name\":");
-    if (bad == 1) {
-        puts_(o, "\"");
-        puts_(o, pe.first);
-        puts_(o, " ");
-        puts_(o, pe.last);
-        puts_(o, "\"");
-    } else {
-        puts_(o, "{\"firstName\":\"");
-        puts_(o, pe.first);
-        puts_(o, "\",\"lastName\":\"");
-        puts_(o, pe.last);
-        puts_(o, "\"}");
-    }
+    put_name(o, &pe, bad == 1);
     puts_(o, bad == 0 ? ",\"gender\":" : ",\"gender\":\"");
     puts_(o, pe.gender);
     puts_(o, bad == 0 ? "},\"personalEmail\":" : "\"},\"personalEmail\":");

@@ -587,6 +587,19 @@ static size_t find_child(struct shred *sh, struct snode *nd, size_t guess, const
     return cf ? (size_t)(cf - nd->f->children) : SIZE_MAX;
 }
 
+/* The end of a walk: on success the value built (NULL when none was asked for) goes to *jout;
+ * on failure it is dropped and *jout is NULL. */
+static int walk_done(int rc, json_t *value, json_t **jout)
+{
+    if (rc < 0) {
+        json_decref(value);
+        value = NULL;
+    }
+    if (jout)
+        *jout = value;
+    return rc;
+}
+
 static int walk_object(struct shred *sh, size_t ni, int rep, json_t **jout, struct ing_err *err)
 {
     struct snode *nd = &sh->nodes[ni];
@@ -652,13 +665,7 @@ static int walk_object(struct shred *sh, size_t ni, int rep, json_t **jout, stru
     }
     rc = 0;
 out:
-    if (rc < 0) {
-        json_decref(obj);
-        obj = NULL;
-    }
-    if (jout)
-        *jout = obj;
-    return rc;
+    return walk_done(rc, obj, jout);
 }
 
 static int walk_array(struct shred *sh, size_t ni, int rep, json_t **jout, struct ing_err *err)
@@ -687,13 +694,7 @@ static int walk_array(struct shred *sh, size_t ni, int rep, json_t **jout, struc
         stage_nulls(sh, nd, f->def_level, rep); /* empty list: defined up to the list itself */
     rc = 0;
 out:
-    if (rc < 0) {
-        json_decref(arr);
-        arr = NULL;
-    }
-    if (jout)
-        *jout = arr;
-    return rc;
+    return walk_done(rc, arr, jout);
 }
 
 static int walk_map(struct shred *sh, size_t ni, int rep, json_t **jout, struct ing_err *err)
@@ -735,13 +736,7 @@ static int walk_map(struct shred *sh, size_t ni, int rep, json_t **jout, struct 
         stage_nulls(sh, nd, f->def_level, rep);
     rc = 0;
 out:
-    if (rc < 0) {
-        json_decref(obj);
-        obj = NULL;
-    }
-    if (jout)
-        *jout = obj;
-    return rc;
+    return walk_done(rc, obj, jout);
 }
 
 static int walk_value(struct shred *sh, size_t ni, const struct jtok *t, int rep, json_t **jout,

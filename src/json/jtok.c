@@ -68,6 +68,14 @@ static inline bool is_ws(unsigned char c)
     return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
+/* p moved past any white space, never beyond end. */
+static inline const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && is_ws((unsigned char)*p))
+        p++;
+    return p;
+}
+
 static inline bool is_digit(unsigned char c)
 {
     return c >= '0' && c <= '9';
@@ -401,8 +409,7 @@ int jlex_next(struct jlex *lx, struct jtok *t, struct ing_err *err)
 {
     tok_clear(t);
     const char *p = lx->p, *end = lx->end;
-    while (p < end && is_ws((unsigned char)*p))
-        p++;
+    p = skip_ws(p, end);
     lx->p = p;
     switch (lx->state) {
     case ST_VALUE:
@@ -419,9 +426,7 @@ int jlex_next(struct jlex *lx, struct jtok *t, struct ing_err *err)
     case ST_COLON:
         if (p >= end || *p != ':')
             return fail(lx, p, ING_ESYNTAX, err, "expected ':' after the object key");
-        p++;
-        while (p < end && is_ws((unsigned char)*p))
-            p++;
+        p = skip_ws(p + 1, end);
         lx->p = p;
         return lex_value(lx, t, err, "expected a value after ':'");
     case ST_ARR_FIRST:
@@ -447,9 +452,7 @@ int jlex_next(struct jlex *lx, struct jtok *t, struct ing_err *err)
             }
             if (p >= end || *p != ',')
                 return fail(lx, p, ING_ESYNTAX, err, "expected ',' or '}' in object");
-            p++;
-            while (p < end && is_ws((unsigned char)*p))
-                p++;
+            p = skip_ws(p + 1, end);
             lx->p = p;
             if (p < end && *p == '"')
                 return lex_key(lx, t, err);
@@ -461,9 +464,7 @@ int jlex_next(struct jlex *lx, struct jtok *t, struct ing_err *err)
         }
         if (p >= end || *p != ',')
             return fail(lx, p, ING_ESYNTAX, err, "expected ',' or ']' in array");
-        p++;
-        while (p < end && is_ws((unsigned char)*p))
-            p++;
+        p = skip_ws(p + 1, end);
         lx->p = p;
         return lex_value(lx, t, err, "expected a value after ','");
     case ST_DONE:

@@ -1219,6 +1219,16 @@ static void set_registry_meta(json_t *doc, int64_t created, int64_t now)
     json_object_set_new(m, "repo:lastModifiedDate", json_integer(now));
 }
 
+/* The dates of `doc`, a new version of `old`: created as `old` says (now when it says nothing),
+ * modified now. */
+static void renew_registry_meta(json_t *doc, const json_t *old)
+{
+    json_t *created = json_object_get(json_object_get(old, "meta:registryMetadata"),
+                                      "repo:createdDate");
+    int64_t now = clock_now_ms();
+    set_registry_meta(doc, json_is_integer(created) ? json_integer_value(created) : now, now);
+}
+
 /* Fields the registry owns: a client cannot set or change them. */
 static const char *const OWNED_FIELDS[] = {"$id", "meta:altId", "meta:resourceType",
                                            "meta:containerId", "meta:tenantNamespace", "version",
@@ -1287,10 +1297,7 @@ static int store_changed(struct registry *reg, const char *sandbox, enum registr
     restore_owned(doc, old);
     json_object_set_new(doc, "meta:xdmType", json_string("object"));
     bump_version(doc);
-    json_t *m = json_object_get(old, "meta:registryMetadata");
-    json_t *created = json_object_get(m, "repo:createdDate");
-    int64_t now = clock_now_ms();
-    set_registry_meta(doc, json_is_integer(created) ? json_integer_value(created) : now, now);
+    renew_registry_meta(doc, old);
     int rc = validate_doc(reg, sandbox, kind, doc, err);
     if (rc)
         return rc;
@@ -1786,10 +1793,7 @@ int registry_descriptor_replace(struct registry *reg, const char *sandbox, const
     json_object_set_new(doc, "version", json_string("1"));
     rc = validate_descriptor(reg, sandbox, doc, id, err);
     if (!rc) {
-        json_t *created = json_object_get(json_object_get(old, "meta:registryMetadata"),
-                                          "repo:createdDate");
-        int64_t now = clock_now_ms();
-        set_registry_meta(doc, json_is_integer(created) ? json_integer_value(created) : now, now);
+        renew_registry_meta(doc, old);
         rc = store_update(reg->st, sandbox, DESCRIPTOR_KIND, id, doc, err);
     }
     if (!rc && out)

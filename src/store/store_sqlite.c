@@ -994,6 +994,32 @@ out:
     return ret;
 }
 
+/* Runs `select` with the filters, order (`default_order` unless q names one) and paging of q,
+ * giving each row to `fn` with `acc`. On success *out takes acc; otherwise acc is freed. */
+static int query_docs(struct store *st, const char *select, const char *sandbox, const char *kind,
+                      const struct store_query *q, const char *default_order, row_fn *fn,
+                      json_t *acc, json_t **out, struct ing_err *err)
+{
+    struct query_sql qs = {0};
+    qs_sql(&qs, select);
+    int ret = build_where(&qs, sandbox, kind, q, err);
+    if (!ret)
+        ret = build_order(&qs, q, default_order, err);
+    if (ret)
+        goto out;
+    build_paging(&qs, q);
+    ret = run_query(st, &qs, fn, acc, err);
+    if (ret == ING_EINTERNAL && (!err || !err->code))
+        ing_err_set(err, ret, "store: a stored %s document is not valid JSON", kind);
+out:
+    qs_free(&qs);
+    if (ret)
+        json_decref(acc);
+    else
+        *out = acc;
+    return ret;
+}
+
 static int list_row(void *ctx, sqlite3_stmt *s)
 {
     json_t *obj = ctx;
@@ -1013,25 +1039,8 @@ int store_list(struct store *st, const char *sandbox, const char *kind,
     *out = NULL;
     if (!sandbox || !*sandbox || !kind || !*kind)
         return ing_err_set(err, ING_EINVAL, "store: sandbox and kind must be non-empty");
-    struct query_sql qs = {0};
-    json_t *obj = json_object();
-    qs_sql(&qs, "SELECT d.id, d.doc");
-    int ret = build_where(&qs, sandbox, kind, q, err);
-    if (!ret)
-        ret = build_order(&qs, q, " ORDER BY d.created ASC, d.id ASC", err);
-    if (ret)
-        goto out;
-    build_paging(&qs, q);
-    ret = run_query(st, &qs, list_row, obj, err);
-    if (ret == ING_EINTERNAL && (!err || !err->code))
-        ing_err_set(err, ret, "store: a stored %s document is not valid JSON", kind);
-out:
-    qs_free(&qs);
-    if (ret)
-        json_decref(obj);
-    else
-        *out = obj;
-    return ret;
+    return query_docs(st, "SELECT d.id, d.doc", sandbox, kind, q,
+                      " ORDER BY d.created ASC, d.id ASC", list_row, json_object(), out, err);
 }
 
 static int count_row(void *ctx, sqlite3_stmt *s)
@@ -1076,25 +1085,8 @@ int store_scan_all(struct store *st, const char *kind, const struct store_query 
     *out = NULL;
     if (!kind || !*kind)
         return ing_err_set(err, ING_EINVAL, "store: kind must be non-empty");
-    struct query_sql qs = {0};
-    json_t *arr = json_array();
-    qs_sql(&qs, "SELECT d.sandbox, d.id, d.doc");
-    int ret = build_where(&qs, NULL, kind, q, err);
-    if (!ret)
-        ret = build_order(&qs, q, " ORDER BY d.seq ASC", err);
-    if (ret)
-        goto out;
-    build_paging(&qs, q);
-    ret = run_query(st, &qs, scan_row, arr, err);
-    if (ret == ING_EINTERNAL && (!err || !err->code))
-        ing_err_set(err, ret, "store: a stored %s document is not valid JSON", kind);
-out:
-    qs_free(&qs);
-    if (ret)
-        json_decref(arr);
-    else
-        *out = arr;
-    return ret;
+    return query_docs(st, "SELECT d.sandbox, d.id, d.doc", NULL, kind, q, " ORDER BY d.seq ASC",
+                      scan_row, json_array(), out, err);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
