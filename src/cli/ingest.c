@@ -101,8 +101,8 @@ static void usage(FILE *f)
             "  --format F          input format: json (default) or parquet\n"
             "  --multiline         isMultiLineJson: records span lines\n"
             "  --max-failed N      stop after more than N bad rows (default -1: never)\n"
-            "  --threads N         threads for a large JSON Lines file (default: online CPUs;\n"
-            "                      1 = sequential)\n"
+            "  --threads N         threads for a large JSON Lines file or a Parquet file with\n"
+            "                      several row groups (default: online CPUs; 1 = sequential)\n"
             "  --diagnostics DIR   write every bad row to DIR/row_errors (the batch layout)\n"
             "  --errors-out FILE   write the run's row errors (JSON, up to 1000) and first error\n");
 }

@@ -15,6 +15,10 @@
  * bytes when diagnostics are on) and the calling thread replays them in range order through the
  * same row_failed the sequential path uses, renumbered: counts, errors[], first_error, the row
  * limit and the diagnostics files come out exactly as in a one-thread run.
+ *
+ * A Parquet file of several row groups goes the same way: its row groups are cut into contiguous
+ * ranges of about equal rows, each read by its own pq_reader limited to the range, and merged by
+ * the same code (rows spilled relative to the range; the rows before a range are its row_base).
  */
 #include "ingest/engine.h"
 
@@ -291,7 +295,9 @@ struct spill_hdr {
 
 /* One byte range of the file and what its thread made of it. */
 struct range_job {
-    struct par_range range;
+    struct par_range range;     /* JSON Lines: the bytes of the range */
+    int rg_first, rg_count;     /* Parquet: the row groups of the range */
+    int64_t row_base;           /* Parquet: rows of the file before rg_first */
     int index;
     int fault_errno;            /* opts->fault_write_errno, when it fires on this range */
     char part_name[32];
@@ -750,6 +756,51 @@ out:
 }
 
 /*
+ * Run the prepared jobs of rs (their ranges set) on r->threads threads with `work`, then merge
+ * them as one sequential run would have read the file; frees the jobs.
+ */
+static int run_jobs(struct run *r, const struct engine_file *f, struct ranges *rs,
+                    par_work_fn *work, struct ing_err *err)
+{
+    int n = rs->n;
+    rs->r = r;
+    rs->f = f;
+    rs->first_part = r->res->output_files;
+    atomic_init(&rs->stop_at, INT_MAX);
+    size_t preview_have = r->res->preview ? json_array_size(r->res->preview) : 0;
+    for (int i = 0; i < n; i++) {
+        struct range_job *job = &rs->jobs[i];
+        job->index = i;
+        ing_err_clear(&job->err);
+        if (r->res->preview && preview_have < (size_t)r->opts->preview_rows) {
+            job->preview = json_array();
+            job->preview_want = (size_t)r->opts->preview_rows - preview_have;
+            job->preview_row = xcalloc(job->preview_want, sizeof(*job->preview_row));
+        }
+    }
+    if (r->opts->fault_write_errno && !r->fault_used) {
+        rs->jobs[0].fault_errno = r->opts->fault_write_errno;
+        r->fault_used = true;
+    }
+    /* Each range's failure is in its job; the merge decides which one the file reports. */
+    par_run(r->threads, n, work, rs, NULL);
+    if (rs->jobs[0].fault_errno && !rs->jobs[0].opened)
+        r->fault_used = false; /* no part file to fail: the next one gets it, as sequentially */
+    int rc = merge_ranges(r, f, rs, err);
+    for (int i = 0; i < n; i++) {
+        r->unknown_fields += rs->jobs[i].unknown_fields;
+        if (rs->jobs[i].spill)
+            fclose(rs->jobs[i].spill);
+        json_decref(rs->jobs[i].preview);
+        free(rs->jobs[i].preview_row);
+        free(rs->jobs[i].part_path);
+    }
+    free(rs->jobs);
+    rs->jobs = NULL;
+    return rc;
+}
+
+/*
  * A plain JSON Lines file of `size` bytes on r->threads threads. Returns RANGES_NOT_SPLIT when
  * the file should be read sequentially instead (nothing was done), else what run_file returns.
  */
@@ -768,40 +819,149 @@ static int run_file_ranges(struct run *r, const struct engine_file *f, int fd, i
     if (ok == 0)
         return RANGES_NOT_SPLIT;
 
-    struct ranges rs = {.r = r, .f = f, .fd = fd, .n = n, .first_part = r->res->output_files};
-    atomic_init(&rs.stop_at, INT_MAX);
+    struct ranges rs = {.fd = fd, .n = n};
     rs.jobs = xcalloc((size_t)n, sizeof(*rs.jobs));
-    size_t preview_have = r->res->preview ? json_array_size(r->res->preview) : 0;
-    for (int i = 0; i < n; i++) {
-        struct range_job *job = &rs.jobs[i];
-        job->range = ranges[i];
-        job->index = i;
-        ing_err_clear(&job->err);
-        if (r->res->preview && preview_have < (size_t)r->opts->preview_rows) {
-            job->preview = json_array();
-            job->preview_want = (size_t)r->opts->preview_rows - preview_have;
-            job->preview_row = xcalloc(job->preview_want, sizeof(*job->preview_row));
+    for (int i = 0; i < n; i++)
+        rs.jobs[i].range = ranges[i];
+    return run_jobs(r, f, &rs, range_work, err);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Parquet input                                                                              */
+
+/* A Parquet file is compressed and columnar: a second thread pays off at an eighth of the
+ * JSON Lines size. */
+#define PQ_SPLIT_DIVISOR 8
+
+/* The thread of one row-group range of a Parquet file: its own reader (limited to the range),
+ * shredder and part file; bad rows are spilled with rows relative to the range, which the merge
+ * turns back into file rows by adding the rows of the ranges before it. */
+static int pq_range_work(void *ctx, int index, struct ing_err *unused)
+{
+    (void)unused;
+    struct ranges *rs = ctx;
+    struct range_job *job = &rs->jobs[index];
+    const struct engine_file *f = rs->f;
+    struct pq_reader *pr = NULL;
+    struct shred *sh = NULL;
+    struct pq_writer *w = NULL;
+    struct buf row = {.limit = ENGINE_MAX_PARQUET_ROW};
+    struct ing_err rerr;
+    ing_err_clear(&rerr);
+    struct pq_reader_opts ropts = {.first_row_group = job->rg_first,
+                                   .num_row_groups = job->rg_count};
+    int rc = pq_reader_open(&pr, f->path, &ropts, &rerr);
+    if (rc != 0) {
+        struct ing_err e = rerr;
+        ing_err_set(&e, rc, "%.200s is not a readable Parquet file: %.300s", file_label(f),
+                    rerr.msg);
+        range_fail(rs, job, rc, &e, true);
+        goto out;
+    }
+    sh = shred_new(rs->r->plan);
+    for (;;) {
+        if (atomic_load_explicit(&rs->stop_at, memory_order_relaxed) < index) {
+            job->abandoned = true;
+            break;
+        }
+        int got = pq_reader_next(pr, &rerr);
+        if (got == 0)
+            break;
+        if (got < 0) {
+            struct ing_err e = rerr;
+            ing_err_set(&e, got, "%.200s: %.300s", file_label(f), rerr.msg);
+            range_fail(rs, job, got, &e, true);
+            break;
+        }
+        job->records++;
+        int64_t rowno = pq_reader_row(pr) - job->row_base;
+        buf_reset(&row);
+        if (pq_reader_row_json(pr, &row, &rerr) != 0) {
+            /* A corrupt row (INGEST-1401), the reader's words kept, as run_parquet_file has it. */
+            rerr.code = ING_ESYNTAX;
+            rerr.row = rowno;
+            rerr.offset = -1;
+            ing_err_field(&rerr, "");
+            if (range_bad_row(rs, job, &rerr, 0, NULL, 0) != 0)
+                break;
+            ing_err_clear(&rerr);
+            continue;
+        }
+        if (!w && (rc = range_open_part(rs, job, &w, &rerr)) != 0) {
+            range_fail(rs, job, rc, &rerr, false);
+            break;
+        }
+        json_t *converted = NULL;
+        bool want = job->preview && json_array_size(job->preview) < job->preview_want;
+        rc = shred_record(sh, (const char *)row.data, row.len, w, want ? &converted : NULL,
+                          &rerr);
+        if (rc == 0) {
+            if (converted) {
+                job->preview_row[json_array_size(job->preview)] = rowno;
+                json_array_append_new(job->preview, converted);
+            }
+            continue;
+        }
+        json_decref(converted);
+        rerr.row = rowno;
+        if (!row_code_name(rc)) {
+            range_fail(rs, job, rc, &rerr, false);
+            break;
+        }
+        rerr.code = rc;
+        rerr.offset = -1; /* a Parquet row has no byte offset of its own */
+        if (range_bad_row(rs, job, &rerr, 0, (const char *)row.data, row.len) != 0)
+            break;
+        ing_err_clear(&rerr);
+    }
+out:
+    job->unknown_fields = sh ? shred_get_stats(sh)->unknown_fields : 0;
+    if (w && !job->rc && !job->limit_hit && !job->abandoned)
+        range_close_part(job, w);
+    else if (w) {
+        pq_writer_abort(w);
+        unlink(job->part_path);
+    }
+    shred_free(sh);
+    pq_reader_free(pr);
+    buf_free(&row);
+    return job->rc;
+}
+
+/*
+ * The row groups of an open Parquet file cut into up to r->threads contiguous ranges of about
+ * the same number of rows, run on their own threads and merged in order. RANGES_NOT_SPLIT when
+ * the file has one row group or is too small to be worth it (nothing was done).
+ */
+static int run_parquet_ranges(struct run *r, const struct engine_file *f,
+                              const struct pq_reader *pr, int64_t size, struct ing_err *err)
+{
+    int nrgs = pq_reader_num_row_groups(pr);
+    int n = r->threads < nrgs ? r->threads : nrgs;
+    if (n < 2 || size < r->split_min / PQ_SPLIT_DIVISOR)
+        return RANGES_NOT_SPLIT;
+    int64_t total = pq_reader_num_rows(pr);
+    struct ranges rs = {.fd = -1, .n = n};
+    rs.jobs = xcalloc((size_t)n, sizeof(*rs.jobs));
+    int k = 0;
+    int64_t cum = 0;
+    for (int g = 0; g < nrgs; g++) {
+        cum += pq_reader_row_group_rows(pr, g);
+        rs.jobs[k].rg_count++;
+        int groups_left = nrgs - 1 - g, ranges_left = n - 1 - k;
+        /* Cut when every later range needs one of the remaining groups, or when this range is
+         * nearer its share of the rows now than it would be with the next group too. */
+        double share = (double)total * (k + 1) / n;
+        double with_next = groups_left ? (double)(cum + pq_reader_row_group_rows(pr, g + 1)) : 0;
+        if (ranges_left > 0 &&
+            (groups_left == ranges_left || (double)cum >= share ||
+             with_next - share > share - (double)cum)) {
+            k++;
+            rs.jobs[k].rg_first = g + 1;
+            rs.jobs[k].row_base = cum;
         }
     }
-    if (r->opts->fault_write_errno && !r->fault_used) {
-        rs.jobs[0].fault_errno = r->opts->fault_write_errno;
-        r->fault_used = true;
-    }
-    /* Each range's failure is in its job; the merge decides which one the file reports. */
-    par_run(r->threads, n, range_work, &rs, NULL);
-    if (rs.jobs[0].fault_errno && !rs.jobs[0].opened)
-        r->fault_used = false; /* no part file to fail: the next one gets it, as sequentially */
-    int rc = merge_ranges(r, f, &rs, err);
-    for (int i = 0; i < n; i++) {
-        r->unknown_fields += rs.jobs[i].unknown_fields;
-        if (rs.jobs[i].spill)
-            fclose(rs.jobs[i].spill);
-        json_decref(rs.jobs[i].preview);
-        free(rs.jobs[i].preview_row);
-        free(rs.jobs[i].part_path);
-    }
-    free(rs.jobs);
-    return rc;
+    return run_jobs(r, f, &rs, pq_range_work, err);
 }
 
 /*
@@ -838,6 +998,12 @@ static int run_parquet_file(struct run *r, const struct engine_file *f, struct i
         log_info("parquet input %s: %zu of %zu columns bind to no field of the schema, %zu have "
                  "another shape",
                  file_label(f), bind.n_unknown, pq_reader_ncolumns(pr), bind.n_shape);
+    if (r->threads > 1) {
+        rc = run_parquet_ranges(r, f, pr, size, err);
+        if (rc != RANGES_NOT_SPLIT)
+            goto out;
+        rc = 0;
+    }
     int64_t records = 0;
     for (;;) {
         struct ing_err rerr;

@@ -11,7 +11,9 @@
  * result is the sequential one: row numbers, errors[], first_error, previews and the diagnostics
  * files are those of a one-thread run (bad rows are kept per range and renumbered at the merge);
  * only the part files differ (one per range instead of one per input file). Arrays, multi-line
- * and compressed files are read sequentially.
+ * and compressed files are read sequentially. A Parquet file of several row groups (and at least
+ * an eighth of opts.split_min_bytes) is cut the same way into up to opts.threads contiguous
+ * row-group ranges, each read by its own pq_reader; a file of one row group is sequential.
  *
  * Threads: an engine run uses the calling thread and, for large files, opts.threads - 1 helper
  * threads it starts and joins; the plan is borrowed read-only, the diagnostics writer is used
@@ -45,7 +47,8 @@ struct engine_opts {
     int fault_write_errno;             /* test hook: closing the first part file fails as if the
                                           write had failed with this errno (0 = off) */
     int threads;                       /* threads for one large plain JSON Lines file, cut into
-                                          that many byte ranges (parallel.h): 0 = online CPUs,
+                                          that many byte ranges (parallel.h), or for a Parquet
+                                          file's row groups: 0 = online CPUs,
                                           1 = always sequential */
     int64_t split_min_bytes;           /* smallest file cut into ranges (0 = PAR_MIN_SPLIT_BYTES;
                                           tests use small values) */

@@ -133,7 +133,9 @@ struct pq_reader {
     int64_t num_rows;
 
     /* iteration */
-    int rg;                    /* current row group, -1 before the first */
+    int rg;                    /* current row group, rg_begin - 1 before the first */
+    int rg_begin, rg_end;      /* the row groups read: [rg_begin, rg_end) */
+    int64_t row_base;          /* rows of the file before rg_begin */
     int64_t rg_row, rg_rows;   /* rows handed out in / held by the current row group */
     int64_t row;               /* 1-based row in the file */
     bool done;                 /* pq_reader_next returned 0 */
@@ -988,7 +990,17 @@ static int open_common(struct pq_reader *r, struct ing_err *err)
     r->rng = xcalloc((size_t)(r->max_rep + 1) * (size_t)r->ncols, sizeof(*r->rng));
     r->unc = pq_unc_new();
     render_keys(r);
-    r->rg = -1;
+    if (r->opts.first_row_group < 0 || r->opts.first_row_group > r->nrgs ||
+        r->opts.num_row_groups < 0 ||
+        r->opts.num_row_groups > r->nrgs - r->opts.first_row_group)
+        return rd_err(r, err, ING_EINVAL, -1, -1, -1,
+                      "row groups %d (+%d) asked for, the file has %d", r->opts.first_row_group,
+                      r->opts.num_row_groups, r->nrgs);
+    r->rg_begin = r->opts.first_row_group;
+    r->rg_end = r->opts.num_row_groups ? r->rg_begin + r->opts.num_row_groups : r->nrgs;
+    for (int g = 0; g < r->rg_begin; g++)
+        r->row_base += r->rgs[g].num_rows;
+    r->rg = r->rg_begin - 1;
     return 0;
 }
 
@@ -1059,6 +1071,11 @@ int64_t pq_reader_num_rows(const struct pq_reader *r)
     return r->num_rows;
 }
 
+int64_t pq_reader_row_group_rows(const struct pq_reader *r, int rg)
+{
+    return rg >= 0 && rg < r->nrgs ? r->rgs[rg].num_rows : -1;
+}
+
 int pq_reader_num_row_groups(const struct pq_reader *r)
 {
     return r->nrgs;
@@ -1102,7 +1119,7 @@ const struct pq_rnode *pq_reader_column_node(const struct pq_reader *r, int colu
 
 int64_t pq_reader_row(const struct pq_reader *r)
 {
-    return r->row;
+    return r->row ? r->row_base + r->row : 0;
 }
 
 /* ---------------------------------------------------------------- pages */
@@ -1804,8 +1821,8 @@ int pq_reader_next(struct pq_reader *r, struct ing_err *err)
             *err = r->ferr;
         return r->failed;
     }
-    while (r->rg < 0 || r->rg_row >= r->rg_rows) {
-        if (r->rg + 1 >= r->nrgs) {
+    while (r->rg < r->rg_begin || r->rg_row >= r->rg_rows) {
+        if (r->rg + 1 >= r->rg_end) {
             blocks_free(r);
             r->done = true;
             return 0;
@@ -1853,7 +1870,7 @@ static int row_err(struct jctx *j, int code, int column, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     rd_err(j->r, j->err, code, j->r->rg, column, -1, "%s", msg);
-    j->err->row = j->r->row;
+    j->err->row = pq_reader_row(j->r);
     return code;
 }
 
@@ -1862,15 +1879,33 @@ static int out_err(struct jctx *j, int rc)
     return row_err(j, rc, -1, "the row's JSON text passes the buffer's limit");
 }
 
+/* Room for n more bytes without growing (and within the cap): the common case, kept inline
+ * because a row is dozens of tiny appends and the out-of-line call showed in profiles. */
+static inline bool has_room(const struct buf *b, size_t n)
+{
+    return b->data && n <= b->cap - b->len && (!b->limit || n <= b->limit - b->len);
+}
+
 static inline int put(struct jctx *j, const void *p, size_t n)
 {
-    int rc = buf_append(j->out, p, n);
+    struct buf *b = j->out;
+    if (has_room(b, n)) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        return 0;
+    }
+    int rc = buf_append(b, p, n);
     return rc ? out_err(j, rc) : 0;
 }
 
 static inline int putc_(struct jctx *j, char c)
 {
-    int rc = buf_append_byte(j->out, (uint8_t)c);
+    struct buf *b = j->out;
+    if (has_room(b, 1)) {
+        b->data[b->len++] = (uint8_t)c;
+        return 0;
+    }
+    int rc = buf_append_byte(b, (uint8_t)c);
     return rc ? out_err(j, rc) : 0;
 }
 
@@ -2132,6 +2167,12 @@ static int put_double(struct jctx *j, double v, bool is_float)
 {
     if (!isfinite(v))
         return put(j, "null", 4);
+    /* Whole numbers below 1e15 (1e6 for floats) print as the shortest %g form would (plain
+     * digits, no exponent), without the printf/strtod round trips; -0 keeps the slow path for
+     * its sign. */
+    double whole_max = is_float ? 1e6 : 1e15;
+    if (v > -whole_max && v < whole_max && v == (double)(int64_t)v && (v != 0 || !signbit(v)))
+        return put_i64(j, (int64_t)v);
     char tmp[40];
     int lo = is_float ? 6 : 15, hi = is_float ? 9 : 17;
     for (int prec = lo; prec <= hi; prec++) {
@@ -2569,7 +2610,7 @@ static void render_keys(struct pq_reader *r)
 
 int pq_reader_row_json(struct pq_reader *r, struct buf *out, struct ing_err *err)
 {
-    if (r->failed || r->done || r->row == 0 || r->rg < 0 || r->rg_row == 0)
+    if (r->failed || r->done || r->row == 0 || r->rg < r->rg_begin || r->rg_row == 0)
         return ing_err_set(err, ING_ESTATE, "no current Parquet row");
     for (int c = 0; c < r->ncols; c++) {
         struct rcol *col = &r->cols[c];

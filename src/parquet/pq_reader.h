@@ -60,6 +60,12 @@ struct pq_reader_opts {
                                    levels and values of one row group */
     int max_depth;              /* default 64 levels of schema nesting */
     bool binary_as_string;      /* unannotated BYTE_ARRAY as UTF-8 text instead of base64 */
+    /* Read only row groups [first_row_group, first_row_group + num_row_groups) (num 0 = to the
+     * last), so several readers of one file can share its row groups between threads. Row
+     * numbers stay file-absolute: the first row handed out is 1 + the rows of the row groups
+     * before the range. A range outside the file fails the open with ING_EINVAL. */
+    int first_row_group;
+    int num_row_groups;
 };
 
 /* How a schema node renders in JSON. */
@@ -114,7 +120,9 @@ int pq_reader_open_mem(struct pq_reader **out, const void *data, size_t len,
 void pq_reader_free(struct pq_reader *r); /* NULL is a no-op */
 
 int64_t pq_reader_num_rows(const struct pq_reader *r);  /* sum over the row groups */
-int pq_reader_num_row_groups(const struct pq_reader *r);
+int pq_reader_num_row_groups(const struct pq_reader *r); /* of the file, whatever the range */
+/* Rows of row group rg of the file (from the footer), or -1 when there is no such group. */
+int64_t pq_reader_row_group_rows(const struct pq_reader *r, int rg);
 size_t pq_reader_ncolumns(const struct pq_reader *r);
 const char *pq_reader_column_path(const struct pq_reader *r, int column); /* "" if out of range */
 const char *pq_reader_created_by(const struct pq_reader *r);             /* "" when absent */
@@ -126,7 +134,8 @@ const struct pq_rnode *pq_reader_column_node(const struct pq_reader *r, int colu
 /* Move to the next row: 1 when there is one, 0 after the last, or a negative ING_E* code. A
  * corrupt row group is fatal: the same error is returned by every later call. */
 int pq_reader_next(struct pq_reader *r, struct ing_err *err);
-/* 1-based number of the current row in the file (0 before the first pq_reader_next). */
+/* 1-based number of the current row in the file (0 before the first pq_reader_next), counting
+ * the rows of any row groups before the reader's range. */
 int64_t pq_reader_row(const struct pq_reader *r);
 /* Append the current row as one JSON object (no newline) to `out`. On error (a row whose
  * levels contradict each other, text that is not UTF-8, a cap of `out`) the row is skipped by

@@ -262,7 +262,7 @@ describe('batch lifecycle: ABORT, FAIL, REVERT, replay, externalId, lastBatches'
     assert.deepEqual(await lakeIds(fx.server, ds, neu), range(6000, 4));
     // The predecessor's files are removed right after the commit that retired it.
     const oldDir = path.join(lakeDatasetDir(fx.server, 'prod', ds), old);
-    for (let i = 0; i < 100 && fs.existsSync(oldDir); i++) await sleep(50);
+    for (let i = 0; i < 600 && fs.existsSync(oldDir); i++) await sleep(50);
     assert.ok(!fs.existsSync(oldDir), 'the predecessor left the lake');
 
     const last = expectStatus(await c.get(`${CATALOG}/lastBatches?dataSetId=${ds}`), 200).json;
