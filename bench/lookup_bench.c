@@ -15,6 +15,9 @@
  *       $(pkg-config --libs jansson sqlite3 libzstd snappy zlib liblz4 libmicrohttpd) \
  *       -lm -pthread -o build/lookup_bench
  *   build/lookup_bench [profiles=1000000] [concurrency=16] [seconds=10] [http-threads=4]
+ *
+ * With concurrency 0 it only serves for the given seconds (port printed), for an outside load
+ * generator: wrk -t2 -c64 -d10s --latency -s bench/lookup.lua http://127.0.0.1:PORT
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -224,6 +227,23 @@ int main(int argc, char **argv)
     if (http_server_start(&srv, &ho, routes, nroutes, &app, &err))
         die("http", &err);
     int port = http_server_port(srv);
+    if (conc == 0) {
+        printf("serving on port %d for %d s\n", port, secs);
+        fflush(stdout);
+        sleep((unsigned)secs);
+        http_server_stop(srv);
+        free(routes);
+        free(spool);
+        profiles_free(app.profiles);
+        idgraph_free(app.idgraph);
+        pstore_close(ps);
+        lake_free(app.lake);
+        catalog_free(app.catalog);
+        registry_free(app.registry);
+        store_close(app.store);
+        fs_rm_rf(DIR, NULL);
+        return 0;
+    }
 
     struct client *cs = xcalloc((size_t)conc, sizeof(*cs));
     pthread_t *th = xcalloc((size_t)conc, sizeof(*th));

@@ -262,71 +262,6 @@ static void arena_free(struct arena_block *b)
     }
 }
 
-/* (gid, value) -> dense index, in insertion order. A slot holds the upper 32 bits of the hash
- * and index + 1 (0 = empty), so that a probe rejects most keys without touching them. */
-struct itable {
-    uint64_t *slots;
-    size_t cap; /* power of two */
-    struct ikey *keys;
-    size_t n, kcap;
-    struct arena_block *arena;
-};
-
-static uint64_t slot_of(uint64_t hash, size_t index)
-{
-    return (hash & 0xffffffff00000000ULL) | (uint64_t)(index + 1);
-}
-
-static void itable_grow(struct itable *t)
-{
-    size_t cap = t->cap ? t->cap * 2 : 1024;
-    uint64_t *slots = xcalloc(cap, sizeof(*slots));
-    for (size_t i = 0; i < t->n; i++) {
-        size_t j = t->keys[i].hash & (cap - 1);
-        while (slots[j])
-            j = (j + 1) & (cap - 1);
-        slots[j] = slot_of(t->keys[i].hash, i);
-    }
-    free(t->slots);
-    t->slots = slots;
-    t->cap = cap;
-}
-
-/* The index of (gid, value), added when new (value copied). */
-static uint32_t itable_intern(struct itable *t, int64_t gid, const char *value)
-{
-    if ((t->n + 1) * 10 >= t->cap * 7)
-        itable_grow(t);
-    size_t len = strlen(value);
-    uint64_t h = pstore_ident_hash(gid, value, len);
-    size_t j = h & (t->cap - 1);
-    while (t->slots[j]) {
-        uint64_t slot = t->slots[j];
-        if ((slot >> 32) == (h >> 32)) {
-            uint32_t idx = (uint32_t)(slot & 0xffffffffULL) - 1;
-            const struct ikey *k = &t->keys[idx];
-            if (k->hash == h && k->gid == gid && !strcmp(k->value, value))
-                return idx;
-        }
-        j = (j + 1) & (t->cap - 1);
-    }
-    if (t->n == t->kcap) {
-        t->kcap = t->kcap ? t->kcap * 2 : 1024;
-        t->keys = xrealloc(t->keys, t->kcap * sizeof(*t->keys));
-    }
-    t->keys[t->n] = (struct ikey){.gid = gid, .value = arena_dup(&t->arena, value, len), .hash = h};
-    t->slots[j] = slot_of(h, t->n);
-    return (uint32_t)t->n++;
-}
-
-static void itable_free(struct itable *t)
-{
-    arena_free(t->arena);
-    free(t->keys);
-    free(t->slots);
-    memset(t, 0, sizeof(*t));
-}
-
 /* int64 key -> uint32 value; key 0 is never stored (ids and labels start at 1). */
 struct imap {
     int64_t *keys;
@@ -436,14 +371,28 @@ static void uf_free(struct uf *u)
 /* ---------------------------------------------------------------------------------------------- */
 /* Batches */
 
+/*
+ * A batch keeps every identity occurrence as it comes (hash, key, row), appending only; the
+ * distinct identities are found once, when the batch is first used, by partitioning the
+ * occurrences on their hash's top bits and deduplicating each small partition in cache. (A
+ * hash table over the whole batch spent most of its time in cache and TLB misses.)
+ */
+#define PART_BITS 11
+
 struct idg_batch {
-    struct itable ids;
-    uint32_t *row_ids; /* local identity indices of all rows, row after row */
-    size_t nrow_ids, cap_row_ids;
-    size_t *row_off;   /* row r is row_ids[row_off[r] .. row_off[r + 1]) */
+    struct ikey *occ;      /* occurrences, row after row; within a row, distinct */
+    size_t nocc, capocc;
+    size_t *row_off;       /* row r is occ[row_off[r] .. row_off[r + 1]) */
     size_t nrows, cap_rows;
+    struct arena_block *arena;
     struct idg_ns *ns;
     size_t nns, cap_ns;
+    /* filled by batch_ready: the distinct identities in order of first occurrence, and each
+     * occurrence's index among them */
+    bool ready;
+    struct ikey *keys;
+    size_t nkeys;
+    uint32_t *row_ids;
 };
 
 struct idg_batch *idg_batch_new(void)
@@ -458,10 +407,12 @@ void idg_batch_free(struct idg_batch *b)
 {
     if (!b)
         return;
-    itable_free(&b->ids);
-    free(b->row_ids);
+    arena_free(b->arena);
+    free(b->occ);
     free(b->row_off);
     free(b->ns);
+    free(b->keys);
+    free(b->row_ids);
     free(b);
 }
 
@@ -477,24 +428,33 @@ void idg_batch_note_ns(struct idg_batch *b, const struct idg_ns *ns)
     b->ns[b->nns++] = *ns;
 }
 
+static bool same_key(const struct ikey *a, const struct ikey *b)
+{
+    return a->hash == b->hash && a->gid == b->gid && !strcmp(a->value, b->value);
+}
+
 void idg_batch_add_row(struct idg_batch *b, const int64_t *gids, const char *const *values,
                        size_t n)
 {
-    size_t start = b->nrow_ids;
+    size_t start = b->nocc;
+    b->ready = false;
     for (size_t i = 0; i < n; i++) {
-        uint32_t id = itable_intern(&b->ids, gids[i], values[i]);
+        size_t len = strlen(values[i]);
+        struct ikey k = {.gid = gids[i], .value = values[i],
+                         .hash = pstore_ident_hash(gids[i], values[i], len)};
         bool dup = false;
-        for (size_t k = start; k < b->nrow_ids && !dup; k++)
-            dup = b->row_ids[k] == id;
+        for (size_t j = start; j < b->nocc && !dup; j++)
+            dup = same_key(&b->occ[j], &k);
         if (dup)
             continue;
-        if (b->nrow_ids == b->cap_row_ids) {
-            b->cap_row_ids = b->cap_row_ids ? b->cap_row_ids * 2 : 1024;
-            b->row_ids = xrealloc(b->row_ids, b->cap_row_ids * sizeof(*b->row_ids));
+        if (b->nocc == b->capocc) {
+            b->capocc = b->capocc ? b->capocc * 2 : 1024;
+            b->occ = xrealloc(b->occ, b->capocc * sizeof(*b->occ));
         }
-        b->row_ids[b->nrow_ids++] = id;
+        k.value = arena_dup(&b->arena, values[i], len);
+        b->occ[b->nocc++] = k;
     }
-    if (b->nrow_ids == start)
+    if (b->nocc == start)
         return;
     if (b->nrows + 1 >= b->cap_rows) {
         b->cap_rows *= 2;
@@ -502,7 +462,80 @@ void idg_batch_add_row(struct idg_batch *b, const int64_t *gids, const char *con
     }
     b->row_off[b->nrows] = start;
     b->nrows++;
-    b->row_off[b->nrows] = b->nrow_ids;
+    b->row_off[b->nrows] = b->nocc;
+}
+
+/* Find the distinct identities (see struct idg_batch). The batch is logically const: this only
+ * fills a cache, once per change. */
+static void batch_ready(const struct idg_batch *cb)
+{
+    struct idg_batch *b = (struct idg_batch *)cb;
+    if (b->ready)
+        return;
+    size_t n = b->nocc, nparts = (size_t)1 << PART_BITS;
+    uint32_t *rep = xmalloc((n ? n : 1) * sizeof(*rep));
+    uint32_t *order = xmalloc((n ? n : 1) * sizeof(*order));
+    size_t *start = xcalloc(nparts + 1, sizeof(*start));
+    for (size_t i = 0; i < n; i++)
+        start[(b->occ[i].hash >> (64 - PART_BITS)) + 1]++;
+    size_t biggest = 0;
+    for (size_t p = 0; p < nparts; p++) {
+        if (start[p + 1] > biggest)
+            biggest = start[p + 1];
+        start[p + 1] += start[p];
+    }
+    size_t *fill = xmalloc((nparts + 1) * sizeof(*fill));
+    memcpy(fill, start, (nparts + 1) * sizeof(*fill));
+    for (size_t i = 0; i < n; i++)
+        order[fill[b->occ[i].hash >> (64 - PART_BITS)]++] = (uint32_t)i;
+    free(fill);
+    /* per partition, a small open-addressing table of representatives (occurrence + 1) */
+    size_t cap = 16;
+    while (cap < biggest * 2)
+        cap *= 2;
+    uint32_t *slots = xmalloc(cap * sizeof(*slots));
+    for (size_t p = 0; p < nparts; p++) {
+        size_t lo = start[p], hi = start[p + 1];
+        if (lo == hi)
+            continue;
+        size_t pcap = 16;
+        while (pcap < (hi - lo) * 2)
+            pcap *= 2;
+        memset(slots, 0, pcap * sizeof(*slots));
+        for (size_t k = lo; k < hi; k++) {
+            uint32_t i = order[k];
+            size_t j = b->occ[i].hash & (pcap - 1);
+            rep[i] = i;
+            while (slots[j]) {
+                uint32_t r = slots[j] - 1;
+                if (same_key(&b->occ[r], &b->occ[i])) {
+                    rep[i] = r; /* occurrences come in order: r is the first */
+                    break;
+                }
+                j = (j + 1) & (pcap - 1);
+            }
+            if (rep[i] == i)
+                slots[j] = i + 1;
+        }
+    }
+    free(slots);
+    free(start);
+    free(order);
+    free(b->keys);
+    free(b->row_ids);
+    b->keys = xmalloc((n ? n : 1) * sizeof(*b->keys));
+    b->row_ids = xmalloc((n ? n : 1) * sizeof(*b->row_ids));
+    b->nkeys = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rep[i] == i) {
+            b->row_ids[i] = (uint32_t)b->nkeys;
+            b->keys[b->nkeys++] = b->occ[i];
+        } else {
+            b->row_ids[i] = b->row_ids[rep[i]];
+        }
+    }
+    free(rep);
+    b->ready = true;
 }
 
 size_t idg_batch_rows(const struct idg_batch *b)
@@ -512,7 +545,8 @@ size_t idg_batch_rows(const struct idg_batch *b)
 
 size_t idg_batch_identities(const struct idg_batch *b)
 {
-    return b->ids.n;
+    batch_ready(b);
+    return b->nkeys;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -899,13 +933,14 @@ int idg_apply_batch(struct idgraph *g, struct pstore_tx *tx, const struct idg_ba
                     int64_t seq, int64_t ts, struct idg_apply_result *res, struct ing_err *err)
 {
     memset(res, 0, sizeof(*res));
-    size_t n = b->ids.n;
+    batch_ready(b);
+    size_t n = b->nkeys;
     res->identities_seen = (int64_t)n;
     uint64_t *hashes = xmalloc((n ? n : 1) * sizeof(*hashes));
     int64_t *cand = NULL;
     size_t *coff = NULL;
     struct loaded *ld = NULL;
-    size_t nld = 0;
+    size_t nld = 0, capld = 0;
     struct imap ld_of = {0};
     int32_t *ident_ld = xmalloc((n ? n : 1) * sizeof(*ident_ld));   /* loaded cluster or -1 */
     int32_t *ident_mi = xmalloc((n ? n : 1) * sizeof(*ident_mi));   /* its member index */
@@ -921,7 +956,7 @@ int idg_apply_batch(struct idgraph *g, struct pstore_tx *tx, const struct idg_ba
 
     /* 1. Which identities exist already, and in which clusters. */
     for (size_t i = 0; i < n; i++)
-        hashes[i] = b->ids.keys[i].hash;
+        hashes[i] = b->keys[i].hash;
     if ((ret = pstore_tx_dict_candidates(tx, n, hashes, &cand, &coff, err)) != 0)
         goto out;
     for (size_t i = 0; i < n && ret == 0; i++) {
@@ -939,13 +974,16 @@ int idg_apply_batch(struct idgraph *g, struct pstore_tx *tx, const struct idg_ba
                 }
                 if (ret)
                     break;
-                ld = xrealloc(ld, (nld + 1) * sizeof(*ld));
+                if (nld == capld) {
+                    capld = capld ? capld * 2 : 64;
+                    ld = xrealloc(ld, capld * sizeof(*ld));
+                }
                 ld[nld].c = c;
                 loaded_index(&ld[nld]);
                 li = (uint32_t)nld++;
                 imap_put(&ld_of, cand[k], li);
             }
-            long mi = loaded_find(&ld[li], b->ids.keys[i].gid, b->ids.keys[i].value, hashes[i]);
+            long mi = loaded_find(&ld[li], b->keys[i].gid, b->keys[i].value, hashes[i]);
             if (mi >= 0) {
                 ident_ld[i] = (int32_t)li;
                 ident_mi[i] = (int32_t)mi;
@@ -1083,8 +1121,8 @@ int idg_apply_batch(struct idgraph *g, struct pstore_tx *tx, const struct idg_ba
             }
             if (!label)
                 label = pstore_tx_next_id(tx);
-            struct pstore_member m = {.id = pstore_tx_next_id(tx), .gid = b->ids.keys[i].gid,
-                                      .value = (char *)b->ids.keys[i].value,
+            struct pstore_member m = {.id = pstore_tx_next_id(tx), .gid = b->keys[i].gid,
+                                      .value = (char *)b->keys[i].value,
                                       .first_ts = ts, .last_ts = ts};
             local[i] = (uint32_t)w.n;
             work_member(&w, &m, 0, hashes[i]);

@@ -708,9 +708,10 @@ static const char *acc_str(struct frag_acc *a, const char *s)
     return a->strs[a->nstrs++] = xstrdup(s);
 }
 
-static int frag_cb(void *ctx, const struct pstore_frag *f)
+static int frag_cb(void *ctx, size_t member, const struct pstore_frag *f)
 {
     struct frag_acc *a = ctx;
+    a->member = (int)member;
     json_t *doc = json_loads(f->doc, 0, NULL);
     if (!doc)
         return 0; /* cannot happen for rows this module wrote; skip rather than fail the lookup */
@@ -765,12 +766,16 @@ int profiles_entity(struct profiles *pf, const char *sandbox, const char *code, 
     int rc = find_cluster(pf, sandbox, code, value, p, &cl, err);
     if (rc)
         goto out;
-    for (size_t i = 0; i < cl.n && rc == 0; i++) {
-        if (!cl.members[i].ns.gid)
-            continue;
-        acc.member = (int)i;
-        rc = pstore_frags(idgraph_pstore(pf->g), cl.members[i].ns.gid, cl.members[i].value,
-                          frag_cb, &acc, err);
+    {
+        int64_t *gids = xcalloc(cl.n ? cl.n : 1, sizeof(*gids));
+        const char **values = xcalloc(cl.n ? cl.n : 1, sizeof(*values));
+        for (size_t i = 0; i < cl.n; i++) {
+            gids[i] = cl.members[i].ns.gid;
+            values[i] = cl.members[i].value;
+        }
+        rc = pstore_frags_many(idgraph_pstore(pf->g), cl.n, gids, values, frag_cb, &acc, err);
+        free(gids);
+        free(values);
     }
     if (rc)
         goto out;

@@ -162,6 +162,12 @@ typedef int pstore_frag_fn(void *ctx, const struct pstore_frag *f);
 /* Fragments of primary identity (gid, value), ordered by seq. */
 int pstore_frags(struct pstore *ps, int64_t gid, const char *value, pstore_frag_fn *fn, void *ctx,
                  struct ing_err *err);
+/* The fragments of n identities (gids[i] 0: skipped) in one read snapshot: fn gets the index of
+ * the identity each fragment belongs to. */
+typedef int pstore_frags_many_fn(void *ctx, size_t index, const struct pstore_frag *f);
+int pstore_frags_many(struct pstore *ps, size_t n, const int64_t *gids,
+                      const char *const *values, pstore_frags_many_fn *fn, void *ctx,
+                      struct ing_err *err);
 
 struct pstore_event {
     int64_t ts;       /* the event's timestamp, ms */

@@ -38,6 +38,7 @@
 #define LABEL_LIMIT (1LL << 48)       /* labels live in 6 bytes of a dictionary entry */
 #define KV_DICT_STATE "dict_state"    /* level << 48 | split */
 #define KV_DICT_COUNT "dict_count"
+#define CLUSTER_FLUSH_BYTES (8u << 20)
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Byte vectors and varints */
@@ -368,7 +369,9 @@ static uint64_t dict_addr(const struct dstate *d, uint64_t fp)
     return a;
 }
 
-static int dstate_read(struct pstore_conn *c, struct dstate *d, struct ing_err *err)
+/* The dictionary's shape; the count only when the caller is the writer. */
+static int dstate_read(struct pstore_conn *c, bool with_count, struct dstate *d,
+                       struct ing_err *err)
 {
     memset(d, 0, sizeof(*d));
     int64_t v = 0;
@@ -376,7 +379,8 @@ static int dstate_read(struct pstore_conn *c, struct dstate *d, struct ing_err *
     if (ret == 0) {
         d->level = (int)((uint64_t)v >> 48);
         d->split = (uint64_t)v & ((1ULL << 48) - 1);
-        ret = pstore__kv_get(c, KV_DICT_COUNT, &d->count, err);
+        if (with_count)
+            ret = pstore__kv_get(c, KV_DICT_COUNT, &d->count, err);
     }
     if (ret == ING_ENOTFOUND)
         ret = 0;
@@ -487,10 +491,30 @@ static int bucket_store(struct pstore_conn *c, uint64_t b, const struct dentry *
 /* ---------------------------------------------------------------------------------------------- */
 /* Buffered writes of a transaction */
 
+struct pair {
+    int64_t seq, label;
+};
+
+static int cmp_pair(const void *pa, const void *pb)
+{
+    const struct pair *a = pa, *b = pb;
+    if (a->seq != b->seq)
+        return a->seq < b->seq ? -1 : 1;
+    return (a->label > b->label) - (a->label < b->label);
+}
+
+/* One identity changes at most once between two flushes (every graph read flushes first, and
+ * an operation touches each identity once), so changes need no order among themselves. */
 struct dchange {
     uint64_t fp;
     int64_t old_label, new_label;
 };
+
+static int cmp_dchange(const void *pa, const void *pb)
+{
+    const struct dchange *a = pa, *b = pb;
+    return (a->fp > b->fp) - (a->fp < b->fp);
+}
 
 struct crec {
     int64_t label;
@@ -501,9 +525,12 @@ struct crec {
 struct pstore_graph_tx {
     struct dchange *dc;
     size_t ndc, capdc;
+    int64_t count_delta;     /* inserts minus deletes in dc */
     struct crec *cr;
     size_t ncr, capcr;
     struct bytes payloads;   /* encoded cluster payloads of cr */
+    struct pair *bl;         /* (seq, label): clusters holding a batch's edges */
+    size_t nbl, capbl;
     int64_t fresh_floor;     /* groups whose first label is >= this have no row yet */
     bool have_state;
     struct dstate d;
@@ -528,6 +555,7 @@ void pstore__graph_tx_free(struct pstore_tx *tx)
     free(g->dc);
     free(g->cr);
     free(g->payloads.p);
+    free(g->bl);
     free(g->scratch.p);
     free(g);
     tx->g = NULL;
@@ -537,7 +565,7 @@ static int state_ready(struct pstore_tx *tx, struct pstore_graph_tx *g, struct i
 {
     if (g->have_state)
         return 0;
-    int ret = dstate_read(tx->c, &g->d, err);
+    int ret = dstate_read(tx->c, true, &g->d, err);
     g->have_state = ret == 0;
     return ret;
 }
@@ -553,6 +581,7 @@ void pstore_tx_dict_change(struct pstore_tx *tx, uint64_t h, int64_t old_label,
         g->dc = xrealloc(g->dc, g->capdc * sizeof(*g->dc));
     }
     g->dc[g->ndc++] = (struct dchange){fp_of(h), old_label, new_label};
+    g->count_delta += (old_label == 0) - (new_label == 0);
 }
 
 static struct crec *crec_push(struct pstore_graph_tx *g)
@@ -563,6 +592,8 @@ static struct crec *crec_push(struct pstore_graph_tx *g)
     }
     return &g->cr[g->ncr++];
 }
+
+static int flush_clusters(struct pstore_tx *tx, struct pstore_graph_tx *g, struct ing_err *err);
 
 int pstore_tx_cluster_put(struct pstore_tx *tx, const struct pstore_cluster *c,
                           struct ing_err *err)
@@ -575,7 +606,13 @@ int pstore_tx_cluster_put(struct pstore_tx *tx, const struct pstore_cluster *c,
         return ret;
     }
     *crec_push(g) = (struct crec){c->label, off, g->payloads.len - off, false};
-    return 0;
+    /* Write out in slices: memory stays bounded and the buffer is reused instead of grown. */
+    if (g->payloads.len >= CLUSTER_FLUSH_BYTES) {
+        ret = flush_clusters(tx, g, err);
+        if (ret == 0)
+            g->fresh_floor = tx->next_id;
+    }
+    return ret;
 }
 
 void pstore_tx_cluster_delete(struct pstore_tx *tx, int64_t label)
@@ -645,58 +682,39 @@ static int flush_dict(struct pstore_tx *tx, struct pstore_graph_tx *g, struct in
         return ret;
     size_t n = g->ndc;
     struct dchange *dc = g->dc, *tmp = xmalloc(g->capdc * sizeof(*tmp)); /* same size: they swap */
-    uint64_t *bucket = NULL, *starts = NULL;
+    uint64_t *starts = NULL;
     struct dentry *e = NULL, *ins = NULL;
     size_t cape = 0;
-    int64_t delta = 0;
-    for (size_t i = 0; i < n; i++)
-        delta += (dc[i].old_label == 0) - (dc[i].new_label == 0);
-    int64_t after = g->d.count + delta;
+    int64_t after = g->d.count + g->count_delta;
     uint64_t target = after > 0 ? ((uint64_t)after + DICT_FILL - 1) / DICT_FILL : 1;
     while (ret == 0 && dict_nbuckets(&g->d) < target)
         ret = dict_split_one(tx, g, &e, &cape, err);
     if (ret)
         goto out;
 
-    /* Sort the changes by fingerprint (LSD radix, 3 x 16 bits: stable, so the changes of one
-     * identity keep their order), then stably by bucket with a counting sort. */
-    size_t *count = xmalloc(65536 * sizeof(*count));
-    for (int pass = 0; pass < 3; pass++) {
-        memset(count, 0, 65536 * sizeof(*count));
-        for (size_t i = 0; i < n; i++)
-            count[(dc[i].fp >> (16 * pass)) & 0xffff]++;
-        size_t sum = 0;
-        for (size_t k = 0; k < 65536; k++) {
-            size_t c = count[k];
-            count[k] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            tmp[count[(dc[i].fp >> (16 * pass)) & 0xffff]++] = dc[i];
-        struct dchange *t = dc;
-        dc = tmp;
-        tmp = t;
-    }
-    free(count);
+    /* Group the changes by bucket (a counting sort), then order each bucket's by fingerprint. */
     uint64_t nb = dict_nbuckets(&g->d);
     starts = xcalloc(nb + 1, sizeof(*starts));
-    bucket = xmalloc(n * sizeof(*bucket));
-    for (size_t i = 0; i < n; i++) {
-        bucket[i] = dict_addr(&g->d, dc[i].fp);
-        starts[bucket[i] + 1]++;
-    }
+    for (size_t i = 0; i < n; i++)
+        starts[dict_addr(&g->d, dc[i].fp) + 1]++;
     for (uint64_t b = 0; b < nb; b++)
         starts[b + 1] += starts[b];
     {
         uint64_t *fill = xmalloc((nb + 1) * sizeof(*fill));
         memcpy(fill, starts, (nb + 1) * sizeof(*fill));
-        for (size_t i = 0; i < n; i++)
-            tmp[fill[bucket[i]]++] = dc[i];
+        for (size_t i = 0; i < n; i++) {
+            uint64_t b = dict_addr(&g->d, dc[i].fp);
+            tmp[fill[b]++] = dc[i];
+        }
         free(fill);
         struct dchange *t = dc;
         dc = tmp;
         tmp = t;
     }
+    for (uint64_t b = 0; b < nb; b++)
+        if (starts[b + 1] - starts[b] > 1)
+            qsort(dc + starts[b], (size_t)(starts[b + 1] - starts[b]), sizeof(*dc),
+                  cmp_dchange);
 
     /* Apply bucket by bucket: deletes and moves find their entry (inserted earlier in this
      * flush, or stored), inserts merge in by fingerprint. */
@@ -750,6 +768,7 @@ static int flush_dict(struct pstore_tx *tx, struct pstore_graph_tx *g, struct in
     if (ret)
         goto out;
     g->d.count = after;
+    g->count_delta = 0;
     g->state_dirty = true;
     g->ndc = 0;
 out:
@@ -760,7 +779,6 @@ out:
         free(g->dc);
         g->dc = dc;
     }
-    free(bucket);
     free(starts);
     free(e);
     free(ins);
@@ -889,12 +907,17 @@ static int flush_clusters(struct pstore_tx *tx, struct pstore_graph_tx *g, struc
     return ret;
 }
 
+static int flush_batch_labels(struct pstore_tx *tx, struct pstore_graph_tx *g,
+                              struct ing_err *err);
+
 int pstore__graph_flush(struct pstore_tx *tx, struct ing_err *err)
 {
     struct pstore_graph_tx *g = tx->g;
     if (!g)
         return 0;
     int ret = flush_clusters(tx, g, err);
+    if (ret == 0)
+        ret = flush_batch_labels(tx, g, err);
     if (ret == 0)
         ret = flush_dict(tx, g, err);
     if (ret == 0 && g->state_dirty) {
@@ -1021,7 +1044,11 @@ static size_t sort_unique(int64_t *v, size_t n)
 {
     if (n < 2)
         return n;
-    qsort(v, n, sizeof(*v), cmp_i64);
+    bool sorted = true;
+    for (size_t i = 1; i < n && sorted; i++)
+        sorted = v[i - 1] <= v[i];
+    if (!sorted)
+        qsort(v, n, sizeof(*v), cmp_i64);
     size_t k = 1;
     for (size_t i = 1; i < n; i++)
         if (v[i] != v[k - 1])
@@ -1089,19 +1116,50 @@ static int batch_labels_write(struct pstore_tx *tx, int64_t seq, const int64_t *
 int pstore_tx_batch_labels_add(struct pstore_tx *tx, int64_t seq, const int64_t *labels,
                                size_t n, struct ing_err *err)
 {
+    (void)err;
+    struct pstore_graph_tx *g = gtx(tx);
+    if (g->nbl + n > g->capbl) {
+        g->capbl = (g->nbl + n) * 2;
+        g->bl = xrealloc(g->bl, g->capbl * sizeof(*g->bl));
+    }
+    for (size_t i = 0; i < n; i++)
+        g->bl[g->nbl++] = (struct pair){seq, labels[i]};
+    return 0;
+}
+
+/* Merge the buffered (seq, label) pairs into each batch's stored list. */
+static int flush_batch_labels(struct pstore_tx *tx, struct pstore_graph_tx *g,
+                              struct ing_err *err)
+{
+    if (g->nbl == 0)
+        return 0;
+    bool sorted = true; /* a batch adds its clusters in ascending label order */
+    for (size_t i = 1; i < g->nbl && sorted; i++)
+        sorted = cmp_pair(&g->bl[i - 1], &g->bl[i]) <= 0;
+    if (!sorted)
+        qsort(g->bl, g->nbl, sizeof(*g->bl), cmp_pair);
     int64_t *v = NULL;
-    size_t nv = 0, cap = 0;
-    int ret = batch_labels_read(tx, seq, &v, &nv, &cap, err);
-    if (ret == 0) {
-        if (nv + n > cap) {
-            cap = nv + n;
-            v = xrealloc(v, (cap ? cap : 1) * sizeof(*v));
+    size_t cap = 0;
+    int ret = 0;
+    for (size_t i = 0; i < g->nbl && ret == 0;) {
+        size_t j = i, nv = 0;
+        while (j < g->nbl && g->bl[j].seq == g->bl[i].seq)
+            j++;
+        if ((ret = batch_labels_read(tx, g->bl[i].seq, &v, &nv, &cap, err)) != 0)
+            break;
+        if (nv + (j - i) > cap) {
+            cap = nv + (j - i);
+            v = xrealloc(v, cap * sizeof(*v));
         }
-        memcpy(v + nv, labels, n * sizeof(*v));
-        nv = sort_unique(v, nv + n);
-        ret = batch_labels_write(tx, seq, v, nv, err);
+        for (size_t k = i; k < j; k++)
+            v[nv++] = g->bl[k].label;
+        nv = sort_unique(v, nv);
+        ret = batch_labels_write(tx, g->bl[i].seq, v, nv, err);
+        i = j;
     }
     free(v);
+    if (ret == 0)
+        g->nbl = 0;
     return ret;
 }
 
@@ -1198,7 +1256,7 @@ static int ident_find(struct pstore_conn *conn, int64_t gid, const char *value, 
     struct dstate d;
     int64_t *cand = NULL;
     size_t ncand = 0, capcand = 0;
-    int ret = dstate_read(conn, &d, err);
+    int ret = dstate_read(conn, false, &d, err);
     if (ret == 0)
         ret = dict_find(conn, &d, pstore_ident_hash(gid, value, strlen(value)), &cand, &ncand,
                         &capcand, err);
@@ -1393,18 +1451,6 @@ static int table_exists(struct pstore_conn *c, const char *name, bool *out, stru
     int ret = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pstore__map_sqlite(err, c->db, rc, "schema");
     sqlite3_finalize(s);
     return ret;
-}
-
-struct pair {
-    int64_t seq, label;
-};
-
-static int cmp_pair(const void *pa, const void *pb)
-{
-    const struct pair *a = pa, *b = pb;
-    if (a->seq != b->seq)
-        return a->seq < b->seq ? -1 : 1;
-    return (a->label > b->label) - (a->label < b->label);
 }
 
 static void sort_pairs(int64_t *seq, int64_t *label, size_t n)

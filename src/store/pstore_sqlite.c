@@ -156,13 +156,20 @@ static int conn_open(struct pstore *ps, bool first, struct pstore_conn **out, st
     }
     sqlite3_extended_result_codes(c->db, 1);
     sqlite3_busy_timeout(c->db, 10000);
+    /* 16 KiB pages for a new file: the graph's rows are a few KiB each (grouped clusters,
+     * dictionary buckets), and with 4 KiB pages every such row took a page of its own. */
+    if (first && (ret = pstore__exec(c->db, "PRAGMA page_size=16384", err)) != 0)
+        goto out;
     if (first && (ret = pstore__exec(c->db, "PRAGMA journal_mode=WAL", err)) != 0)
         goto out;
     if ((ret = pstore__exec(c->db, ps->fast ? "PRAGMA synchronous=OFF" : "PRAGMA synchronous=FULL",
                         err)) != 0)
         goto out;
-    /* Lookups read a few pages each; 16 MiB per reader keeps the hot part of the indexes. */
+    /* Lookups read a few pages each; 16 MiB per reader keeps the hot part of the indexes, and
+     * the file mapped into memory spares copying pages out of the OS cache on a miss. */
     if ((ret = pstore__exec(c->db, "PRAGMA cache_size=-16384", err)) != 0)
+        goto out;
+    if ((ret = pstore__exec(c->db, "PRAGMA mmap_size=1073741824", err)) != 0)
         goto out;
     ret = pstore__exec(c->db, "PRAGMA temp_store=MEMORY", err);
 out:
@@ -216,6 +223,7 @@ static int migrate(struct pstore *ps, struct pstore_conn *c, struct ing_err *err
         ret = pstore__map_sqlite(err, db, rc, "read schema version");
         goto out;
     }
+    sqlite3_reset(st); /* an active statement would lock the tables a migration drops */
     if (!have_row && (ret = pstore__exec(db, "INSERT INTO pmeta(version) VALUES(0)", err)) != 0)
         goto out;
     int64_t known = (int64_t)ING_ARRAY_LEN(k_migrations);
@@ -563,16 +571,14 @@ static int q_stage_get(struct pstore_conn *c, const char *batch, const char *sta
 /* ---------------------------------------------------------------------------------------------- */
 /* Reads */
 
-int pstore_frags(struct pstore *ps, int64_t gid, const char *value, pstore_frag_fn *fn, void *ctx,
-                 struct ing_err *err)
+/* The fragments of one identity on connection c. */
+static int q_frags(struct pstore_conn *c, int64_t gid, const char *value, pstore_frag_fn *fn,
+                   void *ctx, struct ing_err *err)
 {
-    struct pstore_conn *c = NULL;
     sqlite3_stmt *s = NULL;
-    int ret = pstore__conn_acquire(ps, &c, err);
+    int ret = pstore__stmt(c, S_FRAGS, &s, err);
     if (ret)
         return ret;
-    if ((ret = pstore__stmt(c, S_FRAGS, &s, err)) != 0)
-        goto out;
     sqlite3_bind_int64(s, 1, gid);
     bind_text(s, 2, value);
     int rc;
@@ -591,7 +597,55 @@ int pstore_frags(struct pstore *ps, int64_t gid, const char *value, pstore_frag_
     if (ret == 0 && rc != SQLITE_DONE)
         ret = pstore__map_sqlite(err, c->db, rc, "fragments");
     pstore__done(s);
-out:
+    return ret;
+}
+
+int pstore_frags(struct pstore *ps, int64_t gid, const char *value, pstore_frag_fn *fn, void *ctx,
+                 struct ing_err *err)
+{
+    struct pstore_conn *c = NULL;
+    int ret = pstore__conn_acquire(ps, &c, err);
+    if (ret == 0)
+        ret = q_frags(c, gid, value, fn, ctx, err);
+    pstore__conn_release(ps, c);
+    return ret;
+}
+
+struct many_ctx {
+    pstore_frags_many_fn *fn;
+    void *ctx;
+    size_t index;
+};
+
+static int many_adapter(void *vctx, const struct pstore_frag *f)
+{
+    struct many_ctx *m = vctx;
+    return m->fn(m->ctx, m->index, f);
+}
+
+int pstore_frags_many(struct pstore *ps, size_t n, const int64_t *gids,
+                      const char *const *values, pstore_frags_many_fn *fn, void *ctx,
+                      struct ing_err *err)
+{
+    struct pstore_conn *c = NULL;
+    int ret = pstore__conn_acquire(ps, &c, err);
+    if (ret)
+        return ret;
+    sqlite3_stmt *s = NULL;
+    /* one read transaction: one snapshot, and the file locks taken once instead of n times */
+    bool tx = n > 1;
+    if (tx && (ret = pstore__stmt(c, S_BEGIN, &s, err)) == 0)
+        ret = pstore__step_done(c, s, "begin", err);
+    tx = tx && ret == 0;
+    struct many_ctx m = {fn, ctx, 0};
+    for (size_t i = 0; i < n && ret == 0; i++) {
+        if (gids[i] == 0)
+            continue;
+        m.index = i;
+        ret = q_frags(c, gids[i], values[i], many_adapter, &m, err);
+    }
+    if (tx && pstore__stmt(c, S_END, &s, NULL) == 0)
+        pstore__step_done(c, s, "commit", NULL);
     pstore__conn_release(ps, c);
     return ret;
 }

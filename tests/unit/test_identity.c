@@ -1,7 +1,9 @@
 /* test_identity.c - unit tests of the identity graph (src/identity/idgraph.c) over the real
  * pstore (src/store/pstore_sqlite.c): extraction and normalisation, incremental merges, the
  * guardrail and its removal order, removal of a batch with cluster split, lookups, XIDs, and a
- * property test against a from-scratch connected-components computation. */
+ * property test against a from-scratch connected-components computation; the storage itself:
+ * dictionary growth over many bucket splits, edge provenance, and the conversion of a version-1
+ * (row per identity) database. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sqlite3.h>
 
 #include "identity/idgraph.h"
 #include "store/pstore.h"
@@ -485,6 +489,219 @@ static void test_property_incremental_equals_scratch(void **state)
     assert_true(checks > 1500); /* a few thousand operations checked */
 }
 
+/* ---------------------------------------------------------------------------------------------- */
+/* Storage: many identities (the dictionary splits its buckets many times), merges across
+ * batches, and a revert that moves identities back to other clusters. */
+
+static void test_dictionary_growth(void **state)
+{
+    struct fixture *fx = *state;
+    enum { ROWS = 3000 };
+    struct idg_batch *b1 = idg_batch_new(), *b2 = idg_batch_new();
+    char v[2][32];
+    for (int i = 0; i < ROWS; i++) {
+        snprintf(v[0], sizeof(v[0]), "L%d", i);
+        snprintf(v[1], sizeof(v[1]), "c%d@x.org", i);
+        int64_t g[] = {fx->people, fx->email};
+        const char *vals[] = {v[0], v[1]};
+        idg_batch_add_row(b1, g, vals, 2);
+    }
+    struct idg_apply_result r;
+    apply(fx, b1, "B1", 1000, &r);
+    assert_int_equal(r.identities_new, 2 * ROWS);
+    assert_int_equal(r.links, ROWS);
+    /* every identity is found, in a cluster of two */
+    for (int i = 0; i < ROWS; i += 7) {
+        snprintf(v[0], sizeof(v[0]), "L%d", i);
+        snprintf(v[1], sizeof(v[1]), "c%d@x.org", i);
+        assert_int_not_equal(label_of(fx, fx->people, v[0]), 0);
+        assert_int_equal(label_of(fx, fx->people, v[0]), label_of(fx, fx->email, v[1]));
+        assert_int_equal(cluster_size(fx, fx->people, v[0]), 2);
+    }
+    assert_int_equal(label_of(fx, fx->people, "L-unknown"), 0);
+    /* batch 2 joins pairs of clusters: L(2k) with L(2k+1) */
+    for (int i = 0; i + 1 < ROWS; i += 2) {
+        snprintf(v[0], sizeof(v[0]), "L%d", i);
+        snprintf(v[1], sizeof(v[1]), "L%d", i + 1);
+        int64_t g[] = {fx->people, fx->people};
+        const char *vals[] = {v[0], v[1]};
+        idg_batch_add_row(b2, g, vals, 2);
+    }
+    apply(fx, b2, "B2", 2000, &r);
+    assert_int_equal(r.identities_new, 0);
+    assert_int_equal(r.clusters_merged, ROWS / 2);
+    for (int i = 0; i + 1 < ROWS; i += 34) {
+        snprintf(v[0], sizeof(v[0]), "c%d@x.org", i);
+        snprintf(v[1], sizeof(v[1]), "c%d@x.org", i + 1);
+        assert_int_equal(label_of(fx, fx->email, v[0]), label_of(fx, fx->email, v[1]));
+        assert_int_equal(cluster_size(fx, fx->email, v[0]), 4);
+    }
+    /* taking batch 2 out splits every pair again; nothing is lost */
+    struct idg_remove_result rr;
+    revert(fx, "B2", &rr);
+    assert_int_equal(rr.links_removed, ROWS / 2);
+    assert_int_equal(rr.identities_removed, 0);
+    assert_int_equal(rr.clusters_after, ROWS);
+    for (int i = 0; i + 1 < ROWS; i += 34) {
+        snprintf(v[0], sizeof(v[0]), "c%d@x.org", i);
+        snprintf(v[1], sizeof(v[1]), "c%d@x.org", i + 1);
+        assert_int_not_equal(label_of(fx, fx->email, v[0]), label_of(fx, fx->email, v[1]));
+        assert_int_equal(cluster_size(fx, fx->email, v[1]), 2);
+    }
+    /* and batch 1 out leaves an empty graph */
+    revert(fx, "B1", &rr);
+    assert_int_equal(rr.identities_removed, 2 * ROWS);
+    assert_int_equal(label_of(fx, fx->people, "L0"), 0);
+    idg_batch_free(b1);
+    idg_batch_free(b2);
+}
+
+struct edge_list {
+    char text[512];
+};
+
+static int collect_edge(void *ctx, const struct pstore_edge *e)
+{
+    struct edge_list *l = ctx;
+    size_t len = strlen(l->text);
+    snprintf(l->text + len, sizeof(l->text) - len, "%s%lld-%lld %s/%s %lld..%lld", len ? "; " : "",
+             (long long)e->a, (long long)e->b, e->dataset, e->batch, (long long)e->first_ts,
+             (long long)e->last_ts);
+    return 0;
+}
+
+/* A link's provenance is one edge per batch, with the batch's dataset and times. */
+static void test_edge_provenance(void **state)
+{
+    struct fixture *fx = *state;
+    struct idg_batch *b1 = idg_batch_new(), *b2 = idg_batch_new();
+    add_row(b1, fx->people, "x,y");
+    add_row(b1, fx->people, "y,x"); /* the same link twice in a batch: one edge */
+    add_row(b2, fx->people, "x,y");
+    struct idg_apply_result r;
+    apply(fx, b1, "B1", 100, &r);
+    assert_int_equal(r.links, 1);
+    apply(fx, b2, "B2", 300, &r);
+    int64_t id = 0, label = 0;
+    assert_int_equal(pstore_ident_lookup(fx->ps, fx->people, "x", &id, &label, NULL), 0);
+    struct edge_list l = {""};
+    assert_int_equal(pstore_cluster_edges(fx->ps, label, collect_edge, &l, NULL), 0);
+    char want[256];
+    snprintf(want, sizeof(want), "%lld-%lld ds1/B1 100..100; %lld-%lld ds1/B2 300..300",
+             (long long)id, (long long)id + 1, (long long)id, (long long)id + 1);
+    assert_string_equal(l.text, want);
+    idg_batch_free(b1);
+    idg_batch_free(b2);
+}
+
+/* A version-1 database (a row per identity and per edge) is converted when opened. */
+static void test_convert_v1(void **state)
+{
+    (void)state;
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/ingot-test-identity-v1-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/profile.db", dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    const char *v1 =
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE pmeta(version INTEGER NOT NULL); INSERT INTO pmeta VALUES(1);"
+        "CREATE TABLE kv(k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE gns(gid INTEGER PRIMARY KEY AUTOINCREMENT, sandbox TEXT NOT NULL,"
+        " lcode TEXT NOT NULL, code TEXT NOT NULL, nsid INTEGER NOT NULL, id_type TEXT NOT NULL,"
+        " UNIQUE(sandbox, lcode));"
+        "CREATE TABLE ident(id INTEGER PRIMARY KEY, ns INTEGER NOT NULL, value TEXT NOT NULL,"
+        " cluster INTEGER NOT NULL, first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL,"
+        " UNIQUE(ns, value));"
+        "CREATE TABLE bseq(seq INTEGER PRIMARY KEY AUTOINCREMENT, batch TEXT NOT NULL UNIQUE,"
+        " dataset TEXT NOT NULL);"
+        "CREATE TABLE edge(a INTEGER NOT NULL, b INTEGER NOT NULL, seq INTEGER NOT NULL,"
+        " first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL, PRIMARY KEY(a, b, seq)) WITHOUT ROWID;"
+        "CREATE TABLE frag(ns INTEGER NOT NULL, value TEXT NOT NULL, dataset TEXT NOT NULL,"
+        " seq INTEGER NOT NULL, ts INTEGER NOT NULL, upsert INTEGER NOT NULL, doc TEXT NOT NULL,"
+        " PRIMARY KEY(ns, value, dataset, seq)) WITHOUT ROWID;"
+        "CREATE TABLE event(ns INTEGER NOT NULL, value TEXT NOT NULL, ts INTEGER NOT NULL,"
+        " eid TEXT NOT NULL, seq INTEGER NOT NULL, stored_ts INTEGER NOT NULL, doc TEXT NOT NULL,"
+        " PRIMARY KEY(ns, value, ts, eid, seq)) WITHOUT ROWID;"
+        "CREATE TABLE stage(batch TEXT NOT NULL, stage TEXT NOT NULL, sandbox TEXT NOT NULL,"
+        " rec TEXT NOT NULL, PRIMARY KEY(batch, stage)) WITHOUT ROWID;"
+        "INSERT INTO kv VALUES('next_id', 20);"
+        "INSERT INTO gns VALUES(1, 'prod', 'crm', 'crm', 1001, 'CROSS_DEVICE');"
+        "INSERT INTO bseq VALUES(1, 'B1', 'ds1'), (2, 'B2', 'ds2');"
+        "INSERT INTO ident VALUES(3, 1, 'a', 10, 100, 150), (4, 1, 'b', 10, 100, 100),"
+        " (5, 1, 'c', 11, 120, 120);"
+        "INSERT INTO edge VALUES(3, 4, 1, 100, 100), (3, 4, 2, 150, 150), (5, 5, 2, 120, 120);";
+    assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    struct pstore *ps = NULL;
+    struct idgraph *g = NULL;
+    struct ing_err err;
+    ing_err_clear(&err);
+    int rc = pstore_open(&ps, dir, NULL, &err);
+    if (rc)
+        fprintf(stderr, "pstore_open: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_int_equal(idgraph_new(&g, ps, NULL, NULL, &err), 0);
+    int64_t id = 0, label = 0;
+    assert_int_equal(pstore_ident_lookup(ps, 1, "b", &id, &label, NULL), 0);
+    assert_int_equal(id, 4);
+    assert_int_equal(label, 10);
+    assert_int_equal(pstore_ident_lookup(ps, 1, "c", &id, &label, NULL), 0);
+    assert_int_equal(label, 11);
+    struct edge_list l = {""};
+    assert_int_equal(pstore_cluster_edges(ps, 10, collect_edge, &l, NULL), 0);
+    assert_string_equal(l.text, "3-4 ds1/B1 100..100; 3-4 ds2/B2 150..150");
+    struct pstore_member *m = NULL;
+    size_t n = 0, total = 0;
+    assert_int_equal(pstore_cluster_members(ps, 10, 0, &m, &n, &total, NULL), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(m[0].value, "a");
+    assert_int_equal(m[0].last_ts, 150);
+    pstore_members_free(m, n);
+    /* the converted graph takes batches out as before: B2 alone leaves a-b (B1 saw it) and
+     * drops c */
+    struct pstore_tx *tx = NULL;
+    int64_t seq = 0;
+    struct idg_remove_result rr;
+    assert_int_equal(pstore_begin(ps, &tx, &err), 0);
+    assert_int_equal(pstore_tx_batch_find(tx, "B2", &seq, &err), 0);
+    assert_int_equal(idg_remove_batch(g, tx, seq, &rr, &err), 0);
+    assert_int_equal(pstore_commit(tx, &err), 0);
+    assert_int_equal(rr.links_removed, 2);
+    assert_int_equal(rr.identities_removed, 1);
+    assert_int_equal(pstore_ident_lookup(ps, 1, "c", &id, &label, NULL), ING_ENOTFOUND);
+    assert_int_equal(pstore_ident_lookup(ps, 1, "a", &id, &label, NULL), 0);
+    /* new identities continue the old counter */
+    struct idg_batch *b = idg_batch_new();
+    int64_t gids[] = {1};
+    const char *vals[] = {"d"};
+    idg_batch_add_row(b, gids, vals, 1);
+    struct idg_apply_result r;
+    assert_int_equal(pstore_begin(ps, &tx, &err), 0);
+    assert_int_equal(pstore_tx_batch_seq(tx, "B3", "ds1", &seq, &err), 0);
+    assert_int_equal(idg_apply_batch(g, tx, b, seq, 500, &r, &err), 0);
+    assert_int_equal(pstore_commit(tx, &err), 0);
+    assert_int_equal(pstore_ident_lookup(ps, 1, "d", &id, &label, NULL), 0);
+    assert_true(label >= 20 && id > label);
+    idg_batch_free(b);
+    idgraph_free(g);
+    pstore_close(ps);
+    /* the old tables are gone */
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name IN "
+                                            "('ident', 'edge')", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    fs_rm_rf(dir, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -497,6 +714,9 @@ int main(void)
         cmocka_unit_test(test_guardrail_keep),
         cmocka_unit_test_setup_teardown(test_lookup_and_xid, setup, teardown),
         cmocka_unit_test(test_property_incremental_equals_scratch),
+        cmocka_unit_test_setup_teardown(test_dictionary_growth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edge_provenance, setup, teardown),
+        cmocka_unit_test(test_convert_v1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
