@@ -6,8 +6,9 @@
  * Uploads arrive spooled to a file by the http layer (HTTP_BODY_FILE); a small file is renamed
  * into the batch's staging folder, so it is never copied or held in memory. A large file is
  * INITIALIZEd (an upload record in the catalog and an empty part file under the lake's uploads
- * folder), its chunks (PATCH with Content-Range, any order) are copied into the part file at their
- * offset and fsynced before their range is recorded, and COMPLETE checks the ranges (no gap, no
+ * folder), its chunks (PATCH with Content-Range, any order) are placed in the part file at their
+ * offset (the first one at offset 0 by rename, the others by copy) and fsynced before their range
+ * is recorded, and COMPLETE checks the ranges (no gap, no
  * overlap) and renames the part file into staging. COMPLETE of the batch queues it in the store and
  * nudges the pipeline. Errors use AEP's problem shape with INGEST-* codes.
  */
@@ -421,6 +422,19 @@ static int upload_chunks(const json_t *doc, struct upl_range **r, size_t *n, int
     return upl_from_json(json_object_get(doc, "chunks"), r, n, err);
 }
 
+/* Whether the upload record holds any chunk (false when there is none or it cannot be read). */
+static bool upload_has_chunks(struct app *app, const char *sandbox, const char *batch_id,
+                              const char *dataset_id, const char *file_path)
+{
+    json_t *doc = NULL;
+    bool has = false;
+    if (catalog_upload_get(app->catalog, sandbox, batch_id, dataset_id, file_path, &doc, NULL) ==
+        0)
+        has = json_array_size(json_object_get(doc, "chunks")) > 0;
+    json_decref(doc);
+    return has;
+}
+
 /* Range and X-Received-Bytes headers, and the File body {"name","sizeInBytes"} of AEP. */
 static void answer_ranges(struct http_resp *resp, int status, const char *file_path,
                           const struct upl_range *r, size_t n)
@@ -638,13 +652,36 @@ static void h_file_patch(void *ctx, struct http_req *req, struct http_resp *resp
         goto out;
     }
 
+    /*
+     * A chunk at offset 0 may become the part file itself (no copy): its bytes are made durable
+     * here, before any lock, and it is renamed under the exclusive upload_lock, so no chunk write
+     * into the part file it replaces is in progress. Any other chunk is copied into the part file
+     * under the shared lock. A look at the record without the lock skips the fsync (and the
+     * exclusive lock) for a chunk 0 that comes after others: it will be copied (and fsynced) in
+     * place; the choice is made again under the lock.
+     */
+    bool first_chunk = chunk.first == 0 && !upload_has_chunks(app, req->sandbox, batch_id,
+                                                               dataset_id, file_path);
+    int rc;
+    int64_t t0 = clock_mono_ns();
+    if (first_chunk) {
+        rc = fs_fsync_path(req->body_path, &err);
+        if (rc < 0) {
+            upload_io_fail(resp, rc, &err);
+            goto out;
+        }
+    }
+    int64_t t_synced = clock_mono_ns();
     pthread_rwlock_rdlock(&staging_lock);
-    pthread_rwlock_rdlock(&upload_lock);
+    if (first_chunk)
+        pthread_rwlock_wrlock(&upload_lock);
+    else
+        pthread_rwlock_rdlock(&upload_lock);
     locked = true;
     if (!batch_open_for(app, req, resp, batch_id, dataset_id))
         goto out;
-    int rc = catalog_upload_get(app->catalog, req->sandbox, batch_id, dataset_id, file_path,
-                                &doc, &err);
+    rc = catalog_upload_get(app->catalog, req->sandbox, batch_id, dataset_id, file_path, &doc,
+                            &err);
     if (rc == ING_ENOTFOUND) {
         no_upload(resp, file_path);
         goto out;
@@ -669,11 +706,24 @@ static void h_file_patch(void *ctx, struct http_req *req, struct http_resp *resp
         goto out;
 
     part = part_path(app, req->sandbox, batch_id, dataset_id, file_path);
-    rc = upl_copy_chunk(req->body_path, part, chunk.first, req->body_size, &err);
-    if (rc < 0) {
-        upload_io_fail(resp, rc, &err);
-        goto out;
+    /* No chunk recorded yet: whatever the part file holds (bytes of an earlier INITIALIZE or of
+     * a chunk cut short by a crash) is not covered by the record, so the chunk can replace it. */
+    bool renamed = false;
+    if (first_chunk && n == 0) {
+        rc = upl_place_chunk(req->body_path, part, &renamed, &err);
+        if (rc < 0) {
+            upload_io_fail(resp, rc, &err);
+            goto out;
+        }
     }
+    if (!renamed) {
+        rc = upl_copy_chunk(req->body_path, part, chunk.first, req->body_size, &err);
+        if (rc < 0) {
+            upload_io_fail(resp, rc, &err);
+            goto out;
+        }
+    }
+    int64_t t_placed = clock_mono_ns();
     /* On disk (fsynced); now durably recorded. Only then is the chunk acknowledged. */
     rc = catalog_upload_add_chunk(app->catalog, req->sandbox, batch_id, dataset_id, file_path,
                                   &chunk, total, MAX_CHUNKS_PER_FILE, &updated, &err);
@@ -701,6 +751,11 @@ static void h_file_patch(void *ctx, struct http_req *req, struct http_resp *resp
         import_fail(resp, rc, &err);
         goto out;
     }
+    log_debug("upload chunk batch=%s path=%s range=%lld-%lld placed=%s fsync_ms=%.1f "
+              "place_ms=%.1f record_ms=%.1f", batch_id, file_path, (long long)chunk.first,
+              (long long)chunk.last, renamed ? "rename" : "copy",
+              (double)(t_synced - t0) / 1e6, (double)(t_placed - t_synced) / 1e6,
+              (double)(clock_mono_ns() - t_placed) / 1e6);
     answer_ranges(resp, 200, file_path, r, n);
 out:
     if (locked) {
@@ -982,7 +1037,9 @@ static void h_batch_action(void *ctx, struct http_req *req, struct http_resp *re
 static const struct http_route routes[] = {
     {HTTP_POST, IMPORT_BASE "/batches", h_batch_create, HTTP_BODY_JSON},
     {HTTP_PUT, FILE_ROUTE, h_file_put, HTTP_BODY_FILE},
-    {HTTP_PATCH, FILE_ROUTE, h_file_patch, HTTP_BODY_FILE},
+    /* A chunk at offset 0 becomes the part file (the http layer starts its write-back early);
+     * the others are copied into it. */
+    {HTTP_PATCH, FILE_ROUTE, h_file_patch, HTTP_BODY_FILE_RANGE},
     {HTTP_POST, FILE_ROUTE, h_file_action, HTTP_BODY_NONE},
     {HTTP_HEAD, FILE_ROUTE, h_file_head, HTTP_BODY_NONE},
     {HTTP_POST, IMPORT_BASE "/batches/{batchId}", h_batch_action, HTTP_BODY_NONE},

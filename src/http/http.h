@@ -30,7 +30,11 @@ enum http_method { HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_PUT, HTTP_PATCH, HTTP_DE
 enum http_body_mode {
     HTTP_BODY_NONE = 0, /* body ignored (still drained) */
     HTTP_BODY_JSON,     /* body kept in memory: req->body / req->body_len */
-    HTTP_BODY_FILE,     /* body streamed to req->body_path */
+    HTTP_BODY_FILE,     /* body streamed to req->body_path; the handler keeps the file (rename
+                           after fsync), so its write-back to disk starts while it arrives */
+    HTTP_BODY_FILE_RANGE, /* the same for a byte range of a larger file (Content-Range): kept
+                           only when it starts at byte 0; other ranges are copied by the handler,
+                           so their spool files need not reach the disk */
 };
 
 #define HTTP_MAX_PARAMS 8

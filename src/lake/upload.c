@@ -1,8 +1,10 @@
 /*
- * upload.c - byte ranges of large-file uploads and the chunk copy; see upload.h.
+ * upload.c - byte ranges of large-file uploads and placing chunks in the part file; see upload.h.
  *
  * Chunks land in a sparse part file at their offset, so their order does not matter; whether the
- * file is whole is decided from the recorded ranges alone, once, at completion.
+ * file is whole is decided from the recorded ranges alone, once, at completion. The first chunk
+ * of an upload (offset 0, nothing recorded yet) becomes the part file by rename, so a file sent
+ * in one chunk, or the first chunk of one sent in order, is never copied.
  */
 #include "lake/upload.h"
 
@@ -10,12 +12,14 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/fs.h"
 #include "util/mem.h"
 
 /* Unsigned decimal without sign or overflow; advances *p. */
@@ -315,5 +319,22 @@ out:
         close(in);
     if (outfd >= 0 && close(outfd) != 0 && rc == 0)
         rc = ing_err_errno(err, errno, "closing the part file");
+    return rc;
+}
+
+int upl_place_chunk(const char *src_path, const char *part_path, bool *placed,
+                    struct ing_err *err)
+{
+    *placed = false;
+    /* rename(2) first, so that EXDEV leaves both files as they were for the copy fallback. */
+    if (rename(src_path, part_path) != 0) {
+        if (errno == EXDEV)
+            return 0;
+        return ing_err_errno(err, errno, "moving the chunk into the part file");
+    }
+    *placed = true;
+    int rc = fs_fsync_parent(part_path, err);
+    if (rc == 0)
+        rc = fs_fsync_parent(src_path, err);
     return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * upload.h - the byte-range bookkeeping of large-file uploads (Batch Ingestion API, AEP section
  * 1.4): parsing Content-Range, merging the ranges received, checking a finished upload for gaps
- * and overlaps, and copying one chunk into the sparse part file at its offset.
+ * and overlaps, and placing one chunk into the sparse part file at its offset (by rename when it
+ * can become the part file, else by copy).
  *
  * A large file arrives as chunks in any order. Every acknowledged chunk is one inclusive range
  * [first, last] recorded durably by the caller (the catalog keeps the list in the file's upload
@@ -13,6 +14,7 @@
 #ifndef ING_LAKE_UPLOAD_H
 #define ING_LAKE_UPLOAD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
@@ -69,5 +71,15 @@ json_t *upl_to_json(const struct upl_range *ranges, size_t n);
  */
 int upl_copy_chunk(const char *src_path, const char *part_path, int64_t offset, int64_t length,
                    struct ing_err *err);
+
+/*
+ * Make the spooled chunk `src_path` the part file by rename (no copy), for a chunk at offset 0
+ * of an upload that has no chunk recorded yet. The caller has fsynced src_path and keeps every
+ * other writer of the part file out; the rename is made durable (fsync of both folders) here, so
+ * on return the chunk is on disk under the part file's name. *placed is false (and nothing
+ * changed) when the two are on different file systems: the caller copies instead.
+ */
+int upl_place_chunk(const char *src_path, const char *part_path, bool *placed,
+                    struct ing_err *err);
 
 #endif

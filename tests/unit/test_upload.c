@@ -1,6 +1,6 @@
 /* test_upload.c - unit tests of the large-file range bookkeeping (src/lake/upload.c):
  * Content-Range parsing, merging, gap and overlap detection, formatting, the JSON form, and the
- * chunk copy into a sparse part file. */
+ * chunk copy into a sparse part file, and the first chunk placed by rename. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,56 @@ static void test_copy_chunk(void **state)
     free(c2);
 }
 
+static void read_whole(const char *path, char *out, size_t cap)
+{
+    memset(out, 0, cap);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t got = fread(out, 1, cap - 1, f);
+    (void)got;
+    fclose(f);
+}
+
+static void test_place_chunk(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ingot-test-upload-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *part = xasprintf("%s/part", dir);
+    char *spool = xasprintf("%s/spool-1", dir);
+    char *c2 = xasprintf("%s/c2", dir);
+    /* Stale bytes of an earlier INITIALIZE are replaced whole, not overwritten in place. */
+    write_file(part, "stale bytes that are longer than the chunk");
+    write_file(spool, "hello ");
+    write_file(c2, "world");
+    struct ing_err err;
+    ing_err_clear(&err);
+    bool placed = false;
+    assert_int_equal(upl_place_chunk(spool, part, &placed, &err), 0);
+    assert_true(placed);
+    assert_false(fs_exists(spool)); /* moved, not copied */
+    assert_int_equal(fs_file_size(part), 6);
+    /* The next chunk continues the renamed part file by copy. */
+    assert_int_equal(upl_copy_chunk(c2, part, 6, 5, &err), 0);
+    char got[64];
+    read_whole(part, got, sizeof(got));
+    assert_string_equal(got, "hello world");
+
+    /* A chunk that is not there: an I/O error naming the move, the part file untouched. */
+    ing_err_clear(&err);
+    placed = true;
+    assert_int_equal(upl_place_chunk(spool, part, &placed, &err), ING_EIO);
+    assert_false(placed);
+    assert_non_null(strstr(err.msg, "moving the chunk"));
+    read_whole(part, got, sizeof(got));
+    assert_string_equal(got, "hello world");
+
+    fs_rm_rf(dir, NULL);
+    free(part);
+    free(spool);
+    free(c2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_check_complete),
         cmocka_unit_test(test_format_and_json),
         cmocka_unit_test(test_copy_chunk),
+        cmocka_unit_test(test_place_chunk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
