@@ -4,10 +4,13 @@
  * (README, parquet.thrift, Encodings.md, LogicalTypes.md, Compression.md).
  *
  * Layout: "PAR1" <column chunks> <FileMetaData (Thrift compact)> <len:le32> "PAR1".
- * For each row group, every column chunk is read whole with one pread and its pages decoded
- * into two level arrays (definition, repetition; one byte per entry, absent when the max level
- * is 0) and a value array (fixed-width little-endian bytes, or slices into page buffers for
- * BYTE_ARRAY / FIXED_LEN_BYTE_ARRAY). Rows are then cut at repetition level 0 and assembled
+ * Each column chunk is read page by page (pread of the header, then of the body) when the row
+ * cursor passes the end of the column's current page; a page is decoded into two level arrays
+ * (definition, repetition; one byte per entry, absent when the max level is 0) and a value
+ * array (fixed-width little-endian bytes, or slices into page buffers for BYTE_ARRAY /
+ * FIXED_LEN_BYTE_ARRAY). Entries before the current row are dropped first, so a column holds
+ * one page (plus the part of a row begun on earlier pages). Rows are cut at repetition level 0
+ * and assembled
  * recursively over the schema tree: a node is null when the first entry of its range is
  * defined below the node's level, and a repeated node splits its range where the repetition
  * level equals the node's own.
@@ -83,9 +86,13 @@ struct slice {
     size_t n;
 };
 
+/* A buffer holding page data (read, decompressed or decoded). It is released to the spares
+ * once the column's window has dropped every entry before `until` (an entry number within the
+ * column chunk); dictionary buffers keep UINT64_MAX until the chunk ends. */
 struct block {
     uint8_t *p;
     size_t cap;
+    uint64_t until;
 };
 
 /* Entry range of one column at one repetition depth. */
@@ -93,7 +100,9 @@ struct range {
     size_t s, e;
 };
 
-/* Decoded state of one column in the current row group. */
+/* Decoded state of one column in the current row group: a window of entries (levels and
+ * values) of the column chunk, from the start of the current row to the end of the last page
+ * read. Pages are read one at a time when the row cursor passes the end of the window. */
 struct rcol {
     const struct pq_rnode *leaf;
     int max_def, max_rep;
@@ -107,9 +116,17 @@ struct rcol {
     struct slice *dsv;
     size_t ndict, dfv_cap, dsv_cap;
     bool has_dict;
-    /* rows */
+    /* rows (window indices) */
     size_t row_s, row_e, row_v;
     size_t scan_e, scan_v;     /* rendering cursor */
+    /* the column chunk, read page by page */
+    int64_t ch_start;          /* file offset of its first page */
+    size_t ch_len, ch_off;     /* its length; where the next page header is */
+    int64_t ch_values;         /* entries its metadata declares */
+    int codec;
+    uint64_t base;             /* entries of the chunk dropped before the window */
+    struct block *blocks;      /* page buffers the window (or the dictionary) still uses */
+    size_t nblocks, blocks_cap;
 };
 
 struct pq_reader {
@@ -144,10 +161,12 @@ struct pq_reader {
 
     struct rcol *cols;
     struct range *rng;         /* (max_rep + 1) * ncols */
-    struct block *blocks;      /* buffers of the current row group (chunks, pages) */
-    size_t nblocks, blocks_cap;
-    struct block *spare;       /* the previous row group's buffers, reused by size */
+    struct block *spare;       /* released page buffers, reused by size */
     size_t nspare, spare_cap;
+    uint8_t *raw;              /* scratch: a compressed page as read */
+    size_t raw_cap;
+    uint8_t *hdr;              /* scratch: the bytes read to parse a page header */
+    size_t hdr_cap;
     size_t mem_used;           /* bytes allocated for decoded data, against the cap */
     uint32_t *idx;             /* scratch: dictionary indices */
     size_t idx_cap;
@@ -262,7 +281,7 @@ static int grow(struct pq_reader *r, void **p, size_t *cap, size_t need, size_t 
 static void block_keep(struct block **arr, size_t *n, size_t *cap, struct block b)
 {
     if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 64;
+        *cap = *cap ? *cap * 2 : 8;
         *arr = xrealloc(*arr, *cap * sizeof(**arr));
     }
     (*arr)[(*n)++] = b;
@@ -270,10 +289,10 @@ static void block_keep(struct block **arr, size_t *n, size_t *cap, struct block 
 
 static void spare_free(struct pq_reader *r);
 
-/* A buffer that lives until the next row group. Buffers of the previous row group are reused
- * (the smallest that fits): fresh allocations of page-sized buffers for every row group would
+/* A page buffer of column col, kept until released by block_release_upto. Released buffers are
+ * reused (the smallest that fits): fresh allocations of page-sized buffers for every page would
  * each be mapped and faulted in again. */
-static int block_new(struct pq_reader *r, size_t n, uint8_t **out)
+static int block_new(struct pq_reader *r, struct rcol *col, size_t n, uint8_t **out)
 {
     *out = NULL;
     size_t best = SIZE_MAX;
@@ -297,7 +316,8 @@ static int block_new(struct pq_reader *r, size_t n, uint8_t **out)
             return ING_ENOMEM;
         }
     }
-    block_keep(&r->blocks, &r->nblocks, &r->blocks_cap, b);
+    b.until = UINT64_MAX;
+    block_keep(&col->blocks, &col->nblocks, &col->blocks_cap, b);
     *out = b.p;
     return 0;
 }
@@ -311,19 +331,35 @@ static void spare_free(struct pq_reader *r)
     r->nspare = 0;
 }
 
-/* Start a row group: buffers not reused by the last one are freed, the last one's become the
- * spares. So memory stays near one row group's worth. */
-static void blocks_recycle(struct pq_reader *r)
+/* Hand a buffer to the spares; beyond a few per column it is freed, so spares stay near one
+ * page per column. */
+static void block_release(struct pq_reader *r, struct block b)
 {
-    spare_free(r);
-    for (size_t i = 0; i < r->nblocks; i++)
-        block_keep(&r->spare, &r->nspare, &r->spare_cap, r->blocks[i]);
-    r->nblocks = 0;
+    if (r->nspare < 2 * (size_t)r->ncols + 8) {
+        block_keep(&r->spare, &r->nspare, &r->spare_cap, b);
+        return;
+    }
+    free(b.p);
+    r->mem_used -= b.cap;
+}
+
+/* Release the buffers of col whose entries all lie before chunk entry `upto`. */
+static void block_release_upto(struct pq_reader *r, struct rcol *col, uint64_t upto)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < col->nblocks; i++) {
+        if (col->blocks[i].until <= upto)
+            block_release(r, col->blocks[i]);
+        else
+            col->blocks[kept++] = col->blocks[i];
+    }
+    col->nblocks = kept;
 }
 
 static void blocks_free(struct pq_reader *r)
 {
-    blocks_recycle(r);
+    for (int c = 0; r->cols && c < r->ncols; c++)
+        block_release_upto(r, &r->cols[c], UINT64_MAX);
     spare_free(r);
 }
 
@@ -908,11 +944,14 @@ void pq_reader_free(struct pq_reader *r)
         free(col->dfv);
         free(col->dsv);
     }
+    blocks_free(r);
+    for (int c = 0; r->cols && c < r->ncols; c++)
+        free(r->cols[c].blocks);
     free(r->cols);
     free(r->rng);
-    blocks_free(r);
-    free(r->blocks);
     free(r->spare);
+    free(r->raw);
+    free(r->hdr);
     free(r->idx);
     free(r->dvals);
     free(r->dvals2);
@@ -1347,7 +1386,7 @@ static int decode_delta_bytes(struct pctx *x, struct vsink *s, int enc, const ui
         total += prev;
     }
     uint8_t *out;
-    rc = block_new(r, total, &out);
+    rc = block_new(r, x->col, total, &out);
     if (rc)
         return cap_err(x, rc, "DELTA_BYTE_ARRAY values");
     const uint8_t *last = NULL;
@@ -1437,7 +1476,7 @@ static int decode_values(struct pctx *x, struct vsink *s, int enc, const uint8_t
             uint8_t *out;
             if (n > SIZE_MAX / w)
                 return perr(x, ING_ETOOBIG, "BYTE_STREAM_SPLIT values are too large");
-            rc = block_new(r, n * w, &out);
+            rc = block_new(r, x->col, n * w, &out);
             if (rc)
                 return cap_err(x, rc, "BYTE_STREAM_SPLIT values");
             rc = pq_bss_decode(p, len, w, n, out, &e);
@@ -1520,7 +1559,8 @@ static void parse_page_hdr(struct pq_tr *t, struct page_hdr *h)
     }
 }
 
-/* The page body, decompressed when the chunk is compressed; *out stays valid for the row group. */
+/* The page body, decompressed when the chunk is compressed; *out stays valid as long as the
+ * page's entries are in the column's window. */
 static int page_body(struct pctx *x, const uint8_t *body, size_t comp, size_t unc,
                      const uint8_t **out, size_t *out_len)
 {
@@ -1530,7 +1570,7 @@ static int page_body(struct pctx *x, const uint8_t *body, size_t comp, size_t un
         return 0;
     }
     uint8_t *dst;
-    int rc = block_new(x->r, unc, &dst);
+    int rc = block_new(x->r, x->col, unc, &dst);
     if (rc)
         return cap_err(x, rc, "a decompressed page");
     struct ing_err e;
@@ -1675,6 +1715,8 @@ static int data_page(struct pctx *x, const struct page_hdr *h, const uint8_t *bo
             vlen = vcomp;
         }
     }
+    if (col->max_rep && n && col->base + col->nent == 0 && col->rep[0] != 0)
+        return perr(x, ING_ESYNTAX, "the first value does not start a row");
     size_t present = count_present(col, col->nent, n);
     struct vsink s = {&col->fv, &col->fv_cap, &col->sv, &col->sv_cap, &col->nval};
     rc = decode_values(x, &s, h->encoding, vals, vlen, present);
@@ -1687,7 +1729,7 @@ static int data_page(struct pctx *x, const struct page_hdr *h, const uint8_t *bo
 static int dict_page(struct pctx *x, const struct page_hdr *h, const uint8_t *body)
 {
     struct rcol *col = x->col;
-    if (col->has_dict || col->nent)
+    if (col->has_dict || col->base + col->nent)
         return perr(x, ING_ESYNTAX, "a dictionary page that is not the chunk's first page");
     if (h->num_values < 0)
         return perr(x, ING_ESYNTAX, "dictionary of %d values", h->num_values);
@@ -1707,15 +1749,24 @@ static int dict_page(struct pctx *x, const struct page_hdr *h, const uint8_t *bo
     return 0;
 }
 
-/* Read and decode one column chunk of row group `rg`. */
-static int load_chunk(struct pq_reader *r, int rg, int c, struct ing_err *err)
+#define PQ_HDR_PROBE 256                /* bytes read first to parse a page header */
+#define PQ_MAX_PAGE_HDR (64 * PQ_MIB)   /* a page header (statistics included) */
+
+/* Start column chunk c of row group rg: check its metadata; no page is read yet. */
+static int chunk_begin(struct pq_reader *r, int rg, int c, struct ing_err *err)
 {
     struct rcol *col = &r->cols[c];
     const struct cmeta *cm = &r->rgs[rg].cols[c];
     struct pctx x = {.r = r, .col = col, .rg = rg, .column = c, .codec = cm->codec, .off = -1,
                      .err = err};
+    block_release_upto(r, col, UINT64_MAX);
     col->nent = col->nval = col->ndict = 0;
+    col->row_s = col->row_e = col->row_v = 0;
+    col->base = 0;
     col->has_dict = false;
+    col->ch_len = col->ch_off = 0;
+    col->ch_values = 0;
+    col->codec = cm->codec;
     if (cm->type != (int)col->leaf->phys)
         return perr(&x, ING_ESYNTAX, "chunk type %d does not match the schema's type %d",
                     cm->type, (int)col->leaf->phys);
@@ -1732,86 +1783,228 @@ static int load_chunk(struct pq_reader *r, int rg, int c, struct ing_err *err)
                     " lies outside the data of the file", cm->total_comp, start);
     if (cm->num_values < 0)
         return perr(&x, ING_ESYNTAX, "chunk with %" PRId64 " values", cm->num_values);
-    size_t len = (size_t)cm->total_comp;
-    uint8_t *chunk;
-    int rc = block_new(r, len, &chunk);
-    if (rc)
-        return cap_err(&x, rc, "the column chunk");
-    rc = read_at(r, start, chunk, len, err);
-    if (rc)
-        return rc;
-    size_t off = 0;
-    while (off < len && (int64_t)col->nent < cm->num_values) {
-        x.off = start + (int64_t)off;
-        struct pq_tr t;
-        pq_tr_init(&t, chunk + off, len - off);
-        struct page_hdr h;
-        parse_page_hdr(&t, &h);
-        if (pq_tr_error(&t))
-            return perr(&x, pq_tr_error(&t), "corrupt page header: %s", t.why);
-        size_t hlen = pq_tr_offset(&t);
-        if (h.comp < 0 || h.unc < 0 || (size_t)h.comp > len - off - hlen)
-            return perr(&x, ING_ESYNTAX, "page of %d bytes passes the end of the chunk", h.comp);
-        if ((size_t)h.unc > r->opts.max_page_bytes)
-            return perr(&x, ING_ETOOBIG, "page of %d bytes is larger than the %zu byte limit",
-                        h.unc, r->opts.max_page_bytes);
-        const uint8_t *body = chunk + off + hlen;
-        if (h.type == PT_DICTIONARY_PAGE && h.has_dict)
-            rc = dict_page(&x, &h, body);
-        else if ((h.type == PT_DATA_PAGE && h.has_data) || (h.type == PT_DATA_PAGE_V2 && h.has_v2))
-            rc = data_page(&x, &h, body);
-        else if (h.type == PT_DATA_PAGE || h.type == PT_DATA_PAGE_V2 ||
-                 h.type == PT_DICTIONARY_PAGE)
-            rc = perr(&x, ING_ESYNTAX, "page of type %d lacks its header", h.type);
-        /* index pages and unknown page types are skipped */
+    col->ch_start = start;
+    col->ch_len = (size_t)cm->total_comp;
+    col->ch_values = cm->num_values;
+    return 0;
+}
+
+/* Whether the chunk has pages not read yet (pages past the declared values are not read). */
+static bool chunk_more(const struct rcol *col)
+{
+    return col->ch_off < col->ch_len && (int64_t)(col->base + col->nent) < col->ch_values;
+}
+
+/* Drop the window's entries before the current row, their values, and the page buffers only
+ * they used; the current row moves to the front. Costs the current row's size, not a page's. */
+static void window_compact(struct pq_reader *r, struct rcol *col)
+{
+    size_t k = col->row_s, kv = col->row_v;
+    if (k) {
+        size_t keep = col->nent - k, keepv = col->nval - kv;
+        if (keep && col->max_def)
+            memmove(col->def, col->def + k, keep);
+        if (keep && col->max_rep)
+            memmove(col->rep, col->rep + k, keep);
+        if (keepv && col->width)
+            memmove(col->fv, col->fv + kv * col->width, keepv * col->width);
+        else if (keepv)
+            memmove(col->sv, col->sv + kv, keepv * sizeof(*col->sv));
+        col->nent = keep;
+        col->nval = keepv;
+        col->base += k;
+        col->row_e -= k;
+        col->row_s = col->row_v = 0;
+    }
+    block_release_upto(r, col, col->base);
+}
+
+/* Read the next page of column c (header, then body) and decode it onto the window. Index pages
+ * and unknown page types are skipped without reading their body. */
+static int next_page(struct pq_reader *r, int c, struct ing_err *err)
+{
+    struct rcol *col = &r->cols[c];
+    struct pctx x = {.r = r, .col = col, .rg = r->rg, .column = c, .codec = col->codec,
+                     .off = col->ch_start + (int64_t)col->ch_off, .err = err};
+    size_t left = col->ch_len - col->ch_off;
+    size_t probe = left < PQ_HDR_PROBE ? left : PQ_HDR_PROBE;
+    struct page_hdr h;
+    size_t hlen;
+    int rc;
+    for (;;) {
+        rc = grow(r, (void **)&r->hdr, &r->hdr_cap, probe ? probe : 1, 1);
+        if (rc)
+            return cap_err(&x, rc, "a page header");
+        rc = read_at(r, x.off, r->hdr, probe, err);
         if (rc)
             return rc;
-        off += hlen + (size_t)h.comp;
+        struct pq_tr t;
+        pq_tr_init(&t, r->hdr, probe);
+        parse_page_hdr(&t, &h);
+        if (!pq_tr_error(&t)) {
+            hlen = pq_tr_offset(&t);
+            break;
+        }
+        /* A header longer than the probe fails as cut short: read more, up to the chunk. */
+        if (probe >= left || probe >= PQ_MAX_PAGE_HDR)
+            return perr(&x, pq_tr_error(&t), "corrupt page header: %s", t.why);
+        probe = left / 4 < probe ? left : probe * 4;
     }
-    x.off = start;
-    if ((int64_t)col->nent != cm->num_values)
-        return perr(&x, ING_ESYNTAX, "chunk holds %zu values, its metadata says %" PRId64,
-                    col->nent, cm->num_values);
-    /* Rows start at repetition level 0, and their count must match the row group. */
-    int64_t rows = (int64_t)col->nent;
-    if (col->max_rep) {
-        if (col->nent && col->rep[0] != 0)
-            return perr(&x, ING_ESYNTAX, "the first value does not start a row");
-        rows = 0;
-        for (size_t i = 0; i < col->nent; i++)
-            rows += col->rep[i] == 0;
+    if (h.comp < 0 || h.unc < 0 || (size_t)h.comp > left - hlen)
+        return perr(&x, ING_ESYNTAX, "page of %d bytes passes the end of the chunk", h.comp);
+    if ((size_t)h.unc > r->opts.max_page_bytes)
+        return perr(&x, ING_ETOOBIG, "page of %d bytes is larger than the %zu byte limit", h.unc,
+                    r->opts.max_page_bytes);
+    bool is_dict = h.type == PT_DICTIONARY_PAGE && h.has_dict;
+    bool is_data = (h.type == PT_DATA_PAGE && h.has_data) ||
+                   (h.type == PT_DATA_PAGE_V2 && h.has_v2);
+    if (!is_dict && !is_data && (h.type == PT_DATA_PAGE || h.type == PT_DATA_PAGE_V2 ||
+                                 h.type == PT_DICTIONARY_PAGE))
+        return perr(&x, ING_ESYNTAX, "page of type %d lacks its header", h.type);
+    size_t comp = (size_t)h.comp;
+    if (is_dict || is_data) {
+        /* Values point into the body when it is not decompressed: it must live as a block. */
+        bool in_place = col->codec == PQ_RC_UNCOMPRESSED || (h.has_v2 && !h.is_compressed);
+        size_t first_block = col->nblocks;
+        uint8_t *body;
+        if (in_place) {
+            rc = block_new(r, col, comp, &body);
+        } else {
+            rc = grow(r, (void **)&r->raw, &r->raw_cap, comp ? comp : 1, 1);
+            body = r->raw;
+        }
+        if (rc)
+            return cap_err(&x, rc, "a page");
+        size_t have = probe - hlen < comp ? probe - hlen : comp;
+        if (have)
+            memcpy(body, r->hdr + hlen, have);
+        rc = read_at(r, x.off + (int64_t)(hlen + have), body + have, comp - have, err);
+        if (rc)
+            return rc;
+        if (is_dict) {
+            rc = dict_page(&x, &h, body);
+        } else {
+            rc = data_page(&x, &h, body);
+            /* the page's buffers serve its entries only */
+            for (size_t i = first_block; !rc && i < col->nblocks; i++)
+                col->blocks[i].until = col->base + col->nent;
+        }
+        if (rc)
+            return rc;
+        if ((int64_t)(col->base + col->nent) > col->ch_values)
+            return perr(&x, ING_ESYNTAX, "chunk holds more than the %" PRId64
+                        " values its metadata says", col->ch_values);
     }
-    if (rows != r->rgs[rg].num_rows)
-        return perr(&x, ING_ESYNTAX, "chunk holds %" PRId64 " rows, the row group %" PRId64, rows,
-                    r->rgs[rg].num_rows);
+    col->ch_off += hlen + comp;
+    return 0;
+}
+
+/* An error about the chunk of column c as a whole (at its offset). */
+static int chunk_err(struct pq_reader *r, int c, struct ing_err *err, const char *what)
+{
+    struct rcol *col = &r->cols[c];
+    if ((int64_t)(col->base + col->nent) != col->ch_values && !chunk_more(col))
+        return rd_err(r, err, ING_ESYNTAX, r->rg, c, col->ch_start,
+                      "chunk holds %" PRIu64 " values, its metadata says %" PRId64,
+                      col->base + col->nent, col->ch_values);
+    return rd_err(r, err, ING_ESYNTAX, r->rg, c, col->ch_start,
+                  "chunk holds %s rows than the row group's %" PRId64, what, r->rg_rows);
+}
+
+/* Move column c to its next row (its first when `first`), reading pages as needed; a row of a
+ * repeated column may continue on the following pages (until an entry of repetition level 0). */
+static int col_next_row(struct pq_reader *r, int c, bool first, struct ing_err *err)
+{
+    struct rcol *col = &r->cols[c];
+    if (!first) {
+        col->row_v += count_present(col, col->row_s, col->row_e - col->row_s);
+        col->row_s = col->row_e;
+    }
+    int rc;
+    while (col->row_s >= col->nent) {
+        if (!chunk_more(col))
+            return chunk_err(r, c, err, "fewer");
+        window_compact(r, col);
+        rc = next_page(r, c, err);
+        if (rc)
+            return rc;
+    }
+    if (!col->max_rep) {
+        col->row_e = col->row_s + 1;
+        return 0;
+    }
+    size_t e = col->row_s + 1;
+    for (;;) {
+        while (e < col->nent && col->rep[e] != 0)
+            e++;
+        if (e < col->nent || !chunk_more(col))
+            break;
+        e -= col->row_s;
+        window_compact(r, col);
+        rc = next_page(r, c, err);
+        if (rc)
+            return rc;
+    }
+    col->row_e = e;
+    return 0;
+}
+
+/* After the row group's last row (or for a row group of no rows): column c must hold no more
+ * entries, and as many as its metadata declares. */
+static int col_finish(struct pq_reader *r, int c, struct ing_err *err)
+{
+    struct rcol *col = &r->cols[c];
+    while (col->row_e >= col->nent && chunk_more(col)) {
+        window_compact(r, col);
+        int rc = next_page(r, c, err);
+        if (rc)
+            return rc;
+    }
+    if (col->row_e < col->nent || (int64_t)(col->base + col->nent) != col->ch_values)
+        return chunk_err(r, c, err, "more");
     return 0;
 }
 
 static int load_row_group(struct pq_reader *r, int rg, struct ing_err *err)
 {
-    blocks_recycle(r);
-    for (int c = 0; c < r->ncols; c++) {
-        int rc = load_chunk(r, rg, c, err);
-        if (rc)
-            return rc;
-        struct rcol *col = &r->cols[c];
-        col->row_s = col->row_e = col->row_v = 0;
-    }
     r->rg = rg;
     r->rg_row = 0;
     r->rg_rows = r->rgs[rg].num_rows;
+    for (int c = 0; c < r->ncols; c++) {
+        int rc = chunk_begin(r, rg, c, err);
+        if (!rc && r->rg_rows == 0)
+            rc = col_finish(r, c, err);
+        if (rc)
+            return rc;
+    }
     return 0;
 }
 
-/* The end of the row that starts at entry s. */
-static size_t row_end(const struct rcol *col, size_t s)
+static int next_row(struct pq_reader *r, struct ing_err *err)
 {
-    if (!col->max_rep)
-        return s + 1;
-    size_t e = s + 1;
-    while (e < col->nent && col->rep[e] != 0)
-        e++;
-    return e;
+    while (r->rg < r->rg_begin || r->rg_row >= r->rg_rows) {
+        if (r->rg + 1 >= r->rg_end) {
+            blocks_free(r);
+            r->done = true;
+            return 0;
+        }
+        int rc = load_row_group(r, r->rg + 1, err);
+        if (rc)
+            return rc;
+    }
+    for (int c = 0; c < r->ncols; c++) {
+        int rc = col_next_row(r, c, r->rg_row == 0, err);
+        if (rc)
+            return rc;
+    }
+    r->rg_row++;
+    r->row++;
+    for (int c = 0; r->rg_row == r->rg_rows && c < r->ncols; c++) {
+        int rc = col_finish(r, c, err);
+        if (rc)
+            return rc;
+    }
+    return 1;
 }
 
 int pq_reader_next(struct pq_reader *r, struct ing_err *err)
@@ -1821,32 +2014,16 @@ int pq_reader_next(struct pq_reader *r, struct ing_err *err)
             *err = r->ferr;
         return r->failed;
     }
-    while (r->rg < r->rg_begin || r->rg_row >= r->rg_rows) {
-        if (r->rg + 1 >= r->rg_end) {
-            blocks_free(r);
-            r->done = true;
-            return 0;
-        }
-        ing_err_clear(&r->ferr);
-        int rc = load_row_group(r, r->rg + 1, &r->ferr);
-        if (rc) {
-            r->failed = rc;
-            if (err)
-                *err = r->ferr;
-            return rc;
-        }
+    if (r->done)
+        return 0;
+    ing_err_clear(&r->ferr);
+    int rc = next_row(r, &r->ferr);
+    if (rc < 0) {
+        r->failed = rc;
+        if (err)
+            *err = r->ferr;
     }
-    for (int c = 0; c < r->ncols; c++) {
-        struct rcol *col = &r->cols[c];
-        if (r->rg_row > 0) {
-            col->row_v += count_present(col, col->row_s, col->row_e - col->row_s);
-            col->row_s = col->row_e;
-        }
-        col->row_e = row_end(col, col->row_s);
-    }
-    r->rg_row++;
-    r->row++;
-    return 1;
+    return rc;
 }
 
 /* ---------------------------------------------------------------- JSON values */

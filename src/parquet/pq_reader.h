@@ -2,11 +2,12 @@
  * pq_reader.h - a streaming Apache Parquet reader (our own; no third-party Parquet code).
  *
  * Opens a file (or a byte range in memory), parses and checks the footer and the schema, then
- * hands out rows one at a time. Row groups are read one after the other: for the current row
- * group every column chunk is read with pread (never the whole file, never mmap) and its pages
- * are decompressed and decoded into levels and values; the rows are then assembled from the
- * columns (Dremel record assembly). Memory is therefore bounded by one row group (its column
- * chunks plus their decoded values), capped by opts.max_row_group_bytes.
+ * hands out rows one at a time. Row groups are read one after the other, and each column chunk
+ * page by page: a column's next page is read with pread (never the whole file, never mmap),
+ * decompressed and decoded into levels and values when the row cursor passes the end of its
+ * current page; the rows are assembled from the columns (Dremel record assembly). Memory is
+ * therefore bounded by about one page per column plus the dictionaries, capped by
+ * opts.max_row_group_bytes.
  *
  * Supported: all physical types (INT96 too); logical and converted types (STRING, ENUM, JSON,
  * BSON, UUID, DATE, TIME, TIMESTAMP millis/micros/nanos, DECIMAL on INT32/INT64/FIXED/BYTE_ARRAY,
@@ -56,8 +57,8 @@
 struct pq_reader_opts {
     size_t max_footer_bytes;    /* default 64 MiB */
     size_t max_page_bytes;      /* default 256 MiB (uncompressed size of one page) */
-    size_t max_row_group_bytes; /* default 2 GiB: chunks read + pages decompressed + decoded
-                                   levels and values of one row group */
+    size_t max_row_group_bytes; /* default 2 GiB: pages read and decompressed + decoded levels
+                                   and values held at once (about one page per column) */
     int max_depth;              /* default 64 levels of schema nesting */
     bool binary_as_string;      /* unannotated BYTE_ARRAY as UTF-8 text instead of base64 */
     /* Read only row groups [first_row_group, first_row_group + num_row_groups) (num 0 = to the

@@ -1403,6 +1403,139 @@ static void test_hostile_sizes(void **state)
     buf_free(&f);
 }
 
+/* Data page v1 of dictionary indices (bit width 2) with repetition and definition levels. */
+static void dict_indices_page(struct buf *chunk, const uint32_t *rep, const uint32_t *def,
+                             size_t n, const uint32_t *idx, size_t nidx)
+{
+    struct buf body = {0}, vals = {0};
+    uint8_t bw = 2;
+    assert_int_equal(buf_append(&vals, &bw, 1), 0);
+    assert_int_equal(pq_rle_encode(&vals, idx, nidx, bw), 0);
+    v1_body(&body, rep, 1, def, 1, n, vals.data, vals.len);
+    tb_page(chunk, 0, (int32_t)n, 8, &body, 0, 0, 3);
+    buf_free(&body);
+    buf_free(&vals);
+}
+
+static void test_rows_span_pages(void **state)
+{
+    (void)state;
+    /* A repeated, dictionary-encoded column whose first row continues over three pages, next to
+     * a required column of one value per page: rows are read page by page and still whole. */
+    static const struct tb_elem els[] = {
+        {"schema", -1, 0, 0, 2, -1, 0, 0, 0, 0, 0},
+        {"tags", T_BA, 0, 2, 0, 0, 0, 0, 0, 0, 0},
+        {"n", T_I32, 0, 0, 0, -1, 0, 0, 0, 0, 0},
+    };
+    struct tbuilder tb;
+    tb_begin(&tb);
+    struct buf chunk = {0}, body = {0};
+    static const char *const dict[] = {"a", "b", "c", "d"};
+    plain_strings(&body, dict, 4);
+    tb_page(&chunk, 2, 4, 0, &body, 0, 0, 3);
+    size_t dict_bytes = chunk.len;
+    /* rows: [a,b,c,d], [], [b,c] as pages [a,b] [c] [d, (empty row)] [b,c] */
+    static const uint32_t rep1[] = {0, 1}, def1[] = {1, 1}, idx1[] = {0, 1};
+    static const uint32_t rep2[] = {1}, def2[] = {1}, idx2[] = {2};
+    static const uint32_t rep3[] = {1, 0}, def3[] = {1, 0}, idx3[] = {3};
+    static const uint32_t rep4[] = {0, 1}, def4[] = {1, 1}, idx4[] = {1, 2};
+    dict_indices_page(&chunk, rep1, def1, 2, idx1, 2);
+    dict_indices_page(&chunk, rep2, def2, 1, idx2, 1);
+    dict_indices_page(&chunk, rep3, def3, 2, idx3, 1);
+    dict_indices_page(&chunk, rep4, def4, 2, idx4, 2);
+    tb_chunk(&tb, T_BA, "tags", 7, &chunk, dict_bytes);
+    buf_reset(&chunk);
+    for (int32_t i = 0; i < 3; i++) {
+        uint8_t v[4];
+        pq_put_le32(v, (uint32_t)(10 + i));
+        v1_body(&body, NULL, 0, NULL, 0, 1, v, 4);
+        tb_page(&chunk, 0, 1, 0, &body, 0, 0, 3);
+    }
+    tb_chunk(&tb, T_I32, "n", 3, &chunk, 0);
+    tb_finish(&tb, els, 3, 3);
+    char *got = read_mem_json(tb.file.data, tb.file.len, NULL);
+    assert_non_null(got);
+    assert_string_equal(got, "{\"tags\":[\"a\",\"b\",\"c\",\"d\"],\"n\":10}\n"
+                             "{\"tags\":[],\"n\":11}\n"
+                             "{\"tags\":[\"b\",\"c\"],\"n\":12}\n");
+    free(got);
+    buf_free(&tb.file);
+
+    /* the same pages declaring one row more than they hold: a clean error naming rows */
+    tb_begin(&tb);
+    buf_reset(&chunk);
+    for (int32_t i = 0; i < 3; i++) {
+        uint8_t v[4];
+        pq_put_le32(v, (uint32_t)i);
+        v1_body(&body, NULL, 0, NULL, 0, 1, v, 4);
+        tb_page(&chunk, 0, 1, 0, &body, 0, 0, 3);
+    }
+    tb_chunk(&tb, T_I32, "n", 3, &chunk, 0);
+    static const struct tb_elem flat[] = {
+        {"schema", -1, 0, 0, 1, -1, 0, 0, 0, 0, 0},
+        {"n", T_I32, 0, 0, 0, -1, 0, 0, 0, 0, 0},
+    };
+    tb_finish(&tb, flat, 2, 4);
+    struct ing_err err;
+    assert_int_equal(try_read(tb.file.data, tb.file.len, NULL, &err), ING_ESYNTAX);
+    assert_non_null(strstr(err.msg, "fewer rows"));
+    assert_string_equal(err.field, "n");
+    buf_free(&tb.file);
+    buf_free(&chunk);
+    buf_free(&body);
+}
+
+static void test_memory_is_one_page(void **state)
+{
+    (void)state;
+    /* 400 pages of 1000 INT64 values (6.4 MB read and decoded) under a 1 MiB memory cap: only
+     * the current page is held, so the whole row group reads. */
+    enum { PAGES = 400, PER_PAGE = 1000 };
+    static const struct tb_elem els[] = {
+        {"schema", -1, 0, 0, 1, -1, 0, 0, 0, 0, 0},
+        {"v", T_I64, 0, 0, 0, -1, 0, 0, 0, 0, 0},
+    };
+    struct tbuilder tb;
+    tb_begin(&tb);
+    struct buf chunk = {0}, body = {0};
+    uint8_t *vals = malloc(PER_PAGE * 8);
+    for (int p = 0; p < PAGES; p++) {
+        for (int i = 0; i < PER_PAGE; i++)
+            pq_put_le64(vals + 8 * i, (uint64_t)p * PER_PAGE + (uint64_t)i);
+        v1_body(&body, NULL, 0, NULL, 0, PER_PAGE, vals, PER_PAGE * 8);
+        tb_page(&chunk, 0, PER_PAGE, 0, &body, 0, 0, 3);
+    }
+    free(vals);
+    tb_chunk(&tb, T_I64, "v", PAGES * PER_PAGE, &chunk, 0);
+    tb_finish(&tb, els, 2, PAGES * PER_PAGE);
+    struct pq_reader_opts o = {.max_row_group_bytes = 1 << 20};
+    struct pq_reader *r;
+    struct ing_err err;
+    assert_int_equal(pq_reader_open_mem(&r, tb.file.data, tb.file.len, &o, &err), 0);
+    struct buf row = {0};
+    int64_t n = 0;
+    int rc;
+    while ((rc = pq_reader_next(r, &err)) == 1) {
+        buf_reset(&row);
+        assert_int_equal(pq_reader_row_json(r, &row, &err), 0);
+        char want[40];
+        snprintf(want, sizeof(want), "{\"v\":%" PRId64 "}", n);
+        assert_string_equal(buf_cstr(&row), want);
+        n++;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(n, PAGES * PER_PAGE);
+    pq_reader_free(r);
+    /* a cap below one page still refuses it */
+    o.max_row_group_bytes = 4096;
+    assert_int_equal(try_read(tb.file.data, tb.file.len, &o, &err), ING_ETOOBIG);
+    assert_string_equal(err.field, "v");
+    buf_free(&row);
+    buf_free(&chunk);
+    buf_free(&body);
+    buf_free(&tb.file);
+}
+
 static void test_row_errors_do_not_stick(void **state)
 {
     (void)state;
@@ -1576,6 +1709,8 @@ int main(void)
         cmocka_unit_test(test_crafted_metadata),
         cmocka_unit_test(test_hostile_sizes),
         cmocka_unit_test(test_row_errors_do_not_stick),
+        cmocka_unit_test(test_rows_span_pages),
+        cmocka_unit_test(test_memory_is_one_page),
         cmocka_unit_test(test_bind_check),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
