@@ -48,7 +48,9 @@ if ls tests/api/*.test.mjs >/dev/null 2>&1; then
   p=${p:-0}; f=${f:-1}; f=$((f + ${c:-0}))   # a test cancelled by a failed hook did not pass
   grep -E '^(not )?ok ' "$log/api.tap" | sed 's/^/  /'
   passed=$((passed + p)); failed=$((failed + f))
-  [ "$f" -eq 0 ] || grep -v '^ *ok ' "$log/api.tap" | tail -150
+  # On failure show every failing test's own block (its error, expected/actual, the server's
+  # stderr tail), not just the end of the log.
+  [ "$f" -eq 0 ] || grep -n -A 60 '^ *not ok ' "$log/api.tap" | head -400
 fi
 
 rm -rf "$log"
