@@ -103,18 +103,11 @@ static const char *batch_status(const json_t *batch)
     return s ? s : "unknown";
 }
 
-/* Whether the batch's relatedObjects name this dataset. */
+/* Whether the batch writes to this dataset. */
 static bool batch_has_dataset(const json_t *batch, const char *dataset_id)
 {
-    const json_t *rel = json_object_get(batch, "relatedObjects");
-    for (size_t i = 0; i < json_array_size(rel); i++) {
-        const json_t *o = json_array_get(rel, i);
-        const char *type = json_string_value(json_object_get(o, "type"));
-        const char *id = json_string_value(json_object_get(o, "id"));
-        if (type && id && !strcmp(type, "dataSet") && !strcmp(id, dataset_id))
-            return true;
-    }
-    return false;
+    const char *ds = catalog_batch_dataset_id(batch);
+    return ds && strcmp(ds, dataset_id) == 0;
 }
 
 /* ---- POST /batches ------------------------------------------------------------------------- */

@@ -656,8 +656,7 @@ out:
     return rc;
 }
 
-/* The dataset a batch writes to (its relatedObjects entry of type dataSet), borrowed. */
-static const char *batch_dataset_id(const json_t *batch)
+const char *catalog_batch_dataset_id(const json_t *batch)
 {
     const json_t *rel = json_object_get(batch, "relatedObjects");
     for (size_t i = 0; i < json_array_size(rel); i++) {
@@ -666,7 +665,7 @@ static const char *batch_dataset_id(const json_t *batch)
         if (type && strcmp(type, "dataSet") == 0)
             return json_string_value(json_object_get(o, "id"));
     }
-    return NULL;
+    return json_string_value(json_object_get(batch, "datasetId"));
 }
 
 static int file_entry_check(const json_t *f, size_t i, struct ing_err *err)
@@ -739,7 +738,7 @@ int catalog_batch_finish(struct catalog *cat, const char *sandbox, const char *b
     if (rc < 0)
         goto out;
 
-    const char *ds_id = batch_dataset_id(doc);
+    const char *ds_id = catalog_batch_dataset_id(doc);
     for (size_t i = 0; success && ds_id && i < json_array_size(files); i++) {
         const json_t *f = json_array_get(files, i);
         /* Checked inside the transaction: a bad entry undoes the whole finish. */
@@ -953,7 +952,7 @@ int catalog_retire_sweep(struct catalog *cat, struct ing_err *err)
     json_array_foreach(found, i, it) {
         const char *sandbox = json_string_value(json_object_get(it, "sandbox"));
         const char *id = json_string_value(json_object_get(it, "id"));
-        const char *ds = batch_dataset_id(json_object_get(it, "doc"));
+        const char *ds = catalog_batch_dataset_id(json_object_get(it, "doc"));
         if (sandbox && id && ds)
             cat->retire_fn(cat->retire_ctx, sandbox, ds, id);
     }
@@ -968,7 +967,7 @@ static int batch_make_inactive(struct catalog *cat, const char *sandbox, const c
                                json_t *batch, int64_t now, json_t *retired, struct ing_err *err)
 {
     json_t *files = NULL, *ds = NULL;
-    const char *ds_id = batch_dataset_id(batch);
+    const char *ds_id = catalog_batch_dataset_id(batch);
     json_object_set_new(batch, "status", json_string("inactive"));
     json_object_set_new(batch, "updated", json_integer(now));
     int rc = store_update(cat->st, sandbox, CAT_KIND_BATCH, id, batch, err);
@@ -1079,7 +1078,7 @@ static int check_predecessor(struct catalog *cat, const char *sandbox, const cha
 {
     static const char *const replaceable[] = {"success", "failed", "aborted", "inactive", NULL};
     (void)cat;
-    const char *pds = batch_dataset_id(pdoc);
+    const char *pds = catalog_batch_dataset_id(pdoc);
     const char *st = json_string_value(json_object_get(pdoc, "status"));
     ing_err_field(err, field);
     if (strcmp(pid, self_id) == 0)
@@ -1202,7 +1201,7 @@ static int batch_insert_checked(struct catalog *cat, const char *sandbox, const 
     }
     json_t *replay = json_object_get(doc, "replay");
     if (rc == 0 && json_is_object(replay))
-        rc = replay_resolve(cat, sandbox, id, batch_dataset_id(doc), replay, err);
+        rc = replay_resolve(cat, sandbox, id, catalog_batch_dataset_id(doc), replay, err);
     if (rc == 0)
         rc = store_insert(cat->st, sandbox, CAT_KIND_BATCH, id, doc, err);
     return tx_end(cat->st, rc, err);
@@ -1331,7 +1330,7 @@ static int upload_batch_ok(struct catalog *cat, const char *sandbox, const char 
     json_t *batch = NULL;
     int rc = batch_load_in(cat, sandbox, batch_id, from, &batch, err);
     if (rc == 0) {
-        const char *ds = batch_dataset_id(batch);
+        const char *ds = catalog_batch_dataset_id(batch);
         if (!ds || strcmp(ds, dataset_id) != 0)
             rc = ing_err_set(err, ING_EINVAL, "batch '%s' does not write to dataset '%s'",
                              batch_id, dataset_id);

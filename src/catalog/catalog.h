@@ -69,6 +69,10 @@ int catalog_dataset_update(struct catalog *cat, const char *sandbox, const struc
 int catalog_dataset_delete(struct catalog *cat, const char *sandbox, const char *id,
                            struct ing_err *err);
 
+/* The dataset a batch document writes to (its relatedObjects entry of type dataSet, else
+ * "datasetId"); borrowed from `batch`, NULL when it names none. */
+const char *catalog_batch_dataset_id(const json_t *batch);
+
 /* Batches. `body` is the IngestBatch request. */
 int catalog_batch_create(struct catalog *cat, const char *sandbox, const struct cat_actor *who,
                          const json_t *body, char **id_out, struct ing_err *err);

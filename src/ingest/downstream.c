@@ -570,17 +570,6 @@ static void log_stage(const char *sandbox, const char *batch_id, const char *key
 /* ---------------------------------------------------------------------------------------------- */
 /* One batch */
 
-static const char *batch_dataset(const json_t *batch)
-{
-    size_t i;
-    const json_t *o;
-    json_array_foreach(json_object_get(batch, "relatedObjects"), i, o) {
-        const char *type = json_string_value(json_object_get(o, "type"));
-        if (type && !strcmp(type, "dataSet"))
-            return json_string_value(json_object_get(o, "id"));
-    }
-    return NULL;
-}
 
 static int compile_plan(struct downstream *d, const char *sandbox, const json_t *dataset,
                         struct xdm_plan **plan, struct ing_err *err)
@@ -650,7 +639,7 @@ static int process_batch(struct downstream *d, const char *sandbox, const char *
 {
     const char *status = json_string_value(json_object_get(batch, "status"));
     const json_t *ds = json_object_get(batch, "downstream");
-    const char *dataset_id = batch_dataset(batch);
+    const char *dataset_id = catalog_batch_dataset_id(batch);
     if (!status || !dataset_id || !id_is_safe(dataset_id) || !id_is_safe(batch_id))
         return 0;
     if (!strcmp(status, "inactive") || !strcmp(status, "deleted")) {

@@ -67,19 +67,6 @@ struct pipeline {
     bool sweeper_live;
 };
 
-/* The dataset a batch writes to: relatedObjects[type=dataSet].id, else "datasetId". */
-static const char *batch_dataset_id(const json_t *batch)
-{
-    size_t i;
-    json_t *obj;
-    json_array_foreach(json_object_get(batch, "relatedObjects"), i, obj) {
-        const char *type = json_string_value(json_object_get(obj, "type"));
-        const char *id = json_string_value(json_object_get(obj, "id"));
-        if (type && id && !strcmp(type, "dataSet"))
-            return id;
-    }
-    return json_string_value(json_object_get(batch, "datasetId"));
-}
 
 /* Remove a batch's temporary and promoted output, keeping its staged input so it can run again. */
 static void remove_output(struct pipeline *p, const char *sandbox, const char *dataset_id,
@@ -368,7 +355,7 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
         add_error(errors, "500", err.msg);
         goto finish;
     }
-    dataset_id = batch_dataset_id(batch);
+    dataset_id = catalog_batch_dataset_id(batch);
     if (!dataset_id || !id_is_safe(dataset_id)) {
         add_error(errors, "400", "The batch names no valid dataset.");
         dataset_id = NULL;
@@ -687,7 +674,7 @@ static void recover_status(struct pipeline *p, const char *status)
     json_array_foreach(found, i, it) {
         const char *sandbox = json_string_value(json_object_get(it, "sandbox"));
         const char *id = json_string_value(json_object_get(it, "id"));
-        const char *dataset_id = batch_dataset_id(json_object_get(it, "doc"));
+        const char *dataset_id = catalog_batch_dataset_id(json_object_get(it, "doc"));
         if (!sandbox || !id)
             continue;
         if (dataset_id)
