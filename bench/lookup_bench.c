@@ -14,12 +14,17 @@
  *   gcc -O2 -std=c17 -D_GNU_SOURCE -Isrc bench/lookup_bench.c build/release/libingot.a \
  *       $(pkg-config --libs jansson sqlite3 libzstd snappy zlib liblz4 libmicrohttpd) \
  *       -lm -pthread -o build/lookup_bench
- *   build/lookup_bench [profiles=1000000] [concurrency=16] [seconds=10] [http-threads=4]
+ *   build/lookup_bench [profiles=1000000] [concurrency=16] [seconds=10] [http-threads=4] [rate=0]
  *
- * With concurrency 0 it only serves for the given seconds (port printed), for an outside load
+ * Closed loop (rate 0): each client sends its next request when the previous answer arrived;
+ * latency is per request. Open loop (rate R > 0, requests/s in total): requests are scheduled
+ * at fixed times, R/concurrency per second on each connection, and latency is measured from
+ * the scheduled send time, so time spent waiting behind a slow answer counts (no coordinated
+ * omission); the achieved rate is printed too. With concurrency 0 it only serves for the given seconds (port printed), for an outside load
  * generator: wrk -t2 -c64 -d10s --latency -s bench/lookup.lua http://127.0.0.1:PORT
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -27,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -109,6 +115,7 @@ struct client {
     int port;
     long profiles;
     int64_t until_ns;
+    int64_t start_ns, interval_ns; /* open loop: request k is due at start + k * interval */
     int64_t *lat_us;
     size_t n, cap;
     long errors;
@@ -159,19 +166,34 @@ static int request(int fd, const char *req, size_t len, char *buf, size_t cap)
     return atoi(buf + 9);
 }
 
+static void sleep_until(int64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000LL), .tv_nsec = (long)(ns % 1000000000LL)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+    }
+}
+
 static void *client_main(void *arg)
 {
     struct client *c = arg;
     char *buf = xmalloc(1 << 16);
     int fd = connect_to(c->port);
+    int64_t k = 0;
     while (fd >= 0 && clock_mono_ns() < c->until_ns) {
+        int64_t due = c->start_ns + k * c->interval_ns;
+        if (c->interval_ns > 0) {
+            if (due >= c->until_ns)
+                break;
+            sleep_until(due); /* returns at once when behind schedule */
+            k++;
+        }
         long i = (long)(rand_r(&c->seed) % (unsigned)c->profiles);
         char req[512];
         int len = snprintf(req, sizeof(req),
                            "GET /data/core/ups/access/entities?schema.name=_xdm.context.profile"
                            "&entityId=%ld&entityIdNS=lumaLoyaltyId HTTP/1.1\r\nHost: b\r\n\r\n",
                            5000000 + i);
-        int64_t t0 = clock_mono_ns();
+        int64_t t0 = c->interval_ns > 0 ? due : clock_mono_ns();
         int status = request(fd, req, (size_t)len, buf, 1 << 16);
         int64_t us = (clock_mono_ns() - t0) / 1000;
         if (status != 200) {
@@ -204,6 +226,7 @@ int main(int argc, char **argv)
     int conc = argc > 2 ? atoi(argv[2]) : 16;
     int secs = argc > 3 ? atoi(argv[3]) : 10;
     unsigned threads = argc > 4 ? (unsigned)atoi(argv[4]) : 4;
+    double rate = argc > 5 ? strtod(argv[5], NULL) : 0;
     struct ing_err err;
     ing_err_clear(&err);
     fs_rm_rf(DIR, NULL);
@@ -248,9 +271,13 @@ int main(int argc, char **argv)
     struct client *cs = xcalloc((size_t)conc, sizeof(*cs));
     pthread_t *th = xcalloc((size_t)conc, sizeof(*th));
     int64_t t0 = clock_mono_ns();
+    /* open loop: each connection sends every conc/rate seconds, the connections staggered */
+    int64_t interval = rate > 0 ? (int64_t)(1e9 * conc / rate) : 0;
     for (int i = 0; i < conc; i++) {
         cs[i] = (struct client){.port = port, .profiles = profiles,
                                 .until_ns = t0 + (int64_t)secs * 1000000000LL,
+                                .start_ns = t0 + 100000000LL + interval * i / conc,
+                                .interval_ns = interval,
                                 .seed = (unsigned)i * 7919u + 1u};
         pthread_create(&th[i], NULL, client_main, &cs[i]);
     }
@@ -270,7 +297,15 @@ int main(int argc, char **argv)
         free(cs[i].lat_us);
     }
     qsort(all, total, sizeof(*all), cmp_i64);
-    if (total) {
+    if (total && rate > 0) {
+        printf("profiles=%ld open loop at %.0f req/s over %d connections, http_threads=%u: "
+               "%zu answers in %.1f s = %.0f req/s, errors=%ld, latency from the scheduled "
+               "send: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms\n",
+               profiles, rate, conc, threads, total, elapsed - 0.1,
+               (double)total / (elapsed - 0.1), errors, (double)all[total / 2] / 1000.0,
+               (double)all[total * 9 / 10] / 1000.0, (double)all[total * 99 / 100] / 1000.0,
+               (double)all[total * 999 / 1000] / 1000.0, (double)all[total - 1] / 1000.0);
+    } else if (total) {
         printf("profiles=%ld concurrency=%d http_threads=%u: %zu requests in %.1f s = %.0f req/s, "
                "errors=%ld, latency p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n",
                profiles, conc, threads, total, elapsed, (double)total / elapsed, errors,

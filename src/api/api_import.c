@@ -6,11 +6,13 @@
  * Uploads arrive spooled to a file by the http layer (HTTP_BODY_FILE); a small file is renamed
  * into the batch's staging folder, so it is never copied or held in memory. A large file is
  * INITIALIZEd (an upload record in the catalog and an empty part file under the lake's uploads
- * folder), its chunks (PATCH with Content-Range, any order) are placed in the part file at their
- * offset (the first one at offset 0 by rename, the others by copy) and fsynced before their range
- * is recorded, and COMPLETE checks the ranges (no gap, no
- * overlap) and renames the part file into staging. COMPLETE of the batch queues it in the store and
- * nudges the pipeline. Errors use AEP's problem shape with INGEST-* codes.
+ * folder), its chunks (PATCH with Content-Range, any order) are written straight into the part
+ * file at their offset while they arrive (a chunk sink, lake/upload.h) and fsynced before their
+ * range is recorded; a chunk that cannot take that way (its range overlaps one recorded or in
+ * flight) is spooled and then placed (at offset 0 by rename, else by copy). COMPLETE checks the
+ * ranges (no gap, no overlap) and renames the part file into staging. COMPLETE of the batch
+ * queues it in the store and nudges the pipeline. Errors use AEP's problem shape with INGEST-*
+ * codes.
  */
 #include "api/api.h"
 
@@ -44,6 +46,7 @@
 #define E_INCOMPLETE "INGEST-1010-400"  /* gaps or overlaps; a large file not completed */
 #define E_NO_UPLOAD "INGEST-1011-404"   /* a large-file call before INITIALIZE */
 #define E_CLIENT_FAILED "INGEST-1012-400" /* the error a batch failed by ?action=FAIL carries */
+#define E_BUSY "INGEST-1013-409"        /* a chunk met another one in flight, or a fence */
 
 /* AEP's defaults for the limits of struct app (notes/aep-api.md section 6). */
 #define DEFAULT_MAX_PUT_BYTES (256LL << 20)
@@ -469,6 +472,8 @@ static void file_initialize(struct app *app, struct http_req *req, struct http_r
      * earlier INITIALIZE may remain in it; the new record does not cover them, and COMPLETE
      * cuts the file at the end of the recorded chunks. */
     part = part_path(app, req->sandbox, batch_id, dataset_id, file_path);
+    /* Chunks of the earlier record still arriving must not be acknowledged into the new one. */
+    upl_fence(part);
     parent = xstrdup(part);
     *strrchr(parent, '/') = '\0';
     rc = fs_mkdirs(parent, &err);
@@ -517,6 +522,9 @@ static void file_complete(struct app *app, struct http_req *req, struct http_res
     staging = lake_staging_dir(app->lake, req->sandbox, batch_id, dataset_id);
     dest = xasprintf("%s/%s", staging, file_path);
     part = part_path(app, req->sandbox, batch_id, dataset_id, file_path);
+    /* Chunks still arriving would write into the file after it moved into staging: they stop
+     * here (their writes are dropped and they are not acknowledged). */
+    upl_fence(part);
     int rc = catalog_upload_get(app->catalog, req->sandbox, batch_id, dataset_id, file_path,
                                 &doc, &err);
     if (rc == ING_ENOTFOUND) {
@@ -602,21 +610,91 @@ static void h_file_action(void *ctx, struct http_req *req, struct http_resp *res
                         "The query parameter action must be INITIALIZE or COMPLETE.");
 }
 
+/* ---- PATCH through a chunk sink ---------------------------------------------------------- */
+
+static void sink_write(void *ctx, const char *data, size_t n)
+{
+    upl_sink_write(ctx, data, n);
+}
+
+static void sink_release(void *ctx)
+{
+    upl_sink_free(ctx);
+}
+
+/* Whether `chunk` overlaps (or repeats) a chunk recorded in the upload document. */
+static bool overlaps_recorded(const json_t *doc, const struct upl_range *chunk)
+{
+    struct upl_range *r = NULL;
+    size_t n = 0;
+    int64_t total;
+    bool hit = upload_chunks(doc, &r, &n, &total, NULL) != 0; /* unreadable: be careful */
+    for (size_t i = 0; !hit && i < n; i++)
+        hit = r[i].first <= chunk->last && chunk->first <= r[i].last;
+    free(r);
+    return hit;
+}
+
+/*
+ * The PATCH handler's first call (headers only): take the body into the part file directly when
+ * that is safe, i.e. the upload exists, the range is well formed, within the chunk limit, and
+ * overlaps no chunk recorded or in flight (a chunk sent again keeps its recorded bytes until the
+ * new copy is whole: it takes the spooled way). Anything else, errors included, is left to the
+ * spooled way, whose second call answers it. Whether the batch is still loading is checked when
+ * the chunk is recorded, as for every chunk.
+ */
+static void patch_offer_sink(struct app *app, struct http_req *req)
+{
+    struct ing_err err;
+    json_t *doc = NULL;
+    char *part = NULL;
+    struct upl_sink *sink = NULL;
+    ing_err_clear(&err);
+    if (req->nparams != 3 || !id_is_safe(req->params[0]) || !id_is_safe(req->params[1]) ||
+        !req->params[2] || !fs_rel_path_ok(req->params[2]))
+        return;
+    const char *batch_id = req->params[0], *dataset_id = req->params[1],
+               *file_path = req->params[2];
+    struct upl_range chunk;
+    int64_t total;
+    if (upl_parse_content_range(http_req_header(req, "content-range"), &chunk, &total, NULL) != 0)
+        return;
+    if (chunk.last - chunk.first + 1 > limit_or(app->max_chunk_bytes, DEFAULT_MAX_CHUNK_BYTES))
+        return;
+    if (catalog_upload_get(app->catalog, req->sandbox, batch_id, dataset_id, file_path, &doc,
+                           NULL) != 0 ||
+        overlaps_recorded(doc, &chunk))
+        goto out;
+    part = part_path(app, req->sandbox, batch_id, dataset_id, file_path);
+    if (upl_sink_open(&sink, part, chunk, &err) != 0)
+        goto out;
+    *req->sink = (struct http_body_sink){.ctx = sink, .write = sink_write,
+                                         .release = sink_release};
+out:
+    json_decref(doc);
+    free(part);
+}
+
 static void h_file_patch(void *ctx, struct http_req *req, struct http_resp *resp)
 {
     struct app *app = ctx;
+    if (req->sink) {
+        patch_offer_sink(app, req);
+        return;
+    }
     struct ing_err err;
     json_t *doc = NULL, *updated = NULL;
     struct upl_range *r = NULL;
     size_t n = 0;
     char *part = NULL;
+    struct upl_sink *reserve = NULL; /* a spooled chunk's range while it is copied */
     bool locked = false;
     const char *batch_id, *dataset_id, *file_path;
     char detail[400];
     ing_err_clear(&err);
     if (!file_route_args(req, resp, &batch_id, &dataset_id, &file_path))
         goto out;
-    if (!req->body_path) {
+    if (!req->body_path && !req->body_sink) {
         http_resp_error(resp, 500, E_INTERNAL, "Internal Server Error",
                         "The chunk was not spooled.");
         goto out;
@@ -645,19 +723,37 @@ static void h_file_patch(void *ctx, struct http_req *req, struct http_resp *resp
         goto out;
     }
 
+    struct upl_sink *sink = req->body_sink;
+    part = part_path(app, req->sandbox, batch_id, dataset_id, file_path);
     /*
-     * A chunk at offset 0 may become the part file itself (no copy): its bytes are made durable
-     * here, before any lock, and it is renamed under the exclusive upload_lock, so no chunk write
-     * into the part file it replaces is in progress. Any other chunk is copied into the part file
-     * under the shared lock. A look at the record without the lock skips the fsync (and the
-     * exclusive lock) for a chunk 0 that comes after others: it will be copied (and fsynced) in
-     * place; the choice is made again under the lock.
+     * A chunk written through a sink is in the part file already: its bytes are made durable
+     * here, before any lock. A spooled chunk at offset 0 may become the part file itself (no
+     * copy): its bytes are made durable here, before any lock, and it is renamed under the
+     * exclusive upload_lock, so no chunk write into the part file it replaces is in progress.
+     * Any other chunk is copied into the part file under the shared lock. A look at the record
+     * without the lock skips the fsync (and the exclusive lock) for a chunk 0 that comes after
+     * others: it will be copied (and fsynced) in place; the choice is made again under the lock.
      */
-    bool first_chunk = chunk.first == 0 && !upload_has_chunks(app, req->sandbox, batch_id,
-                                                               dataset_id, file_path);
+    bool first_chunk = !sink && chunk.first == 0 &&
+                       !upload_has_chunks(app, req->sandbox, batch_id, dataset_id, file_path) &&
+                       !upl_inflight(part, NULL);
     int rc;
     int64_t t0 = clock_mono_ns();
-    if (first_chunk) {
+    if (sink) {
+        rc = upl_sink_sync(sink, &err);
+        if (rc == ING_ESTATE) {
+            http_resp_error(resp, 409, E_BUSY, "Conflict", err.msg);
+            goto out;
+        }
+        if (rc == ING_EINVAL) {
+            http_resp_error(resp, 400, E_RANGE, "Bad Request", err.msg);
+            goto out;
+        }
+        if (rc < 0) {
+            upload_io_fail(resp, rc, &err);
+            goto out;
+        }
+    } else if (first_chunk) {
         rc = fs_fsync_path(req->body_path, &err);
         if (rc < 0) {
             upload_io_fail(resp, rc, &err);
@@ -698,19 +794,50 @@ static void h_file_patch(void *ctx, struct http_req *req, struct http_resp *resp
     if (!within_batch_limits(app, resp, &use, false, upl_covered_bytes(r, n + 1)))
         goto out;
 
-    part = part_path(app, req->sandbox, batch_id, dataset_id, file_path);
+    /* A fence (INITIALIZE or COMPLETE of the file) came while the chunk arrived: its bytes may
+     * not be in the part file the record now describes. */
+    if (sink && upl_sink_fenced(sink)) {
+        http_resp_error(resp, 409, E_BUSY, "Conflict",
+                        "The upload was initialized or completed again while this chunk "
+                        "arrived; send it again.");
+        goto out;
+    }
+    /* A spooled chunk is placed only where no chunk is being written (the rename would leave
+     * those writes in the file it replaces; a copy would mix with them). A copy reserves its
+     * range in the registry of chunks in flight while it runs, so no sink opens over it. */
+    bool rename_first = !sink && first_chunk && n == 0;
+    if (!sink && rename_first && upl_inflight(part, NULL))
+        rc = ING_EEXIST;
+    else if (!sink && !rename_first)
+        rc = upl_sink_open(&reserve, part, chunk, &err);
+    else
+        rc = 0;
+    if (rc == ING_EEXIST) {
+        http_resp_error(resp, 409, E_BUSY, "Conflict",
+                        "A chunk overlapping this range is being received; send it again when "
+                        "that one is answered.");
+        goto out;
+    }
+    if (rc < 0) {
+        upload_io_fail(resp, rc, &err);
+        goto out;
+    }
     /* No chunk recorded yet: whatever the part file holds (bytes of an earlier INITIALIZE or of
      * a chunk cut short by a crash) is not covered by the record, so the chunk can replace it. */
     bool renamed = false;
-    if (first_chunk && n == 0) {
+    if (rename_first) {
+        /* A sink opened since the look above would write into the file the rename replaces. */
+        upl_fence(part);
         rc = upl_place_chunk(req->body_path, part, &renamed, &err);
         if (rc < 0) {
             upload_io_fail(resp, rc, &err);
             goto out;
         }
     }
-    if (!renamed) {
+    if (!sink && !renamed) {
         rc = upl_copy_chunk(req->body_path, part, chunk.first, req->body_size, &err);
+        upl_sink_free(reserve);
+        reserve = NULL;
         if (rc < 0) {
             upload_io_fail(resp, rc, &err);
             goto out;
@@ -746,11 +873,12 @@ static void h_file_patch(void *ctx, struct http_req *req, struct http_resp *resp
     }
     log_debug("upload chunk batch=%s path=%s range=%lld-%lld placed=%s fsync_ms=%.1f "
               "place_ms=%.1f record_ms=%.1f", batch_id, file_path, (long long)chunk.first,
-              (long long)chunk.last, renamed ? "rename" : "copy",
+              (long long)chunk.last, sink ? "direct" : renamed ? "rename" : "copy",
               (double)(t_synced - t0) / 1e6, (double)(t_placed - t_synced) / 1e6,
               (double)(clock_mono_ns() - t_placed) / 1e6);
     answer_ranges(resp, 200, file_path, r, n);
 out:
+    upl_sink_free(reserve);
     if (locked) {
         pthread_rwlock_unlock(&upload_lock);
         pthread_rwlock_unlock(&staging_lock);
@@ -1030,9 +1158,9 @@ static void h_batch_action(void *ctx, struct http_req *req, struct http_resp *re
 static const struct http_route routes[] = {
     {HTTP_POST, IMPORT_BASE "/batches", h_batch_create, HTTP_BODY_JSON},
     {HTTP_PUT, FILE_ROUTE, h_file_put, HTTP_BODY_FILE},
-    /* A chunk at offset 0 becomes the part file (the http layer starts its write-back early);
-     * the others are copied into it. */
-    {HTTP_PATCH, FILE_ROUTE, h_file_patch, HTTP_BODY_FILE_RANGE},
+    /* A chunk goes straight into the part file at its offset (a sink); one that cannot is
+     * spooled, then renamed (offset 0) or copied into it. */
+    {HTTP_PATCH, FILE_ROUTE, h_file_patch, HTTP_BODY_SINK},
     {HTTP_POST, FILE_ROUTE, h_file_action, HTTP_BODY_NONE},
     {HTTP_HEAD, FILE_ROUTE, h_file_head, HTTP_BODY_NONE},
     {HTTP_POST, IMPORT_BASE "/batches/{batchId}", h_batch_action, HTTP_BODY_NONE},

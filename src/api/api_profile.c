@@ -286,6 +286,15 @@ static void h_entities_get(void *vapp, struct http_req *req, struct http_resp *r
         fields_copy = xstrdup(s);
         p.nfields = split_fields(fields_copy, p.fields);
     }
+    /* The common case (default policy, whole profile, by namespace code) is one read of the
+     * stored answer; everything else, and every error, takes the general path. */
+    if (!p.events && !p.policy_id && p.nfields == 0 && p.ns &&
+        profiles_entity_stored(app->profiles, req->sandbox, p.ns, p.id, &resp->body, NULL) == 0) {
+        resp->status = 200;
+        resp->content_type = "application/json";
+        free(fields_copy);
+        return;
+    }
     entity_lookup(app, req, resp, &p);
     free(fields_copy);
 }

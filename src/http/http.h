@@ -35,6 +35,20 @@ enum http_body_mode {
     HTTP_BODY_FILE_RANGE, /* the same for a byte range of a larger file (Content-Range): kept
                            only when it starts at byte 0; other ranges are copied by the handler,
                            so their spool files need not reach the disk */
+    HTTP_BODY_SINK,     /* the handler may take the body itself: it is called first when the
+                           headers are in, with req->sink set, and may fill *req->sink (without
+                           answering); the body's bytes then go to sink->write and the second
+                           call (req->sink NULL) has req->body_sink. When it leaves *req->sink
+                           empty, the body is spooled as with HTTP_BODY_FILE_RANGE */
+};
+
+/* Where an HTTP_BODY_SINK body goes. write takes the bytes in order (n > 0; errors are the
+ * sink's to keep and report); release is called once when the request ends, answered or not
+ * (after the handler's second call, or when the client went away). */
+struct http_body_sink {
+    void *ctx;
+    void (*write)(void *ctx, const char *data, size_t n);
+    void (*release)(void *ctx);
 };
 
 #define HTTP_MAX_PARAMS 8
@@ -48,6 +62,9 @@ struct http_req {
     size_t body_len;
     const char *body_path;       /* HTTP_BODY_FILE: spooled body file; else NULL */
     int64_t body_size;           /* bytes received */
+    struct http_body_sink *sink; /* HTTP_BODY_SINK, first call only: fill it to take the body */
+    void *body_sink;             /* HTTP_BODY_SINK, second call: the ctx of the sink that took
+                                    the body (body_path is NULL then); else NULL */
     const char *sandbox;         /* x-sandbox-name, lower-case, default "prod"; validated safe id */
     void *conn;                  /* opaque, for http_req_header/http_req_query */
 };

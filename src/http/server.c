@@ -39,9 +39,10 @@
 #define CONNECTION_TIMEOUT_S 300u
 /* Per-connection memory (headers and the upload read buffer). libmicrohttpd clears the whole
  * pool between two requests of a keep-alive connection, so its size is paid on every request:
- * 256 KiB cost ~30% of the CPU of a small lookup (memset plus page faults). 64 KiB keeps upload
- * chunks large enough for streaming to disk. */
-#define CONNECTION_MEMORY 65536u
+ * 256 KiB cost ~30% of the CPU of a small lookup (memset plus page faults); with lookups served
+ * from stored answers, 64 KiB was still ~9% of the server's CPU. 32 KiB keeps upload chunks of
+ * tens of KiB for streaming to disk. */
+#define CONNECTION_MEMORY 32768u
 #define STOP_WAIT_MS 30000
 /* Spooled bytes between two starts of write-back (see take_chunk). */
 #define SPOOL_KICK_BYTES (8 << 20)
@@ -75,23 +76,18 @@ struct req_state {
     int64_t spooled;     /* bytes written to the spool file */
     int64_t kicked;      /* bytes of it whose write-back has been started */
     bool kick_writeback; /* the handler will keep the spool file (see http_body_mode) */
+    struct http_body_sink sink; /* HTTP_BODY_SINK: set when the handler took the body */
     bool too_big;
     int64_t received;
     int64_t t0_ns;
     int status;          /* for the log line */
-    char **strings;      /* decoded query strings handed out, freed with the request */
+    char **strings;      /* decoded query arguments: name, value (NULL: none) pairs */
     size_t nstrings;
+    bool args_done;      /* strings holds the query arguments */
 };
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Request accessors */
-
-static const char *keep_string(struct req_state *rs, char *s)
-{
-    rs->strings = xrealloc(rs->strings, (rs->nstrings + 1) * sizeof(*rs->strings));
-    rs->strings[rs->nstrings++] = s;
-    return s;
-}
 
 const char *http_req_header(const struct http_req *req, const char *name)
 {
@@ -100,15 +96,6 @@ const char *http_req_header(const struct http_req *req, const char *name)
     const struct req_state *rs = req->conn;
     return MHD_lookup_connection_value(rs->mc, MHD_HEADER_KIND, name);
 }
-
-struct query_walk {
-    struct req_state *rs;
-    http_query_fn *fn;
-    void *ctx;
-    const char *want;     /* http_req_query: the name looked for */
-    const char *found;
-    int stop;
-};
 
 static char *decode_dup(const char *s)
 {
@@ -120,25 +107,25 @@ static char *decode_dup(const char *s)
     return d;
 }
 
-static enum MHD_Result query_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                   const char *value)
 {
     (void)kind;
-    struct query_walk *w = cls;
-    char *name = decode_dup(key ? key : "");
-    if (w->want) {
-        bool match = strcmp(name, w->want) == 0;
-        free(name);
-        if (!match)
-            return MHD_YES;
-        /* A valueless argument ("?flag") is found with the value "". */
-        w->found = keep_string(w->rs, value ? decode_dup(value) : xstrdup(""));
-        return MHD_NO;
+    struct req_state *rs = cls;
+    rs->strings = xrealloc(rs->strings, (rs->nstrings + 2) * sizeof(*rs->strings));
+    rs->strings[rs->nstrings++] = decode_dup(key ? key : "");
+    rs->strings[rs->nstrings++] = decode_dup(value);
+    return MHD_YES;
+}
+
+/* Decode the query arguments once per request: a handler looks up a dozen of them (a lookup
+ * decoded every argument for each name asked, ~30 allocations a request). */
+static void args_ready(struct req_state *rs)
+{
+    if (!rs->args_done) {
+        rs->args_done = true;
+        MHD_get_connection_values(rs->mc, MHD_GET_ARGUMENT_KIND, collect_arg, rs);
     }
-    keep_string(w->rs, name);
-    const char *v = value ? keep_string(w->rs, decode_dup(value)) : NULL;
-    w->stop = w->fn(w->ctx, name, v);
-    return w->stop ? MHD_NO : MHD_YES;
 }
 
 const char *http_req_query(const struct http_req *req, const char *name)
@@ -146,9 +133,12 @@ const char *http_req_query(const struct http_req *req, const char *name)
     if (!req || !req->conn || !name)
         return NULL;
     struct req_state *rs = req->conn;
-    struct query_walk w = {.rs = rs, .want = name};
-    MHD_get_connection_values(rs->mc, MHD_GET_ARGUMENT_KIND, query_iter, &w);
-    return w.found;
+    args_ready(rs);
+    for (size_t i = 0; i + 1 < rs->nstrings; i += 2) {
+        if (!strcmp(rs->strings[i], name)) /* a valueless argument ("?flag") reads as "" */
+            return rs->strings[i + 1] ? rs->strings[i + 1] : "";
+    }
+    return NULL;
 }
 
 int http_req_query_each(const struct http_req *req, http_query_fn *fn, void *ctx)
@@ -156,9 +146,13 @@ int http_req_query_each(const struct http_req *req, http_query_fn *fn, void *ctx
     if (!req || !req->conn || !fn)
         return 0;
     struct req_state *rs = req->conn;
-    struct query_walk w = {.rs = rs, .fn = fn, .ctx = ctx};
-    MHD_get_connection_values(rs->mc, MHD_GET_ARGUMENT_KIND, query_iter, &w);
-    return w.stop;
+    args_ready(rs);
+    for (size_t i = 0; i + 1 < rs->nstrings; i += 2) {
+        int stop = fn(ctx, rs->strings[i], rs->strings[i + 1]);
+        if (stop)
+            return stop;
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -377,7 +371,23 @@ static const struct http_route *find_route(struct req_state *rs, bool known_meth
 
 static bool body_to_file(enum http_body_mode mode)
 {
-    return mode == HTTP_BODY_FILE || mode == HTTP_BODY_FILE_RANGE;
+    return mode == HTTP_BODY_FILE || mode == HTTP_BODY_FILE_RANGE || mode == HTTP_BODY_SINK;
+}
+
+/* HTTP_BODY_SINK: the handler's first call, with the headers only; it may take the body. */
+static void offer_sink(struct req_state *rs)
+{
+    struct http_resp scratch = {0};
+    rs->req.sink = &rs->sink;
+    http__set_current_sandbox(rs->sandbox);
+    rs->route->handler(rs->srv->app, &rs->req, &scratch);
+    http__set_current_sandbox(NULL);
+    rs->req.sink = NULL;
+    resp_clear(&scratch); /* the first call does not answer */
+    if (!rs->sink.write && rs->sink.release) {
+        rs->sink.release(rs->sink.ctx);
+        memset(&rs->sink, 0, sizeof(rs->sink));
+    }
 }
 
 /* Whether the request's Content-Range is "bytes 0-..." (also "bytes=0-"): the first range. */
@@ -475,6 +485,11 @@ static enum MHD_Result first_call(struct req_state *rs, const char *url, const c
         }
         rs->body.limit = rs->srv->max_json_body + 1; /* + the NUL buf_cstr adds */
     } else if (body_to_file(rt->body)) {
+        if (rt->body == HTTP_BODY_SINK) {
+            offer_sink(rs);
+            if (rs->sink.write)
+                return MHD_YES;
+        }
         rs->kick_writeback = rt->body == HTTP_BODY_FILE || range_starts_at_zero(rs);
         int e = open_spool(rs);
         if (e) {
@@ -502,6 +517,8 @@ static void take_chunk(struct req_state *rs, const char *data, size_t n)
             rs->too_big = true;
             buf_free(&rs->body);
         }
+    } else if (rs->sink.write) {
+        rs->sink.write(rs->sink.ctx, data, n);
     } else if (body_to_file(rs->route->body)) {
         if (rs->write_errno || rs->fd < 0)
             return; /* keep draining; the error answer goes out at the end */
@@ -559,6 +576,8 @@ static enum MHD_Result finish(struct req_state *rs)
                               "The request body is larger than the JSON body limit.");
         rs->req.body = buf_cstr(&rs->body);
         rs->req.body_len = rs->body.len;
+    } else if (rs->sink.write) {
+        rs->req.body_sink = rs->sink.ctx;
     } else if (body_to_file(rs->route->body)) {
         close_spool(rs);
         if (rs->write_errno) {
@@ -634,6 +653,8 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
               toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
     close_spool(rs);
     unlink_spool(rs);
+    if (rs->sink.release)
+        rs->sink.release(rs->sink.ctx);
     buf_free(&rs->body);
     for (size_t i = 0; i < rs->nstrings; i++)
         free(rs->strings[i]);

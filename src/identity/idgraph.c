@@ -1,7 +1,8 @@
 /*
  * idgraph.c - the identity graph (idgraph.h): extraction and normalisation, in-memory stitching
  * of a batch with a union-find, persistence through pstore, the guardrail, revert with cluster
- * split, and the lookups.
+ * split, and the lookups. The batch's arrays (occurrences, keys, union-find, groupings) are
+ * util/bigmem arrays: huge pages, so a million-record batch does not pay ~100,000 page faults.
  */
 #include "identity/idgraph.h"
 
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/bigmem.h"
 #include "util/mem.h"
 
 struct idgraph {
@@ -239,8 +241,11 @@ static const char *arena_dup(struct arena_block **head, const char *s, size_t le
 {
     struct arena_block *b = *head;
     if (!b || b->cap - b->used < len + 1) {
-        size_t cap = len + 1 > (1u << 20) ? len + 1 : (1u << 20);
-        b = xmalloc(sizeof(*b) + cap);
+        /* just under 4 MiB with bigmem's header: two huge pages */
+        size_t cap = (4u << 20) - 128 - sizeof(*b);
+        if (len + 1 > cap)
+            cap = len + 1;
+        b = bigmem_alloc(sizeof(*b) + cap);
         b->next = *head;
         b->used = 0;
         b->cap = cap;
@@ -257,7 +262,7 @@ static void arena_free(struct arena_block *b)
 {
     while (b) {
         struct arena_block *next = b->next;
-        free(b);
+        bigmem_free(b);
         b = next;
     }
 }
@@ -275,14 +280,14 @@ static void imap_grow(struct imap *m)
 {
     struct imap old = *m;
     m->cap = old.cap ? old.cap * 2 : 64;
-    m->keys = xcalloc(m->cap, sizeof(*m->keys));
-    m->vals = xcalloc(m->cap, sizeof(*m->vals));
+    m->keys = bigmem_alloc(m->cap * sizeof(*m->keys));
+    m->vals = bigmem_alloc(m->cap * sizeof(*m->vals));
     m->n = 0;
     for (size_t i = 0; i < old.cap; i++)
         if (old.keys[i])
             imap_put(m, old.keys[i], old.vals[i]);
-    free(old.keys);
-    free(old.vals);
+    bigmem_free(old.keys);
+    bigmem_free(old.vals);
 }
 
 static void imap_put(struct imap *m, int64_t key, uint32_t val)
@@ -315,8 +320,8 @@ static bool imap_get(const struct imap *m, int64_t key, uint32_t *val)
 
 static void imap_free(struct imap *m)
 {
-    free(m->keys);
-    free(m->vals);
+    bigmem_free(m->keys);
+    bigmem_free(m->vals);
     memset(m, 0, sizeof(*m));
 }
 
@@ -330,8 +335,8 @@ struct uf {
 
 static void uf_init(struct uf *u, size_t n)
 {
-    u->parent = xmalloc((n ? n : 1) * sizeof(*u->parent));
-    u->size = xmalloc((n ? n : 1) * sizeof(*u->size));
+    u->parent = bigmem_alloc((n ? n : 1) * sizeof(*u->parent));
+    u->size = bigmem_alloc((n ? n : 1) * sizeof(*u->size));
     for (size_t i = 0; i < n; i++) {
         u->parent[i] = (uint32_t)i;
         u->size[i] = 1;
@@ -364,8 +369,8 @@ static void uf_union(struct uf *u, uint32_t a, uint32_t b)
 
 static void uf_free(struct uf *u)
 {
-    free(u->parent);
-    free(u->size);
+    bigmem_free(u->parent);
+    bigmem_free(u->size);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -399,7 +404,7 @@ struct idg_batch *idg_batch_new(void)
 {
     struct idg_batch *b = xcalloc(1, sizeof(*b));
     b->cap_rows = 64;
-    b->row_off = xcalloc(b->cap_rows + 1, sizeof(*b->row_off));
+    b->row_off = bigmem_alloc((b->cap_rows + 1) * sizeof(*b->row_off));
     return b;
 }
 
@@ -408,11 +413,11 @@ void idg_batch_free(struct idg_batch *b)
     if (!b)
         return;
     arena_free(b->arena);
-    free(b->occ);
-    free(b->row_off);
+    bigmem_free(b->occ);
+    bigmem_free(b->row_off);
     free(b->ns);
-    free(b->keys);
-    free(b->row_ids);
+    bigmem_free(b->keys);
+    bigmem_free(b->row_ids);
     free(b);
 }
 
@@ -449,7 +454,7 @@ void idg_batch_add_row(struct idg_batch *b, const int64_t *gids, const char *con
             continue;
         if (b->nocc == b->capocc) {
             b->capocc = b->capocc ? b->capocc * 2 : 1024;
-            b->occ = xrealloc(b->occ, b->capocc * sizeof(*b->occ));
+            b->occ = bigmem_realloc(b->occ, b->capocc * sizeof(*b->occ));
         }
         k.value = arena_dup(&b->arena, values[i], len);
         b->occ[b->nocc++] = k;
@@ -458,7 +463,7 @@ void idg_batch_add_row(struct idg_batch *b, const int64_t *gids, const char *con
         return;
     if (b->nrows + 1 >= b->cap_rows) {
         b->cap_rows *= 2;
-        b->row_off = xrealloc(b->row_off, (b->cap_rows + 1) * sizeof(*b->row_off));
+        b->row_off = bigmem_realloc(b->row_off, (b->cap_rows + 1) * sizeof(*b->row_off));
     }
     b->row_off[b->nrows] = start;
     b->nrows++;
@@ -473,8 +478,8 @@ static void batch_ready(const struct idg_batch *cb)
     if (b->ready)
         return;
     size_t n = b->nocc, nparts = (size_t)1 << PART_BITS;
-    uint32_t *rep = xmalloc((n ? n : 1) * sizeof(*rep));
-    uint32_t *order = xmalloc((n ? n : 1) * sizeof(*order));
+    uint32_t *rep = bigmem_alloc((n ? n : 1) * sizeof(*rep));
+    uint32_t *order = bigmem_alloc((n ? n : 1) * sizeof(*order));
     size_t *start = xcalloc(nparts + 1, sizeof(*start));
     for (size_t i = 0; i < n; i++)
         start[(b->occ[i].hash >> (64 - PART_BITS)) + 1]++;
@@ -520,11 +525,11 @@ static void batch_ready(const struct idg_batch *cb)
     }
     free(slots);
     free(start);
-    free(order);
-    free(b->keys);
-    free(b->row_ids);
-    b->keys = xmalloc((n ? n : 1) * sizeof(*b->keys));
-    b->row_ids = xmalloc((n ? n : 1) * sizeof(*b->row_ids));
+    bigmem_free(order);
+    bigmem_free(b->keys);
+    bigmem_free(b->row_ids);
+    b->keys = bigmem_alloc((n ? n : 1) * sizeof(*b->keys));
+    b->row_ids = bigmem_alloc((n ? n : 1) * sizeof(*b->row_ids));
     b->nkeys = 0;
     for (size_t i = 0; i < n; i++) {
         if (rep[i] == i) {
@@ -534,7 +539,7 @@ static void batch_ready(const struct idg_batch *cb)
             b->row_ids[i] = b->row_ids[rep[i]];
         }
     }
-    free(rep);
+    bigmem_free(rep);
     b->ready = true;
 }
 
@@ -675,8 +680,8 @@ static void scratch_reserve(struct emit_scratch *s, size_t n, size_t ne)
     if (n + 1 > s->capn) {
         s->capn = (n + 1) * 2;
         uf_free(&s->u);
-        s->u.parent = xmalloc(s->capn * sizeof(*s->u.parent));
-        s->u.size = xmalloc(s->capn * sizeof(*s->u.size));
+        s->u.parent = bigmem_alloc(s->capn * sizeof(*s->u.parent));
+        s->u.size = bigmem_alloc(s->capn * sizeof(*s->u.size));
         s->part_of = xrealloc(s->part_of, s->capn * sizeof(*s->part_of));
         s->newidx = xrealloc(s->newidx, s->capn * sizeof(*s->newidx));
         s->mstart = xrealloc(s->mstart, (s->capn + 1) * sizeof(*s->mstart));
@@ -882,9 +887,10 @@ static int cmp_u64pair(const void *pa, const void *pb)
     return (a[0] > b[0]) - (a[0] < b[0]);
 }
 
-static void loaded_index(struct loaded *l)
+/* Index a loaded cluster's members by hash, into mh (2 * c.n entries, owned by the caller). */
+static void loaded_index(struct loaded *l, uint64_t *mh)
 {
-    l->mh = xmalloc((l->c.n ? l->c.n : 1) * 2 * sizeof(*l->mh));
+    l->mh = mh;
     for (size_t i = 0; i < l->c.n; i++) {
         l->mh[2 * i] = pstore_ident_hash(l->c.members[i].gid, l->c.members[i].value,
                                          strlen(l->c.members[i].value));
@@ -912,21 +918,40 @@ static long loaded_find(const struct loaded *l, int64_t gid, const char *value, 
     return -1;
 }
 
+static int cmp_i64(const void *pa, const void *pb)
+{
+    int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
+    return (a > b) - (a < b);
+}
+
+/* Sort v and drop repeats; the new count. */
+static size_t sort_unique_i64(int64_t *v, size_t n)
+{
+    if (n < 2)
+        return n;
+    qsort(v, n, sizeof(*v), cmp_i64);
+    size_t k = 1;
+    for (size_t i = 1; i < n; i++)
+        if (v[i] != v[k - 1])
+            v[k++] = v[i];
+    return k;
+}
+
 /* Counting sort of items 0..n-1 by key (< nkeys): *start (nkeys + 1) and *items, new. */
 static void group_by(const uint32_t *key, size_t n, size_t nkeys, size_t **start,
                      uint32_t **items)
 {
-    *start = xcalloc(nkeys + 1, sizeof(**start));
-    *items = xmalloc((n ? n : 1) * sizeof(**items));
+    *start = bigmem_alloc((nkeys + 1) * sizeof(**start));
+    *items = bigmem_alloc((n ? n : 1) * sizeof(**items));
     for (size_t i = 0; i < n; i++)
         (*start)[key[i] + 1]++;
     for (size_t k = 0; k < nkeys; k++)
         (*start)[k + 1] += (*start)[k];
-    size_t *fill = xmalloc((nkeys + 1) * sizeof(*fill));
+    size_t *fill = bigmem_alloc((nkeys + 1) * sizeof(*fill));
     memcpy(fill, *start, (nkeys + 1) * sizeof(*fill));
     for (size_t i = 0; i < n; i++)
         (*items)[fill[key[i]]++] = (uint32_t)i;
-    free(fill);
+    bigmem_free(fill);
 }
 
 int idg_apply_batch(struct idgraph *g, struct pstore_tx *tx, const struct idg_batch *b,
@@ -936,14 +961,16 @@ int idg_apply_batch(struct idgraph *g, struct pstore_tx *tx, const struct idg_ba
     batch_ready(b);
     size_t n = b->nkeys;
     res->identities_seen = (int64_t)n;
-    uint64_t *hashes = xmalloc((n ? n : 1) * sizeof(*hashes));
+    uint64_t *hashes = bigmem_alloc((n ? n : 1) * sizeof(*hashes));
     int64_t *cand = NULL;
     size_t *coff = NULL;
     struct loaded *ld = NULL;
-    size_t nld = 0, capld = 0;
+    size_t nld = 0;
+    struct pstore_arena *ld_arena = NULL;
+    uint64_t *ld_mh = NULL;
     struct imap ld_of = {0};
-    int32_t *ident_ld = xmalloc((n ? n : 1) * sizeof(*ident_ld));   /* loaded cluster or -1 */
-    int32_t *ident_mi = xmalloc((n ? n : 1) * sizeof(*ident_mi));   /* its member index */
+    int32_t *ident_ld = bigmem_alloc((n ? n : 1) * sizeof(*ident_ld)); /* loaded cluster or -1 */
+    int32_t *ident_mi = bigmem_alloc((n ? n : 1) * sizeof(*ident_mi)); /* its member index */
     struct uf u = {0};
     uint32_t *comp_of = NULL, *ident_comp = NULL, *ld_comp = NULL, *row_comp = NULL;
     size_t *ci_start = NULL, *cl_start = NULL, *cr_start = NULL;
@@ -954,35 +981,48 @@ int idg_apply_batch(struct idgraph *g, struct pstore_tx *tx, const struct idg_ba
     struct work w = {0};
     int ret = 0;
 
-    /* 1. Which identities exist already, and in which clusters. */
+    /* 1. Which identities exist already, and in which clusters: the candidate clusters are
+     * loaded all at once in label order (each group row read once), then searched. */
     for (size_t i = 0; i < n; i++)
         hashes[i] = b->keys[i].hash;
     if ((ret = pstore_tx_dict_candidates(tx, n, hashes, &cand, &coff, err)) != 0)
         goto out;
+    {
+        size_t nc = coff[n];
+        int64_t *ul = bigmem_alloc((nc ? nc : 1) * sizeof(*ul));
+        memcpy(ul, cand, nc * sizeof(*ul));
+        nc = sort_unique_i64(ul, nc);
+        struct pstore_cluster *cl = bigmem_alloc((nc ? nc : 1) * sizeof(*cl));
+        ld = bigmem_alloc((nc ? nc : 1) * sizeof(*ld));
+        ret = pstore_tx_clusters_get(tx, ul, nc, cl, &ld_arena, err);
+        size_t nmembers = 0;
+        for (size_t l = 0; l < nc && ret == 0; l++) {
+            if (cl[l].label == 0)
+                ret = ing_err_set(err, ING_EINTERNAL,
+                                  "idgraph: the dictionary names cluster %lld, which is missing",
+                                  (long long)ul[l]);
+            nmembers += cl[l].n;
+        }
+        ld_mh = bigmem_alloc((nmembers ? nmembers : 1) * 2 * sizeof(*ld_mh));
+        for (size_t l = 0, off = 0; l < nc; l++) {
+            ld[l].c = cl[l];
+            if (ret == 0) {
+                loaded_index(&ld[l], ld_mh + off);
+                off += 2 * cl[l].n;
+                imap_put(&ld_of, ul[l], (uint32_t)l);
+            }
+        }
+        nld = nc;
+        bigmem_free(cl);
+        bigmem_free(ul);
+    }
     for (size_t i = 0; i < n && ret == 0; i++) {
         ident_ld[i] = -1;
         ident_mi[i] = -1;
         for (size_t k = coff[i]; k < coff[i + 1] && ident_ld[i] < 0 && ret == 0; k++) {
-            uint32_t li;
-            if (!imap_get(&ld_of, cand[k], &li)) {
-                struct pstore_cluster c;
-                ret = pstore_tx_cluster_get(tx, cand[k], &c, err);
-                if (ret == ING_ENOTFOUND) {
-                    ret = ing_err_set(err, ING_EINTERNAL,
-                                      "idgraph: the dictionary names cluster %lld, which is "
-                                      "missing", (long long)cand[k]);
-                }
-                if (ret)
-                    break;
-                if (nld == capld) {
-                    capld = capld ? capld * 2 : 64;
-                    ld = xrealloc(ld, capld * sizeof(*ld));
-                }
-                ld[nld].c = c;
-                loaded_index(&ld[nld]);
-                li = (uint32_t)nld++;
-                imap_put(&ld_of, cand[k], li);
-            }
+            uint32_t li = 0;
+            if (!imap_get(&ld_of, cand[k], &li))
+                continue; /* cannot happen: every candidate was loaded */
             long mi = loaded_find(&ld[li], b->keys[i].gid, b->keys[i].value, hashes[i]);
             if (mi >= 0) {
                 ident_ld[i] = (int32_t)li;
@@ -1004,10 +1044,10 @@ int idg_apply_batch(struct idgraph *g, struct pstore_tx *tx, const struct idg_ba
 
     /* 3. Components, numbered in order of their first identity; each with its identities,
      * existing clusters and rows. */
-    comp_of = xmalloc((n + nld ? n + nld : 1) * sizeof(*comp_of));
+    comp_of = bigmem_alloc((n + nld ? n + nld : 1) * sizeof(*comp_of));
     for (size_t i = 0; i < n + nld; i++)
         comp_of[i] = UINT32_MAX;
-    ident_comp = xmalloc((n ? n : 1) * sizeof(*ident_comp));
+    ident_comp = bigmem_alloc((n ? n : 1) * sizeof(*ident_comp));
     size_t ncomp = 0;
     for (size_t i = 0; i < n; i++) {
         uint32_t r = uf_find(&u, (uint32_t)i);
@@ -1016,12 +1056,12 @@ int idg_apply_batch(struct idgraph *g, struct pstore_tx *tx, const struct idg_ba
         ident_comp[i] = comp_of[r];
     }
     /* a cluster loaded for a hash that was not its member joins nothing: key ncomp, skipped */
-    ld_comp = xmalloc((nld ? nld : 1) * sizeof(*ld_comp));
+    ld_comp = bigmem_alloc((nld ? nld : 1) * sizeof(*ld_comp));
     for (size_t l = 0; l < nld; l++) {
         uint32_t c = comp_of[uf_find(&u, (uint32_t)(n + l))];
         ld_comp[l] = c == UINT32_MAX ? (uint32_t)ncomp : c;
     }
-    row_comp = xmalloc((b->nrows ? b->nrows : 1) * sizeof(*row_comp));
+    row_comp = bigmem_alloc((b->nrows ? b->nrows : 1) * sizeof(*row_comp));
     for (size_t r = 0; r < b->nrows; r++)
         row_comp[r] = ident_comp[b->row_ids[b->row_off[r]]];
     group_by(ident_comp, n, ncomp, &ci_start, &ci_items);
@@ -1029,7 +1069,7 @@ int idg_apply_batch(struct idgraph *g, struct pstore_tx *tx, const struct idg_ba
     group_by(row_comp, b->nrows, ncomp, &cr_start, &cr_items);
 
     /* 4. Each component becomes one cluster (or more, when the guardrail splits it). */
-    local = xmalloc((n ? n : 1) * sizeof(*local));
+    local = bigmem_alloc((n ? n : 1) * sizeof(*local));
     int64_t *losers = NULL;
     size_t caplosers = 0;
     for (size_t c = 0; c < ncomp && ret == 0; c++) {
@@ -1156,29 +1196,28 @@ int idg_apply_batch(struct idgraph *g, struct pstore_tx *tx, const struct idg_ba
     }
     free(losers);
 out:
-    for (size_t l = 0; l < nld; l++) {
-        pstore_cluster_clear(&ld[l].c);
-        free(ld[l].mh);
-    }
-    free(ld);
+    /* the loaded clusters' arrays live in the arena, their hash indexes in ld_mh */
+    pstore_arena_free(ld_arena);
+    bigmem_free(ld_mh);
+    bigmem_free(ld);
     imap_free(&ld_of);
     uf_free(&u);
-    free(hashes);
-    free(cand);
-    free(coff);
-    free(ident_ld);
-    free(ident_mi);
-    free(comp_of);
-    free(ident_comp);
-    free(ld_comp);
-    free(row_comp);
-    free(ci_start);
-    free(ci_items);
-    free(cl_start);
-    free(cl_items);
-    free(cr_start);
-    free(cr_items);
-    free(local);
+    bigmem_free(hashes);
+    bigmem_free(cand);
+    bigmem_free(coff);
+    bigmem_free(ident_ld);
+    bigmem_free(ident_mi);
+    bigmem_free(comp_of);
+    bigmem_free(ident_comp);
+    bigmem_free(ld_comp);
+    bigmem_free(row_comp);
+    bigmem_free(ci_start);
+    bigmem_free(ci_items);
+    bigmem_free(cl_start);
+    bigmem_free(cl_items);
+    bigmem_free(cr_start);
+    bigmem_free(cr_items);
+    bigmem_free(local);
     scratch_free(&scratch);
     free(gone);
     work_free(&w);

@@ -19,6 +19,8 @@
  * A Parquet file of several row groups goes the same way: its row groups are cut into contiguous
  * ranges of about equal rows, each read by its own pq_reader limited to the range, and merged by
  * the same code (rows spilled relative to the range; the rows before a range are its row_base).
+ * Parquet rows reach the shredder as typed values (pq_shred); only rows that path hands back
+ * (bad ones, shapes it leaves to the JSON rules) and preview rows are rendered as JSON text.
  */
 #include "ingest/engine.h"
 
@@ -35,6 +37,7 @@
 #include "ingest/inread.h"
 #include "ingest/parallel.h"
 #include "ingest/pq_bind.h"
+#include "ingest/pq_shred.h"
 #include "ingest/shred.h"
 #include "parquet/pq_reader.h"
 #include "json/jsplit.h"
@@ -224,6 +227,18 @@ static int close_part(struct run *r, struct ing_err *err)
     return 0;
 }
 
+/* A JSON line that failed: when the splitter would have called it corrupt (brackets that do not
+ * match, a string left open), that is the error, in the splitter's words, as before lines were
+ * split lazily. `rc` is the shredder's row error; returns the code to report. */
+static int corrupt_line_error(const struct jsplit_record *rec, int rc, struct ing_err *rerr)
+{
+    if (!rec->unchecked || !jsplit_line_corrupt(rec->data, rec->len))
+        return rc;
+    ing_err_clear(rerr);
+    return ing_err_set(rerr, ING_ESYNTAX,
+                       "The row has corrupted data and cannot be read or parsed.");
+}
+
 /* One record that the splitter cut out of the file. */
 static int run_record(struct run *r, const struct engine_file *f, const struct jsplit_record *rec,
                       struct ing_err *err)
@@ -232,7 +247,8 @@ static int run_record(struct run *r, const struct engine_file *f, const struct j
      * memset per record was measurable). */
     struct ing_err *rerr = &r->rerr;
     int rc;
-    if (rec->corrupt) {
+    /* Before the part file is open, a corrupt line must not open it (as before lazy lines). */
+    if (rec->corrupt || (!r->w && rec->unchecked && jsplit_line_corrupt(rec->data, rec->len))) {
         ing_err_clear(rerr);
         rc = ing_err_set(rerr, ING_ESYNTAX,
                          "The row has corrupted data and cannot be read or parsed.");
@@ -259,6 +275,7 @@ static int run_record(struct run *r, const struct engine_file *f, const struct j
             r->res->transient = is_transient(rerr, rc);
             return rc ? rc : ING_EINTERNAL;
         }
+        rc = corrupt_line_error(rec, rc, rerr);
     }
     rerr->code = rc;
     rerr->row = rec->row;
@@ -510,7 +527,7 @@ static int range_work(void *ctx, int index, struct ing_err *unused)
     struct par_reader reader;
     par_reader_init(&reader, rs->fd, &job->range);
     /* Lines whatever the range starts with: the file as a whole was found to be JSON Lines. */
-    struct jsplit_opts jopts = {.mode = JSPLIT_LINES};
+    struct jsplit_opts jopts = {.mode = JSPLIT_LINES, .lazy_corrupt = true};
     struct jsplit *split = jsplit_new_reader(par_read, &reader, &jopts);
     struct shred *sh = shred_new(rs->r->plan);
     struct pq_writer *w = NULL;
@@ -545,7 +562,7 @@ static int range_work(void *ctx, int index, struct ing_err *unused)
         }
         job->records++;
         int rc;
-        if (rec.corrupt) {
+        if (rec.corrupt || (!w && rec.unchecked && jsplit_line_corrupt(rec.data, rec.len))) {
             ing_err_clear(&rerr);
             rc = ing_err_set(&rerr, ING_ESYNTAX,
                              "The row has corrupted data and cannot be read or parsed.");
@@ -570,6 +587,7 @@ static int range_work(void *ctx, int index, struct ing_err *unused)
                 range_fail(rs, job, rc, &rerr, false);
                 break;
             }
+            rc = corrupt_line_error(&rec, rc, &rerr);
         }
         rerr.code = rc;
         rerr.row = rec.row;
@@ -844,6 +862,7 @@ static int pq_range_work(void *ctx, int index, struct ing_err *unused)
     const struct engine_file *f = rs->f;
     struct pq_reader *pr = NULL;
     struct shred *sh = NULL;
+    struct pq_shred *ps = NULL;
     struct pq_writer *w = NULL;
     struct buf row = {.limit = ENGINE_MAX_PARQUET_ROW};
     struct ing_err rerr;
@@ -859,6 +878,7 @@ static int pq_range_work(void *ctx, int index, struct ing_err *unused)
         goto out;
     }
     sh = shred_new(rs->r->plan);
+    ps = pq_shred_new(pr, sh, rs->r->plan, ENGINE_MAX_PARQUET_ROW);
     for (;;) {
         if (atomic_load_explicit(&rs->stop_at, memory_order_relaxed) < index) {
             job->abandoned = true;
@@ -875,6 +895,20 @@ static int pq_range_work(void *ctx, int index, struct ing_err *unused)
         }
         job->records++;
         int64_t rowno = pq_reader_row(pr) - job->row_base;
+        bool want = job->preview && json_array_size(job->preview) < job->preview_want;
+        if (!want && pq_shred_row(ps) == 0) {
+            /* The typed path took the row whole: commit it (run_parquet_file has the why). */
+            if (!w && (rc = range_open_part(rs, job, &w, &rerr)) != 0) {
+                range_fail(rs, job, rc, &rerr, false);
+                break;
+            }
+            if ((rc = shred_end(sh, w, &rerr)) != 0) {
+                rerr.row = rowno;
+                range_fail(rs, job, rc, &rerr, false);
+                break;
+            }
+            continue;
+        }
         buf_reset(&row);
         if (pq_reader_row_json(pr, &row, &rerr) != 0) {
             /* A corrupt row (INGEST-1401), the reader's words kept, as run_parquet_file has it. */
@@ -892,7 +926,6 @@ static int pq_range_work(void *ctx, int index, struct ing_err *unused)
             break;
         }
         json_t *converted = NULL;
-        bool want = job->preview && json_array_size(job->preview) < job->preview_want;
         rc = shred_record(sh, (const char *)row.data, row.len, w, want ? &converted : NULL,
                           &rerr);
         if (rc == 0) {
@@ -922,6 +955,7 @@ out:
         pq_writer_abort(w);
         unlink(job->part_path);
     }
+    pq_shred_free(ps);
     shred_free(sh);
     pq_reader_free(pr);
     buf_free(&row);
@@ -965,16 +999,21 @@ static int run_parquet_ranges(struct run *r, const struct engine_file *f,
 }
 
 /*
- * One Parquet input file: the reader renders each row as a JSON object, which then goes through
- * run_record exactly as a JSON record would, so types convert by the same matrix and every error
- * names the file, the row and the field path. Columns that bind to no XDM field are dropped and
- * counted like unknown JSON properties (pq_bind says which, for the log). A row the reader cannot
- * render (levels that contradict each other, text that is not UTF-8) is a corrupt row; a corrupt
- * footer, schema or row group fails the file.
+ * One Parquet input file. Each row goes first through the typed path (pq_shred: the reader's
+ * values straight into the shredder, no JSON text), which takes a row only when it is good as a
+ * whole; every other row (a bad value, a shape left to the JSON rules) and every preview row is
+ * rendered as a JSON object and goes through run_record exactly as a JSON record would. Either
+ * way types convert by the same rules (the shredder's), and every error names the file, the row
+ * and the field path in the JSON path's words, with the row's JSON text for the diagnostics.
+ * Columns that bind to no XDM field are dropped and counted like unknown JSON properties
+ * (pq_bind says which, for the log). A row the reader cannot render (levels that contradict each
+ * other, text that is not UTF-8) is a corrupt row; a corrupt footer, schema or row group fails
+ * the file.
  */
 static int run_parquet_file(struct run *r, const struct engine_file *f, struct ing_err *err)
 {
     struct pq_reader *pr = NULL;
+    struct pq_shred *ps = NULL;
     struct pq_bind_report bind = {0};
     struct buf row = {.limit = ENGINE_MAX_PARQUET_ROW};
     int rc = 0;
@@ -1004,10 +1043,12 @@ static int run_parquet_file(struct run *r, const struct engine_file *f, struct i
             goto out;
         rc = 0;
     }
+    ps = pq_shred_new(pr, r->sh, r->plan, ENGINE_MAX_PARQUET_ROW);
     int64_t records = 0;
+    /* Written only when a row fails (then cleared again): one clear, not a kilobyte per row. */
+    struct ing_err rerr;
+    ing_err_clear(&rerr);
     for (;;) {
-        struct ing_err rerr;
-        ing_err_clear(&rerr);
         int got = pq_reader_next(pr, &rerr);
         if (got == 0)
             break;
@@ -1021,8 +1062,27 @@ static int run_parquet_file(struct run *r, const struct engine_file *f, struct i
         }
         records++;
         r->res->input_records++;
-        buf_reset(&row);
         int64_t rowno = pq_reader_row(pr);
+        json_t *preview = r->res->preview;
+        if (!(preview && json_array_size(preview) < (size_t)r->opts->preview_rows) &&
+            pq_shred_row(ps) == 0) {
+            /* The typed path took the row whole (staged, not written): commit it where the
+             * JSON path would have (the part file opened first, as run_record does). Rows it
+             * hands back, and preview rows, go the JSON way below. */
+            if (!r->w && (rc = open_part(r, err)) != 0) {
+                r->res->transient = is_transient(err, rc);
+                goto out;
+            }
+            if ((rc = shred_end(r->sh, r->w, err)) != 0) {
+                /* Not a data problem (the writer failed): the batch fails as a whole. */
+                ing_err_file(err, file_label(f));
+                err->row = rowno;
+                r->res->transient = is_transient(err, rc);
+                goto out;
+            }
+            continue;
+        }
+        buf_reset(&row);
         if (pq_reader_row_json(pr, &row, &rerr) != 0) {
             /* The row cannot be rendered: a corrupt row (INGEST-1401), the reader's words kept. */
             r->rerr = rerr;
@@ -1030,6 +1090,7 @@ static int run_parquet_file(struct run *r, const struct engine_file *f, struct i
             r->rerr.row = rowno;
             r->rerr.offset = -1;
             ing_err_field(&r->rerr, "");
+            ing_err_clear(&rerr);
             rc = row_failed(r, f, &r->rerr, NULL, 0, err);
             if (rc != 0)
                 goto out;
@@ -1048,6 +1109,7 @@ static int run_parquet_file(struct run *r, const struct engine_file *f, struct i
     rc = close_part(r, err);
     r->res->transient = is_transient(err, rc);
 out:
+    pq_shred_free(ps);
     pq_bind_report_free(&bind);
     pq_reader_free(pr);
     buf_free(&row);
@@ -1090,7 +1152,9 @@ static int run_file(struct run *r, const struct engine_file *f, struct ing_err *
             goto out;
         rc = 0;
     }
-    struct jsplit_opts jopts = {.mode = JSPLIT_AUTO, .multiline = r->opts->multiline};
+    /* Every record is shredded, which checks the whole grammar: lines are only cut here. */
+    struct jsplit_opts jopts = {.mode = JSPLIT_AUTO, .multiline = r->opts->multiline,
+                                .lazy_corrupt = true};
     split = jsplit_new_reader(inread_read, in, &jopts);
     int64_t records = 0;
     /* jsplit fills it only when it stops, so one clear serves the whole file. */

@@ -16,9 +16,10 @@
  *
  * Levels: every Parquet node of the plan is OPTIONAL, so a field's null is written with its own
  * def_level - 1 (the level of the container that is present). Each object instance remembers
- * which of its properties it saw through a per-field stamp; at the closing brace, properties not
- * seen get nulls for every column below them (column ranges are contiguous because the plan lays
- * columns out depth first). The repetition level handed down is used for the first value of each
+ * which of its properties it saw (a per-field stamp against duplicates, and a list of them); at
+ * the closing brace, the gaps between the column ranges of the properties seen get nulls (column
+ * ranges are contiguous because the plan lays columns out depth first), so the cost follows the
+ * properties present, not the width of the object. The repetition level handed down is used for the first value of each
  * column in that subtree; later elements of an array or map use the level of that container.
  */
 #include "ingest/shred.h"
@@ -61,6 +62,7 @@ struct snode {
     size_t next_hint;          /* properties: sibling index that followed this one last time */
     bool str_checks;           /* strings: has length, enum, pattern or format constraints */
     bool required;             /* f->required, here so the absent-property loop stays in nodes */
+    bool any_required;         /* objects: some child is required */
 };
 
 struct shred {
@@ -75,6 +77,8 @@ struct shred {
     struct buf strs;           /* string bytes of the staged values of the current record */
     struct buf tmp;            /* unescaped text that is converted, not stored */
     struct buf pattern_text;   /* NUL-terminated copy of a string checked against a pattern */
+    size_t *seen;              /* node indexes of the properties seen, a frame per open object */
+    size_t n_seen, seen_cap;
     uint64_t stamp;            /* 64 bits: never wraps, so stale marks never alias */
     int64_t unknown;           /* dropped properties in the current record */
     struct shred_stats stats;
@@ -107,6 +111,7 @@ static void build_nodes(struct shred *sh, size_t ni, const struct xdm_field *f, 
         for (size_t i = 0; i < f->n_children; i++) {
             build_nodes(sh, nd->child_base + i, &f->children[i], next);
             const struct snode *c = &sh->nodes[nd->child_base + i];
+            nd->any_required |= c->required;
             if (c->first_col < 0)
                 continue;
             if (nd->first_col < 0)
@@ -145,6 +150,7 @@ void shred_free(struct shred *sh)
     if (!sh)
         return;
     free(sh->log);
+    free(sh->seen);
     free(sh->nodes);
     buf_free(&sh->strs);
     buf_free(&sh->tmp);
@@ -192,22 +198,26 @@ static struct staged *stage(struct shred *sh, int col, int def, int rep, enum st
     return e;
 }
 
-/* Nulls for every column of a subtree that is absent or null below a present container: one
- * entry for the whole (contiguous) column range. */
-static void stage_nulls(struct shred *sh, const struct snode *nd, int def, int rep)
+/* Nulls for columns first..last (first >= 0): one entry for the whole range. Absent siblings are
+ * neighbours in the column order: the previous range grows when this one continues it, so a
+ * record missing most of a wide schema stages a handful of entries. */
+static inline void stage_null_range(struct shred *sh, int first, int last, int def, int rep)
 {
-    if (nd->first_col < 0)
-        return;
-    /* Absent siblings are neighbours in the column order: grow the previous range when this one
-     * continues it, so a record missing most of a wide schema stages a handful of entries. */
     if (sh->n_log) {
         struct staged *e = &sh->log[sh->n_log - 1];
-        if (e->kind == SK_NULLS && e->def == def && e->rep == rep && e->last + 1 == nd->first_col) {
-            e->last = nd->last_col;
+        if (e->kind == SK_NULLS && e->def == def && e->rep == rep && e->last + 1 == first) {
+            e->last = last;
             return;
         }
     }
-    stage(sh, nd->first_col, def, rep, SK_NULLS)->last = nd->last_col;
+    stage(sh, first, def, rep, SK_NULLS)->last = last;
+}
+
+/* Nulls for every column of a subtree that is absent or null below a present container. */
+static void stage_nulls(struct shred *sh, const struct snode *nd, int def, int rep)
+{
+    if (nd->first_col >= 0)
+        stage_null_range(sh, nd->first_col, nd->last_col, def, rep);
 }
 
 static void emit(struct shred *sh, struct pq_writer *w)
@@ -573,6 +583,39 @@ static int key_bytes(struct shred *sh, const struct jtok *k, const char **p, siz
     return 0;
 }
 
+/* a[0, n) == b[0, n), inline: keys are short, and a call to memcmp per key was 6% of a run. */
+static inline bool same_bytes(const char *a, const char *b, size_t n)
+{
+    uint64_t x = 0, y = 0;
+    uint32_t u = 0, v = 0;
+    uint16_t h = 0, k = 0;
+    if (n >= 8) { /* 8 bytes at a time, the last 8 overlapping what was compared */
+        for (; n > 8; a += 8, b += 8, n -= 8) {
+            memcpy(&x, a, 8);
+            memcpy(&y, b, 8);
+            if (x != y)
+                return false;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) { /* first and last 4, overlapping */
+        memcpy(&u, a, 4);
+        memcpy(&v, b, 4);
+        uint32_t u2, v2;
+        memcpy(&u2, a + n - 4, 4);
+        memcpy(&v2, b + n - 4, 4);
+        return ((u ^ v) | (u2 ^ v2)) == 0;
+    }
+    if (n >= 2) {
+        memcpy(&h, a, 2);
+        memcpy(&k, b, 2);
+        return h == k && a[n - 1] == b[n - 1];
+    }
+    return n == 0 || a[0] == b[0];
+}
+
 /* The child of object node `nd` named name[0, n): the predicted one when it matches, else a
  * binary search. Returns its index among the children, or SIZE_MAX when there is none. */
 static size_t find_child(struct shred *sh, struct snode *nd, size_t guess, const char *name,
@@ -580,7 +623,7 @@ static size_t find_child(struct shred *sh, struct snode *nd, size_t guess, const
 {
     if (guess < nd->f->n_children) {
         const struct snode *c = &sh->nodes[nd->child_base + guess];
-        if (c->name_len == n && memcmp(c->f->name, name, n) == 0)
+        if (c->name_len == n && same_bytes(c->f->name, name, n))
             return guess;
     }
     const struct xdm_field *cf = xdm_field_child(nd->f, name, n);
@@ -600,6 +643,46 @@ static int walk_done(int rc, json_t *value, json_t **jout)
     return rc;
 }
 
+/* Remember that property node `ci` appeared in the object being walked. */
+static inline void push_seen(struct shred *sh, size_t ci)
+{
+    if (sh->n_seen == sh->seen_cap) {
+        sh->seen_cap = sh->seen_cap ? sh->seen_cap * 2 : 64;
+        sh->seen = xrealloc(sh->seen, sh->seen_cap * sizeof(size_t));
+    }
+    sh->seen[sh->n_seen++] = ci;
+}
+
+/*
+ * Nulls for the properties of object node `nd` that did not appear: the gaps between the column
+ * ranges of the properties that did (seen[0, n), node indexes, sorted here by column). A record
+ * fills a few properties of a wide object, so this visits the seen ones, not every property; the
+ * ranges staged are the ones a walk over the absent properties would stage (stage_nulls merges
+ * neighbours the same way), since sibling column ranges are contiguous and in property order.
+ */
+static void stage_absent(struct shred *sh, const struct snode *nd, size_t *seen, size_t n,
+                         int def, int rep)
+{
+    for (size_t i = 1; i < n; i++) { /* insertion sort: a handful, usually in order already */
+        size_t x = seen[i];
+        int key = sh->nodes[x].first_col;
+        size_t j = i;
+        while (j > 0 && sh->nodes[seen[j - 1]].first_col > key) {
+            seen[j] = seen[j - 1];
+            j--;
+        }
+        seen[j] = x;
+    }
+    int from = nd->first_col; /* first column of the current gap */
+    for (size_t i = 0; i <= n; i++) {
+        int end = i < n ? sh->nodes[seen[i]].first_col - 1 : nd->last_col;
+        if (end >= from)
+            stage_null_range(sh, from, end, def, rep);
+        if (i < n)
+            from = sh->nodes[seen[i]].last_col + 1;
+    }
+}
+
 static int walk_object(struct shred *sh, size_t ni, int rep, json_t **jout, struct ing_err *err)
 {
     struct snode *nd = &sh->nodes[ni];
@@ -610,6 +693,7 @@ static int walk_object(struct shred *sh, size_t ni, int rep, json_t **jout, stru
     int rc;
     size_t guess = nd->first_hint;
     struct snode *prev = NULL; /* the property matched before this one */
+    size_t seen_base = sh->n_seen; /* this object's frame of sh->seen */
 
     for (;;) {
         if ((rc = next_token(sh, &t, err)) < 0)
@@ -644,6 +728,8 @@ static int walk_object(struct shred *sh, size_t ni, int rep, json_t **jout, stru
             goto out;
         }
         sh->nodes[ci].seen = stamp;
+        if (prev->first_col >= 0)
+            push_seen(sh, ci);
         json_t *child = NULL;
         if ((rc = walk_value(sh, ci, &v, rep, obj ? &child : NULL, err)) < 0)
             goto out;
@@ -652,19 +738,19 @@ static int walk_object(struct shred *sh, size_t ni, int rep, json_t **jout, stru
     }
     /* Properties that did not appear: required ones fail, the others become nulls (none for
      * properties without columns: objects without properties). */
-    for (size_t i = 0; i < f->n_children; i++) {
+    for (size_t i = 0; nd->any_required && i < f->n_children; i++) {
         const struct snode *c = &sh->nodes[nd->child_base + i];
-        if (c->seen == stamp || (c->first_col < 0 && !c->required))
-            continue;
-        if (c->required) {
+        if (c->required && c->seen != stamp) {
             ing_err_set(err, ING_EREQUIRED, "required field %s is missing", c->f->path);
             rc = field_error(sh, err, ING_EREQUIRED, c->f, &t);
             goto out;
         }
-        stage_nulls(sh, c, f->def_level, rep);
     }
+    if (nd->first_col >= 0)
+        stage_absent(sh, nd, sh->seen + seen_base, sh->n_seen - seen_base, f->def_level, rep);
     rc = 0;
 out:
+    sh->n_seen = seen_base;
     return walk_done(rc, obj, jout);
 }
 
@@ -793,6 +879,7 @@ int shred_record(struct shred *sh, const char *rec, size_t len, struct pq_writer
     if (converted)
         *converted = NULL;
     sh->n_log = 0;
+    sh->n_seen = 0;
     buf_reset(&sh->strs);
     sh->unknown = 0;
     jlex_init(&sh->lx, rec, len);
@@ -835,4 +922,65 @@ out:
             *converted = root;
     }
     return rc;
+}
+
+/* ---- a record fed value by value (the Parquet path) ---- */
+
+int shred_node_of(const struct shred *sh, const struct xdm_field *f)
+{
+    for (size_t i = 0; f && i < sh->n_nodes; i++)
+        if (sh->nodes[i].f == f)
+            return (int)i;
+    return -1;
+}
+
+void shred_begin(struct shred *sh)
+{
+    sh->n_log = 0;
+    sh->n_seen = 0;
+    buf_reset(&sh->strs);
+    sh->unknown = 0;
+    jlex_init(&sh->lx, "", 0); /* scalar tokens never read it: jlex_skip of a scalar is a no-op */
+    sh->rec = sh->lx.start;
+}
+
+int shred_put(struct shred *sh, int node, const struct jtok *t, int rep, struct ing_err *err)
+{
+    if (t->type == JT_OBJ_BEGIN || t->type == JT_ARR_BEGIN || node < 0 ||
+        (size_t)node >= sh->n_nodes)
+        return ing_err_set(err, ING_EINVAL, "shred_put takes scalar tokens of plan fields");
+    /* Error offsets are taken from sh->rec: make them point at this value, not elsewhere. */
+    sh->rec = t->p ? t->p : sh->lx.start;
+    return walk_value(sh, (size_t)node, t, rep, NULL, err);
+}
+
+void shred_put_nulls(struct shred *sh, int node, int def, int rep)
+{
+    stage_nulls(sh, &sh->nodes[node], def, rep);
+}
+
+void shred_put_key(struct shred *sh, int map, const char *p, size_t n, int rep)
+{
+    const struct snode *nd = &sh->nodes[map];
+    struct staged *e = stage(sh, nd->key_col, nd->f->item->def_level - 1, rep, SK_RAW);
+    e->v.raw.p = p;
+    e->v.raw.len = n;
+}
+
+void shred_put_unknown(struct shred *sh)
+{
+    sh->unknown++;
+}
+
+int shred_end(struct shred *sh, struct pq_writer *w, struct ing_err *err)
+{
+    if (w) {
+        emit(sh, w);
+        int rc = pq_writer_end_row(w, err);
+        if (rc < 0)
+            return rc;
+    }
+    sh->stats.records_ok++;
+    sh->stats.unknown_fields += sh->unknown;
+    return 0;
 }

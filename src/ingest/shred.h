@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "json/jtok.h"
 #include "parquet/pq_writer.h"
 #include "schema/xdm_plan.h"
 #include "util/err.h"
@@ -50,6 +51,30 @@ int shred_record(struct shred *sh, const char *rec, size_t len, struct pq_writer
                  json_t **converted, struct ing_err *err);
 const struct shred_stats *shred_get_stats(const struct shred *sh);
 void shred_free(struct shred *sh); /* NULL is a no-op */
+
+/*
+ * A record fed value by value instead of as JSON text (the Parquet path, ingest/pq_shred): the
+ * caller walks its own structure against the plan and hands over each value as the token the
+ * JSON text of that value would give, so conversions and checks are the JSON path's, applied
+ * by the same code. Nodes are the shredder's indexes of plan fields (shred_node_of). Only
+ * shred_end writes to the writer, so a record given up half way (any failure: the caller then
+ * takes the JSON path for it) leaves nothing behind; errors of these calls are not meant for
+ * users (their offsets mean nothing).
+ */
+int shred_node_of(const struct shred *sh, const struct xdm_field *f); /* -1 when not in the plan */
+void shred_begin(struct shred *sh);
+/* A scalar or null token (JT_STRING, JT_NUMBER, JT_TRUE, JT_FALSE, JT_NULL) for field `node`
+ * at repetition level rep: walk rules of a JSON value (required, no columns, conversion, checks).
+ * Spans must stay valid until shred_end. */
+int shred_put(struct shred *sh, int node, const struct jtok *t, int rep, struct ing_err *err);
+/* Nulls for every column of node's subtree, defined up to `def`. */
+void shred_put_nulls(struct shred *sh, int node, int def, int rep);
+/* The key of one entry of map node `map` (valid until shred_end). */
+void shred_put_key(struct shred *sh, int map, const char *p, size_t n, int rep);
+/* A property dropped because the schema does not have it (counted like the JSON path's). */
+void shred_put_unknown(struct shred *sh);
+/* The record is complete: replay it into w (NULL: validate only) and end the row. */
+int shred_end(struct shred *sh, struct pq_writer *w, struct ing_err *err);
 
 /* For tests: the definition and repetition levels staged for leaf `column` by the last record
  * (levels of a failed record are partial). Fills up to `max` entries of defs/reps and returns how

@@ -18,6 +18,10 @@
  * of quotes, brackets and newlines, and a prefix XOR of the quote mask for the string state, so
  * only brackets outside strings are visited one by one. A block holding a backslash goes through
  * the byte loop, which is also the whole scanner elsewhere.
+ *
+ * With lazy_corrupt, a JSON line is found with memchr alone (a raw newline always ends a line,
+ * whatever the brackets and strings say, so the line is the same); jsplit_line_corrupt runs the
+ * full scan over one line when the caller needs the flag.
  */
 #include "json/jsplit.h"
 
@@ -76,6 +80,7 @@ struct jsplit {
     bool bom_done;
     enum jsplit_mode mode;    /* in use; JSPLIT_AUTO until detected */
     bool multiline;
+    bool lazy;                /* opts.lazy_corrupt */
     size_t chunk;
     size_t max_record;
     enum phase phase;
@@ -141,6 +146,7 @@ static struct jsplit *split_alloc(const struct jsplit_opts *opts)
     s->chunk = opts && opts->chunk_bytes ? opts->chunk_bytes : DEFAULT_CHUNK;
     s->max_record = opts && opts->max_record ? opts->max_record : DEFAULT_MAX_RECORD;
     s->multiline = opts && opts->multiline;
+    s->lazy = opts && opts->lazy_corrupt;
     enum jsplit_mode m = opts ? opts->mode : JSPLIT_AUTO;
     s->mode = (m == JSPLIT_LINES || m == JSPLIT_ARRAY || m == JSPLIT_CONCAT) ? m : JSPLIT_AUTO;
     s->phase = PH_START;
@@ -182,6 +188,17 @@ void jsplit_free(struct jsplit *s)
         return;
     free(s->buf);
     free(s);
+}
+
+bool jsplit_line_corrupt(const char *data, size_t len)
+{
+    /* The same scan a splitter without lazy_corrupt runs, over this one line. */
+    struct jsplit_opts o = {.mode = JSPLIT_LINES, .max_record = len ? len : 1};
+    struct jsplit *s = jsplit_new_mem(data, len, &o);
+    struct jsplit_record rec;
+    bool corrupt = jsplit_next(s, &rec, NULL) == 1 && rec.corrupt;
+    jsplit_free(s);
+    return corrupt;
 }
 
 enum jsplit_mode jsplit_mode(const struct jsplit *s)
@@ -432,6 +449,7 @@ static int emit(struct jsplit *s, struct jsplit_record *rec, struct ing_err *err
     rec->row = ++s->row;
     rec->offset = s->base_off + (int64_t)s->rec_start;
     rec->corrupt = corrupt;
+    rec->unchecked = s->lazy && s->kind == K_LINE;
     s->scan = s->pos = next;
     s->phase = PH_BETWEEN;
     if (s->mode == JSPLIT_ARRAY)
@@ -519,7 +537,7 @@ static int step_record(struct jsplit *s, struct jsplit_record *rec, struct ing_e
             return STEP_MORE;
         return emit(s, rec, err, s->scan, s->scan, false);
     }
-    if (s->bad) { /* a corrupt line: only its end matters now */
+    if (s->bad || (lines && s->lazy)) { /* only the line's end matters (now) */
         const uint8_t *nl = p < e ? memchr(p, '\n', (size_t)(e - p)) : NULL;
         if (nl)
             return emit_line(s, rec, err, (size_t)(nl - b));

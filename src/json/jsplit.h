@@ -35,6 +35,10 @@ struct jsplit_opts {
     bool multiline;          /* isMultiLineJson: with AUTO, non-array files are JSPLIT_CONCAT */
     size_t chunk_bytes;      /* read size, default 4 MiB */
     size_t max_record;       /* default 64 MiB */
+    /* JSON Lines: find where lines end and nothing more (one memchr per line); records come
+     * with `unchecked` set and `corrupt` false. A caller that parses each record anyway asks
+     * jsplit_line_corrupt only for the records that fail, and so reads each byte once. */
+    bool lazy_corrupt;
 };
 
 struct jsplit_record {
@@ -43,6 +47,7 @@ struct jsplit_record {
     int64_t row;             /* 1-based record number in the file */
     int64_t offset;          /* byte offset of the record's first byte */
     bool corrupt;            /* the splitter already knows this record is not valid JSON */
+    bool unchecked;          /* lazy_corrupt: `corrupt` was not computed for this line */
 };
 
 struct jsplit;
@@ -59,6 +64,9 @@ struct jsplit *jsplit_new_mem(const void *data, size_t len, const struct jsplit_
 /* Next record: returns 1 and fills *rec, 0 at the end of input, or a negative ING_E* code with err
  * filled (row/offset set) when the file cannot be read on. */
 int jsplit_next(struct jsplit *s, struct jsplit_record *rec, struct ing_err *err);
+/* What `corrupt` would have been for a JSON Lines record returned `unchecked` (its data and
+ * len): brackets that do not match, or a string or container left open at the line's end. */
+bool jsplit_line_corrupt(const char *data, size_t len);
 /* Mode actually in use (after AUTO detection; JSPLIT_AUTO before the first record). */
 enum jsplit_mode jsplit_mode(const struct jsplit *s);
 /* Bytes consumed so far. */

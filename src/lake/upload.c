@@ -4,13 +4,17 @@
  * Chunks land in a sparse part file at their offset, so their order does not matter; whether the
  * file is whole is decided from the recorded ranges alone, once, at completion. The first chunk
  * of an upload (offset 0, nothing recorded yet) becomes the part file by rename, so a file sent
- * in one chunk, or the first chunk of one sent in order, is never copied.
+ * in one chunk, or the first chunk of one sent in order, is never copied. Chunks that arrive
+ * through a sink are written straight into the part file at their offset while they arrive; a
+ * registry of the sinks in flight (one process-wide list) keeps their ranges apart and lets
+ * COMPLETE and INITIALIZE fence them off before the part file moves.
  */
 #include "lake/upload.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,4 +341,182 @@ int upl_place_chunk(const char *src_path, const char *part_path, bool *placed,
     if (rc == 0)
         rc = fs_fsync_parent(src_path, err);
     return rc;
+}
+
+/* ---- chunk sinks ------------------------------------------------------------------------- */
+
+/* Bytes written between two starts of write-back: the fsync before the acknowledgement then
+ * finds little left to write. */
+#define SINK_KICK_BYTES (8 << 20)
+
+struct upl_sink {
+    struct upl_sink *next;     /* registry list, under registry_mu */
+    char *part_path;
+    struct upl_range range;
+    int fd;
+    pthread_mutex_t mu;        /* one write at a time; fence waits for the current write */
+    bool fenced;
+    int write_errno;
+    int64_t received;          /* body bytes seen, also past the range */
+    int64_t kicked;            /* bytes whose write-back has been started */
+};
+
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct upl_sink *registry;
+
+static bool ranges_overlap(const struct upl_range *a, const struct upl_range *b)
+{
+    return a->first <= b->last && b->first <= a->last;
+}
+
+/* Under registry_mu. */
+static bool inflight_locked(const char *part_path, const struct upl_range *range)
+{
+    for (const struct upl_sink *s = registry; s; s = s->next)
+        if (strcmp(s->part_path, part_path) == 0 && (!range || ranges_overlap(&s->range, range)))
+            return true;
+    return false;
+}
+
+int upl_sink_open(struct upl_sink **out, const char *part_path, struct upl_range range,
+                  struct ing_err *err)
+{
+    *out = NULL;
+    if (range.first < 0 || range.last < range.first)
+        return ing_err_set(err, ING_EINVAL, "bad chunk range %" PRId64 "-%" PRId64, range.first,
+                           range.last);
+    int fd = open(part_path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ing_err_errno(err, errno, "opening the part file");
+    pthread_mutex_lock(&registry_mu);
+    if (inflight_locked(part_path, &range)) {
+        pthread_mutex_unlock(&registry_mu);
+        close(fd);
+        return ing_err_set(err, ING_EEXIST,
+                           "a chunk overlapping bytes %" PRId64 "-%" PRId64 " is being received",
+                           range.first, range.last);
+    }
+    struct upl_sink *s = xcalloc(1, sizeof(*s));
+    s->part_path = xstrdup(part_path);
+    s->range = range;
+    s->fd = fd;
+    pthread_mutex_init(&s->mu, NULL);
+    s->next = registry;
+    registry = s;
+    pthread_mutex_unlock(&registry_mu);
+    *out = s;
+    return 0;
+}
+
+void upl_sink_write(struct upl_sink *s, const void *data, size_t n)
+{
+    if (!s || n == 0)
+        return;
+    pthread_mutex_lock(&s->mu);
+    int64_t length = s->range.last - s->range.first + 1;
+    int64_t at = s->received;
+    s->received += (int64_t)n;
+    if (s->fenced || s->write_errno || at >= length)
+        goto out;
+    /* Never past the range: those bytes belong to other chunks. */
+    size_t want = (int64_t)n > length - at ? (size_t)(length - at) : n;
+    const char *p = data;
+    while (want > 0) {
+        ssize_t w = pwrite(s->fd, p, want, s->range.first + at);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            s->write_errno = errno;
+            goto out;
+        }
+        p += w;
+        at += w;
+        want -= (size_t)w;
+    }
+    int64_t written = at;
+    if (written - s->kicked >= SINK_KICK_BYTES) {
+        /* Only a hint: errors surface at the fsync. */
+        (void)sync_file_range(s->fd, s->range.first + s->kicked, written - s->kicked,
+                              SYNC_FILE_RANGE_WRITE);
+        s->kicked = written;
+    }
+out:
+    pthread_mutex_unlock(&s->mu);
+}
+
+int upl_sink_sync(struct upl_sink *s, struct ing_err *err)
+{
+    if (!s)
+        return ing_err_set(err, ING_EINVAL, "no chunk sink");
+    pthread_mutex_lock(&s->mu);
+    int64_t length = s->range.last - s->range.first + 1;
+    int rc = 0;
+    if (s->fenced)
+        rc = ing_err_set(err, ING_ESTATE,
+                         "the upload was initialized or completed again while the chunk arrived");
+    else if (s->write_errno)
+        rc = ing_err_errno(err, s->write_errno, "writing the chunk into the part file");
+    else if (s->received != length)
+        rc = ing_err_set(err, ING_EINVAL,
+                         "the body has %" PRId64 " bytes; the range names %" PRId64, s->received,
+                         length);
+    pthread_mutex_unlock(&s->mu);
+    /* fdatasync outside the lock: a fence must not wait for the disk. The size of a sparse file
+     * grown by the write is metadata fdatasync keeps. */
+    if (rc == 0 && fdatasync(s->fd) != 0)
+        rc = ing_err_errno(err, errno, "fsync of the part file");
+    return rc;
+}
+
+bool upl_sink_fenced(struct upl_sink *s)
+{
+    if (!s)
+        return true;
+    pthread_mutex_lock(&s->mu);
+    bool f = s->fenced;
+    pthread_mutex_unlock(&s->mu);
+    return f;
+}
+
+void upl_sink_free(struct upl_sink *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&registry_mu);
+    for (struct upl_sink **pp = &registry; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_mu);
+    close(s->fd);
+    pthread_mutex_destroy(&s->mu);
+    free(s->part_path);
+    free(s);
+}
+
+void upl_fence(const char *part_path)
+{
+    if (!part_path)
+        return;
+    pthread_mutex_lock(&registry_mu);
+    for (struct upl_sink *s = registry; s; s = s->next) {
+        if (strcmp(s->part_path, part_path) != 0)
+            continue;
+        pthread_mutex_lock(&s->mu); /* waits for a write under way */
+        s->fenced = true;
+        pthread_mutex_unlock(&s->mu);
+    }
+    pthread_mutex_unlock(&registry_mu);
+}
+
+bool upl_inflight(const char *part_path, const struct upl_range *range)
+{
+    if (!part_path)
+        return false;
+    pthread_mutex_lock(&registry_mu);
+    bool busy = inflight_locked(part_path, range);
+    pthread_mutex_unlock(&registry_mu);
+    return busy;
 }

@@ -9,7 +9,8 @@
  * document); the range list is kept as received, unmerged, because AEP detects overlapping chunks
  * only when the file is completed. Ranges are JSON arrays [[first, last], ...] in the store.
  *
- * Threads: every function is reentrant; the caller serialises writers of one part file.
+ * Threads: every function is reentrant; the caller serialises writers of one part file, except
+ * the chunk sinks below, which keep their own registry of chunks in flight.
  */
 #ifndef ING_LAKE_UPLOAD_H
 #define ING_LAKE_UPLOAD_H
@@ -81,5 +82,47 @@ int upl_copy_chunk(const char *src_path, const char *part_path, int64_t offset, 
  */
 int upl_place_chunk(const char *src_path, const char *part_path, bool *placed,
                     struct ing_err *err);
+
+/*
+ * Chunk sinks: a chunk's body written straight into the part file at its offset while it
+ * arrives (no spool file, no copy). A sink is registered, per part file, with its range until
+ * upl_sink_free; two sinks of one part file never overlap, so bytes in flight never mix. The
+ * caller acknowledges the chunk only after upl_sink_sync (the bytes are on disk) and after
+ * checking, under the lock that orders it with INITIALIZE and COMPLETE, that the sink was not
+ * fenced. Bytes of a chunk that is never acknowledged (cut short, refused, crashed) lie in a
+ * part of the file that no record covers: COMPLETE refuses the gap or cuts them off.
+ */
+struct upl_sink;
+
+/* Open `part_path` (which must exist) for the bytes of `range` and register the sink.
+ * ING_EEXIST when the range overlaps a sink in flight for that part file; ING_EIO (errno kept)
+ * when the part file cannot be opened. */
+int upl_sink_open(struct upl_sink **out, const char *part_path, struct upl_range range,
+                  struct ing_err *err);
+
+/* The next n bytes of the body, written at the range's next offset. Bytes past the end of the
+ * range are counted but never written; after a write error or a fence nothing more is written
+ * (upl_sink_sync reports it). The write-back to disk is started every few MiB. */
+void upl_sink_write(struct upl_sink *s, const void *data, size_t n);
+
+/* The body is complete: ING_EINVAL when it did not hold exactly the range's bytes, ING_ESTATE
+ * when the sink was fenced, ING_EIO for a write error; else the part file is fsynced (the
+ * chunk's bytes are on disk) and 0. */
+int upl_sink_sync(struct upl_sink *s, struct ing_err *err);
+
+/* Whether upl_fence hit this sink. */
+bool upl_sink_fenced(struct upl_sink *s);
+
+/* Unregister and close. NULL is a no-op. */
+void upl_sink_free(struct upl_sink *s);
+
+/* Stop every sink of `part_path` in flight: their later bytes are dropped and they report
+ * fenced. Called before the part file is moved, replaced or started again (COMPLETE,
+ * INITIALIZE, the rename of a first chunk), with every acknowledging writer kept out. */
+void upl_fence(const char *part_path);
+
+/* Whether a sink of `part_path` is in flight whose range overlaps `range` (any sink of it when
+ * range is NULL). */
+bool upl_inflight(const char *part_path, const struct upl_range *range);
 
 #endif

@@ -1049,6 +1049,7 @@ static struct pq_reader *reader_new(const struct pq_reader_opts *opts, const cha
     opts_defaults(&r->opts, opts);
     r->fd = -1;
     r->path = xstrdup(path ? path : "");
+    ing_err_clear(&r->ferr);
     return r;
 }
 
@@ -2016,7 +2017,8 @@ int pq_reader_next(struct pq_reader *r, struct ing_err *err)
     }
     if (r->done)
         return 0;
-    ing_err_clear(&r->ferr);
+    /* r->ferr is clean here (cleared at open, written only by the failure that sticks): no
+     * per-row clear, which was a kilobyte memset per row. */
     int rc = next_row(r, &r->ferr);
     if (rc < 0) {
         r->failed = rc;
@@ -2797,4 +2799,78 @@ int pq_reader_row_json(struct pq_reader *r, struct buf *out, struct ing_err *err
     }
     struct jctx j = {.r = r, .out = out, .err = err};
     return emit_present(&j, 0, 0);
+}
+
+/* ---------------------------------------------------------------- the row, step by step */
+
+int pq_reader_row_begin(struct pq_reader *r)
+{
+    if (r->failed || r->done || r->row == 0 || r->rg < r->rg_begin || r->rg_row == 0)
+        return ING_ESTATE;
+    for (int c = 0; c < r->ncols; c++) {
+        struct rcol *col = &r->cols[c];
+        *rng_at(r, 0, c) = (struct range){col->row_s, col->row_e};
+        col->scan_e = col->row_s;
+        col->scan_v = col->row_v;
+    }
+    return 0;
+}
+
+int pq_reader_row_defined(struct pq_reader *r, int nid, int lvl)
+{
+    struct jctx j = {.r = r};
+    const struct pq_rnode *n = &r->nodes[nid];
+    int d = first_def(&j, n, lvl);
+    if (d < 0)
+        return ING_ESYNTAX;
+    return d >= n->def_level;
+}
+
+int pq_reader_row_instance(struct pq_reader *r, int rn, int lvl, bool first)
+{
+    struct jctx j = {.r = r};
+    return next_instance(&j, &r->nodes[rn], lvl, first);
+}
+
+int pq_reader_row_value(struct pq_reader *r, int column, int lvl, struct pq_value *out)
+{
+    struct jctx j = {.r = r};
+    struct range *g = rng_at(r, lvl, column);
+    if (g->e - g->s != 1)
+        return ING_ESYNTAX;
+    struct rcol *col = &r->cols[column];
+    size_t vi;
+    int rc = value_at(&j, col, column, g->s, &vi);
+    if (rc)
+        return rc;
+    out->leaf = col->leaf;
+    out->index = vi;
+    if (col->width) {
+        out->fixed = col->fv + vi * col->width;
+        out->p = NULL;
+        out->n = 0;
+    } else {
+        out->fixed = NULL;
+        out->p = col->sv[vi].p;
+        out->n = col->sv[vi].n;
+    }
+    return 0;
+}
+
+int pq_reader_row_node_json(struct pq_reader *r, int nid, int lvl, bool as_field,
+                            struct buf *out)
+{
+    struct jctx j = {.r = r, .out = out};
+    if (nid < 0 || nid >= r->nnodes)
+        return ING_EINVAL;
+    return as_field ? emit_field(&j, nid, lvl) : emit_present(&j, nid, lvl);
+}
+
+int pq_reader_value_json(struct pq_reader *r, const struct pq_value *v, struct buf *out)
+{
+    struct jctx j = {.r = r, .out = out};
+    int column = v->leaf->column;
+    if (column < 0 || column >= r->ncols || v->index >= r->cols[column].nval)
+        return ING_EINVAL;
+    return put_value(&j, &r->cols[column], column, v->index);
 }

@@ -24,7 +24,9 @@
  * ING_ETOOBIG (a cap), with the row group, the column path (err->field) and, for pages, the
  * file offset (err->offset) - never a crash, a hang or a huge allocation.
  *
- * Rows as JSON (pq_reader_row_json), the form the shredder reads:
+ * Rows are handed out as JSON text (pq_reader_row_json, what the shredder's JSON path reads) or
+ * step by step (pq_reader_row_begin and the calls after it, what ingest/pq_shred walks to give
+ * the shredder typed values); both follow the same rendering rules:
  *   groups -> objects (fields in schema order, null fields written as null); LIST and bare
  *   repeated fields -> arrays; MAP -> objects (non-string keys as their JSON text, e.g. "1");
  *   BOOLEAN -> true/false; integers -> numbers (UINT types unsigned); FLOAT/DOUBLE -> numbers
@@ -142,5 +144,41 @@ int64_t pq_reader_row(const struct pq_reader *r);
  * levels contradict each other, text that is not UTF-8, a cap of `out`) the row is skipped by
  * the caller; the reader stays usable and `out` may hold a partial object past its old len. */
 int pq_reader_row_json(struct pq_reader *r, struct buf *out, struct ing_err *err);
+
+/*
+ * The current row without JSON text (ingest/pq_shred walks it against a plan): the same record
+ * assembly as pq_reader_row_json, one step at a time, driven by the caller over the node tree.
+ * A "level" is a repetition depth: the row as a whole is level 0, and the instances of a
+ * repeated node rn are cut into rn->rep_level. These calls do not fill an error: a negative
+ * result means the row's levels contradict each other (pq_reader_row_json says so in words).
+ */
+struct pq_value {
+    const struct pq_rnode *leaf;
+    const uint8_t *fixed;      /* fixed-width types: the value's little-endian bytes */
+    const uint8_t *p;          /* BYTE_ARRAY / FIXED_LEN_BYTE_ARRAY: the bytes, valid until */
+    size_t n;                  /* the next pq_reader_next */
+    size_t index;              /* for pq_reader_value_json */
+};
+/* Start walking the current row: 0, or ING_ESTATE when there is none. */
+int pq_reader_row_begin(struct pq_reader *r);
+/* Is node nid defined at level lvl (its first entry there reaches nid->def_level)? 1, 0, or
+ * ING_ESYNTAX. */
+int pq_reader_row_defined(struct pq_reader *r, int nid, int lvl);
+/* The next instance of the repeated node rn inside level lvl (the first when `first`), cut into
+ * level rn->rep_level: 1, 0 after the last, or ING_ESYNTAX. */
+int pq_reader_row_instance(struct pq_reader *r, int rn, int lvl, bool first);
+/* The value of leaf `column` at level lvl (known to be defined). 0 or ING_ESYNTAX. Values of
+ * one column must be taken in row order, as the JSON rendering takes them. */
+int pq_reader_row_value(struct pq_reader *r, int column, int lvl, struct pq_value *out);
+/* Append the JSON text pq_reader_row_json writes for node nid at level lvl: as a member of a
+ * defined parent (null, a value, or an array when repeated) when `as_field`, else as its own
+ * (defined) value. The typed path renders the parts it does not walk (fields the plan lacks),
+ * since a row whose text cannot be rendered is a corrupt row wherever the cause is. 0 or a
+ * negative code (ING_ESYNTAX, ING_ETOOBIG, or a cap of `out`). */
+int pq_reader_row_node_json(struct pq_reader *r, int nid, int lvl, bool as_field,
+                            struct buf *out);
+/* Append the JSON text pq_reader_row_json writes for one value (a number, a string with its
+ * quotes, true/false/null, an object for INTERVAL). ING_ESYNTAX for text that is not UTF-8. */
+int pq_reader_value_json(struct pq_reader *r, const struct pq_value *v, struct buf *out);
 
 #endif

@@ -45,6 +45,11 @@
 #define PQ_STAT_MAX_BYTES 64
 /* Keeps dictionary offsets within uint32_t. */
 #define PQ_DICT_HARD_MAX ((size_t)1 << 30)
+/* After this many values of a chunk went to its dictionary, a column whose values were nearly
+ * all distinct (ids, e-mail addresses) goes PLAIN for the rest of the chunk: hashing them only
+ * to overflow the dictionary later cost a cache miss per value (a tenth of a whole run). */
+#define PQ_DICT_PROBE 4096u
+#define PQ_DICT_PROBE_DISTINCT (PQ_DICT_PROBE / 4 * 3)
 
 /* Parquet enum values (parquet.thrift). */
 enum { PT_PLAIN = 0, PT_RLE = 3, PT_RLE_DICTIONARY = 8 };
@@ -82,6 +87,7 @@ struct pq_col {
 
     /* Dictionary (BYTE_ARRAY only): PLAIN entries, open-addressing hash of entry ids. */
     bool use_dict;             /* values go to the dictionary (until it overflows) */
+    uint32_t dict_vals;        /* values interned in this chunk, counted up to the probe */
     struct buf dict;
     uint32_t *dict_off, *dict_hash;
     uint32_t ndict, dict_cap;
@@ -244,19 +250,24 @@ static void span_drop(struct pq_writer *w, int i)
  * The rep-0 nulls of columns first..last as one span row. Returns false when the range cannot be
  * a span (a bad definition level for one of the columns: the caller reports it).
  */
+/* One more row of span sp (columns first..last). */
+static inline void span_hit(struct pq_writer *w, struct null_span *sp, int first, int last)
+{
+    /* Twice in one row: the row is broken; applying lets the end-of-row scan name it. */
+    w->row_doubled |= sp->last_row == w->rows;
+    sp->last_row = w->rows;
+    sp->pending++;
+    w->rg_bytes += sp->lev_sum;
+    w->row_starts += last - first + 1;
+    if (sp->pending >= SPAN_MAX_PENDING)
+        span_apply(w, sp);
+}
+
 static bool span_row(struct pq_writer *w, int first, int last, int def)
 {
     int i = w->span_of_first[first];
     if (i >= 0 && w->spans[i].last == last && w->spans[i].def == def) {
-        struct null_span *sp = &w->spans[i];
-        /* Twice in one row: the row is broken; applying lets the end-of-row scan name it. */
-        w->row_doubled |= sp->last_row == w->rows;
-        sp->last_row = w->rows;
-        sp->pending++;
-        w->rg_bytes += sp->lev_sum;
-        w->row_starts += last - first + 1;
-        if (sp->pending >= SPAN_MAX_PENDING)
-            span_apply(w, sp);
+        span_hit(w, &w->spans[i], first, last);
         return true;
     }
     size_t lev_sum = 0;
@@ -383,6 +394,15 @@ void pq_write_null(struct pq_writer *w, int column, int def, int rep)
 
 void pq_write_nulls(struct pq_writer *w, int first_column, int last_column, int def, int rep)
 {
+    /* The common case first: the same absent range as in the rows before, already a span (the
+     * span's existence vouches for the columns and the level; span_row does the rest). */
+    if (rep == 0 && first_column >= 0 && first_column < w->ncols) {
+        int i = w->span_of_first[first_column];
+        if (i >= 0 && w->spans[i].last == last_column && w->spans[i].def == def) {
+            span_hit(w, &w->spans[i], first_column, last_column);
+            return;
+        }
+    }
     if (first_column < 0 || last_column >= w->ncols || first_column > last_column) {
         misuse(w, "null range outside the columns", first_column);
         return;
@@ -524,6 +544,42 @@ static inline void stat_bytes(struct pq_col *c, const void *p, size_t n)
     }
 }
 
+/* a[0, n) == b[0, n); inline because dictionary hits compare short strings, where a call to
+ * memcmp costs more than the comparison. */
+static inline bool same_bytes(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    if (n > 64)
+        return memcmp(a, b, n) == 0;
+    uint64_t x = 0, y = 0;
+    uint32_t u = 0, v = 0;
+    uint16_t h = 0, k = 0;
+    if (n >= 8) { /* 8 bytes at a time, the last 8 overlapping what was compared */
+        for (; n > 8; a += 8, b += 8, n -= 8) {
+            memcpy(&x, a, 8);
+            memcpy(&y, b, 8);
+            if (x != y)
+                return false;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) { /* first and last 4, overlapping */
+        memcpy(&u, a, 4);
+        memcpy(&v, b, 4);
+        uint32_t u2, v2;
+        memcpy(&u2, a + n - 4, 4);
+        memcpy(&v2, b + n - 4, 4);
+        return ((u ^ v) | (u2 ^ v2)) == 0;
+    }
+    if (n >= 2) {
+        memcpy(&h, a, 2);
+        memcpy(&k, b, 2);
+        return h == k && a[n - 1] == b[n - 1];
+    }
+    return n == 0 || a[0] == b[0];
+}
+
 static uint32_t hash_bytes(const uint8_t *p, size_t n)
 {
     uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
@@ -535,9 +591,16 @@ static uint32_t hash_bytes(const uint8_t *p, size_t n)
         p += 8;
         n -= 8;
     }
+    /* The last 1..7 bytes in two overlapping loads (no byte loop; n is in the seed). */
     uint64_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        k |= (uint64_t)p[i] << (8 * i);
+    if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + n - 4, 4);
+        k = (uint64_t)lo | (uint64_t)hi << 32;
+    } else if (n) {
+        k = (uint64_t)p[0] | (uint64_t)p[n / 2] << 8 | (uint64_t)p[n - 1] << 16;
+    }
     h = (h ^ k) * 0xC4CEB9FE1A85EC53ull;
     h ^= h >> 29;
     return (uint32_t)h ^ (uint32_t)(h >> 32);
@@ -571,7 +634,7 @@ static uint32_t dict_intern(struct pq_col *c, const void *p, size_t n)
         e--;
         if (c->dict_hash[e] == h) {
             const uint8_t *q = c->dict.data + c->dict_off[e];
-            if (pq_get_le32(q) == n && memcmp(q + 4, p, n) == 0)
+            if (pq_get_le32(q) == n && same_bytes(q + 4, p, n))
                 return e;
         }
         s = (s + 1) & mask;
@@ -624,7 +687,9 @@ void pq_write_bytes(struct pq_writer *w, int column, const void *p, size_t n, in
         c->idx = grow_array(c->idx, &c->idx_cap, c->nidx + 1, sizeof(uint32_t));
         c->idx[c->nidx++] = e;
         wrote(w, c, 4, 4 + (c->ndict != before ? 4 + n : 0));
-        if (c->dict.len > w->dict_max_bytes) {
+        bool mostly_distinct = c->dict_vals < PQ_DICT_PROBE && ++c->dict_vals == PQ_DICT_PROBE &&
+                               c->ndict > PQ_DICT_PROBE_DISTINCT;
+        if (c->dict.len > w->dict_max_bytes || mostly_distinct) {
             dict_fall_back(c);
             c->pend = pending_bytes(c); /* the indices became PLAIN values */
         }
@@ -840,6 +905,7 @@ static void reset_chunk(struct pq_col *c)
     c->encodings = 0;
     c->rows = 0;
     c->use_dict = c->phys == PQ_BYTE_ARRAY;
+    c->dict_vals = 0;
     if (c->use_dict) {
         buf_reset(&c->dict);
         c->ndict = 0;

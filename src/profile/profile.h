@@ -2,7 +2,7 @@
  * profile.h - the profile store's read side: merge policies and profiles assembled at lookup.
  *
  * Fragments and events are written by the downstream profile stage (ingest/downstream.c) into
- * pstore. Nothing is merged at write time: a lookup gathers the fragments of the identities the
+ * pstore. The general lookup merges at lookup time: it gathers the fragments of the identities the
  * policy allows (the whole cluster with identityGraph "pdg", the identity alone with "none"),
  * keeps per (identity, dataset) the newest fragment with the upserts after it patched in, and
  * merges them in the policy's order: "timestampOrdered" (newer wins) or "dataSetPrecedence"
@@ -26,6 +26,7 @@
 
 #include "identity/idgraph.h"
 #include "store/store.h"
+#include "util/buf.h"
 #include "util/err.h"
 
 #define PROFILE_KIND_POLICY "mergePolicy"
@@ -106,6 +107,19 @@ int profiles_policy_resolve(struct profiles *pf, const char *sandbox, const char
 int profiles_entity(struct profiles *pf, const char *sandbox, const char *code, const char *value,
                     const struct mp_policy *p, const char *const *fields, size_t nfields,
                     json_t **out, struct ing_err *err);
+
+/* The common case of a lookup (identity by namespace code, the sandbox's default policy, the
+ * whole profile) from the stored answer of the identity's cluster: the exact bytes
+ * profiles_entity would answer (serialised compactly), appended to *out. The stored answers are
+ * rebuilt inside every pstore transaction that changes a cluster's graph or profile data, and
+ * in the background after a merge policy changes (until then they carry the older policy's
+ * stamp and are not used). ING_ENOTFOUND when there is no usable stored answer (unknown
+ * identity, no profile, a policy without stitching, an answer not rebuilt yet): then ask
+ * profiles_entity, which also gives the errors. *out is unchanged on failure. */
+int profiles_entity_stored(struct profiles *pf, const char *sandbox, const char *code,
+                           const char *value, struct buf *out, struct ing_err *err);
+/* Wait until the stored answers rebuilt after policy changes are done (tests, benchmarks). */
+void profiles_wait_rebuilt(struct profiles *pf);
 
 struct profile_events_query {
     int64_t start_time, end_time;  /* ms; [start, end) */

@@ -50,6 +50,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "util/buf.h"
 #include "util/err.h"
 
 #define PSTORE_CODE_MAX 128
@@ -60,6 +61,7 @@ struct pstore_tx;
 
 struct pstore_opts {
     bool fast; /* synchronous=OFF: for tests and benchmarks only (a power cut may lose data) */
+    int checkpoint_frames; /* WAL pages that wake the background checkpoint; 0: 1000 */
 };
 
 int pstore_open(struct pstore **out, const char *dir, const struct pstore_opts *opts,
@@ -219,7 +221,8 @@ int pstore_tx_batch_find(struct pstore_tx *tx, const char *batch, int64_t *seq,
 /* ---- Graph writes (buffered; see "Bulk writes" above) ---- */
 
 /* Candidate clusters of n identity hashes: labels[off[i] .. off[i + 1]) may hold identity i
- * (usually one label or none; confirm membership in the cluster). *labels and *off are new. */
+ * (usually one label or none; confirm membership in the cluster). *labels and *off are new
+ * (util/bigmem.h: release with bigmem_free). */
 int pstore_tx_dict_candidates(struct pstore_tx *tx, size_t n, const uint64_t *hashes,
                               int64_t **labels, size_t **off, struct ing_err *err);
 /* Record a dictionary change of identity hash h: old_label 0 inserts, new_label 0 deletes,
@@ -229,6 +232,14 @@ void pstore_tx_dict_change(struct pstore_tx *tx, uint64_t h, int64_t old_label,
 /* The cluster `label` (decoded, new). ING_ENOTFOUND when absent. */
 int pstore_tx_cluster_get(struct pstore_tx *tx, int64_t label, struct pstore_cluster *out,
                           struct ing_err *err);
+/* The clusters of n ascending labels, each group row read once: out[i] decoded, or all zero
+ * (label 0) when absent. Their arrays live in *arena (new; pstore_arena_free, never
+ * pstore_cluster_clear). ING_EINVAL when labels do not ascend. */
+struct pstore_arena;
+int pstore_tx_clusters_get(struct pstore_tx *tx, const int64_t *labels, size_t n,
+                           struct pstore_cluster *out, struct pstore_arena **arena,
+                           struct ing_err *err);
+void pstore_arena_free(struct pstore_arena *a); /* NULL is a no-op */
 /* Store (replace) or delete a cluster document. put copies what it needs. ING_EINVAL for a
  * document that breaks the rules (members not ascending, an edge out of range). */
 int pstore_tx_cluster_put(struct pstore_tx *tx, const struct pstore_cluster *c,
@@ -255,5 +266,43 @@ int pstore_tx_event_put(struct pstore_tx *tx, int64_t gid, const char *value, in
                         struct ing_err *err);
 int pstore_tx_profile_delete_batch(struct pstore_tx *tx, int64_t seq, int64_t *frags,
                                    int64_t *events, struct ing_err *err);
+
+/* ---- Stored answers ---- */
+/*
+ * A profile lookup's common case is answered from a stored, ready-to-send body per cluster
+ * (table pbody: label -> stamp, the members' keys, body), found through the graph's dictionary
+ * and confirmed against the members' keys, so a body is only ever served for its own members.
+ * The bodies are made by a builder that the profile module registers; pstore keeps them exact:
+ * every transaction notes what its graph and profile writes change (cluster documents rewritten
+ * or deleted, identities that moved, identities whose fragments or events changed) and, at
+ * commit, inside the same transaction, drops the stale bodies and rebuilds the clusters
+ * concerned (those that had a body, those their identities moved to, and those of identities
+ * whose profile data changed). The stamp says what a body was built under (merge policy,
+ * settings): a reader compares it with its own and falls back to the general path on a
+ * mismatch. An empty body is a placeholder (no stored answer, but revisited by a rebuild).
+ */
+struct pstore_view_src {
+    const char *sandbox;
+    const struct pstore_cluster *cluster; /* members by id (no edges) */
+    const struct pstore_ns *ns;           /* ns[i]: the namespace of members[i] */
+    const struct pstore_frag *frags;      /* the members' fragments, by member then seq */
+    const size_t *frag_member;            /* frags[k] is keyed by members[frag_member[k]] */
+    size_t nfrags;
+    bool has_events;                      /* nfrags 0: some member has an experience event */
+};
+/* Build the stored answer of a cluster: *body new (malloc) with *len bytes and *stamp, or
+ * *body NULL to store none (lookups of the cluster then take the general path). */
+typedef int pstore_view_fn(void *ctx, const struct pstore_view_src *src, int64_t *stamp,
+                           char **body, size_t *len, struct ing_err *err);
+/* Register the builder (NULL: none; stale answers are still dropped). */
+void pstore_set_view_builder(struct pstore *ps, pstore_view_fn *fn, void *ctx);
+/* The stored answer for identity (gid, value): *stamp, and the body appended to *out.
+ * ING_ENOTFOUND when there is none. */
+int pstore_view_get(struct pstore *ps, int64_t gid, const char *value, int64_t *stamp,
+                    struct buf *out, struct ing_err *err);
+/* Rebuild up to max stored answers (after a merge policy change): those of labels > *after,
+ * in label order, in one transaction; *after advances, *done counts them (0: finished). */
+int pstore_view_rebuild(struct pstore *ps, size_t max, int64_t *after, size_t *done,
+                        struct ing_err *err);
 
 #endif

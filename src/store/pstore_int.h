@@ -7,6 +7,7 @@
 #define ING_STORE_PSTORE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -48,6 +49,12 @@ enum pstore_stmt {
     S_EVENT_DELETE_SEQ,
     S_HAS_FRAG,
     S_HAS_EVENT,
+    S_BODY_GET,        /* stored answers (pstore_view.c) */
+    S_BODY_PUT,
+    S_BODY_DEL,
+    S_BODY_LABELS,
+    S_FRAG_KEYS_SEQ,
+    S_EVENT_KEYS_SEQ,
     S_COUNT
 };
 
@@ -56,6 +63,10 @@ struct pstore_conn {
     sqlite3_stmt *st[S_COUNT];
     struct pstore_conn *next_free;
     struct pstore_conn *next_all;
+    /* readers of stored answers (pstore_view.c) keep a read transaction open between lookups */
+    bool snapshot;
+    uint64_t snapshot_gen;  /* the commit generation it was taken at */
+    int64_t snapshot_ns;    /* and when */
 };
 
 /* Namespaces never change once created: a small cache spares the lookup path a query. */
@@ -74,9 +85,15 @@ struct pstore {
     struct pstore_conn *writer;
     struct pstore_ns_cache_entry *cache;
     size_t ncache, capcache;
+    pstore_view_fn *view_fn;   /* builder of stored answers (pstore_view.c); NULL: none */
+    void *view_ctx;
+    struct pstore_conn *view_free; /* idle readers of stored answers (under mu) */
+    _Atomic uint64_t commits;      /* commit generation, bumped after every commit */
+    struct pstore_ckpt *ckpt;  /* pstore_ckpt.c: background WAL checkpoints; NULL: SQLite's */
 };
 
 struct pstore_graph_tx; /* pstore_graph.c: buffered graph writes of one transaction */
+struct pstore_view_tx;  /* pstore_view.c: stale stored answers of one transaction */
 
 struct pstore_tx {
     struct pstore *ps;
@@ -84,6 +101,8 @@ struct pstore_tx {
     int64_t next_id;       /* the id counter, written back at commit */
     bool id_dirty;
     struct pstore_graph_tx *g; /* NULL until the first graph call */
+    int64_t first_id;      /* next_id when the transaction began: labels from here are new */
+    struct pstore_view_tx *v;  /* pstore_view.c: what the transaction's writes made stale */
 };
 
 #define PSTORE_KV_NEXT_ID "next_id"
@@ -108,5 +127,31 @@ int pstore__graph_flush(struct pstore_tx *tx, struct ing_err *err);
 void pstore__graph_tx_free(struct pstore_tx *tx);
 /* Convert a version-1 graph (tables ident and edge) into documents, inside tx; drops them. */
 int pstore__graph_convert_v1(struct pstore_tx *tx, struct ing_err *err);
+
+/* pstore_ckpt.c: WAL checkpoints off the writer's commits, in a thread of their own (started
+ * once ps->writer exists; `frames` 0: 1000); stop joins it; runs counts completed ones. */
+int pstore__ckpt_start(struct pstore *ps, int frames, struct ing_err *err);
+void pstore__ckpt_stop(struct pstore *ps);
+uint64_t pstore__ckpt_runs(struct pstore *ps);
+
+/* pstore_view.c: the stored answers (pstore.h, "Stored answers"). The graph and profile writes
+ * note what they change; at commit pstore__view_refresh drops what became stale and rebuilds
+ * the clusters concerned, inside the transaction. */
+void pstore__view_note_ident(struct pstore_tx *tx, uint64_t h, int64_t old_label,
+                             int64_t new_label);
+void pstore__view_note_label(struct pstore_tx *tx, int64_t label);
+void pstore__view_note_key(struct pstore_tx *tx, int64_t gid, const char *value);
+int pstore__view_note_seq(struct pstore_tx *tx, int64_t seq, struct ing_err *err);
+int pstore__view_refresh(struct pstore_tx *tx, struct ing_err *err);
+/* After a commit: bump the generation and end the idle readers' snapshots. */
+void pstore__view_committed(struct pstore *ps);
+void pstore__view_tx_free(struct pstore_tx *tx);
+/* pstore_graph.c: candidate labels of identity hash h (a hit is to be confirmed). */
+int pstore__dict_lookup(struct pstore_conn *c, uint64_t h, int64_t **labels, size_t *n,
+                        size_t *cap, struct ing_err *err);
+/* pstore_sqlite.c: namespace by gid on this connection (the writer sees its own inserts),
+ * with its sandbox (out >= 65 bytes). */
+int pstore__ns_by_gid_conn(struct pstore *ps, struct pstore_conn *c, int64_t gid,
+                           struct pstore_ns *out, char *sandbox, struct ing_err *err);
 
 #endif

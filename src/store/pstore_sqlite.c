@@ -58,6 +58,9 @@ static const char *const k_migrations[] = {
     "CREATE TABLE gfwd(label INTEGER NOT NULL, dest INTEGER NOT NULL,"
     " PRIMARY KEY(label, dest)) WITHOUT ROWID;"
     "CREATE TABLE gbatch(seq INTEGER PRIMARY KEY, labels BLOB NOT NULL);",
+    /* 3: stored answers of profile lookups (pstore_view.c) */
+    "CREATE TABLE pbody(label INTEGER PRIMARY KEY, stamp INTEGER NOT NULL, members BLOB NOT NULL,"
+    " body BLOB NOT NULL);",
 };
 
 static const char *const k_sql[S_COUNT] = {
@@ -102,6 +105,12 @@ static const char *const k_sql[S_COUNT] = {
     [S_EVENT_DELETE_SEQ] = "DELETE FROM event WHERE seq=?1",
     [S_HAS_FRAG] = "SELECT 1 FROM frag WHERE ns=?1 AND value=?2 LIMIT 1",
     [S_HAS_EVENT] = "SELECT 1 FROM event WHERE ns=?1 AND value=?2 LIMIT 1",
+    [S_BODY_GET] = "SELECT stamp, members, body FROM pbody WHERE label=?1",
+    [S_BODY_PUT] = "INSERT OR REPLACE INTO pbody(label, stamp, members, body) VALUES(?1,?2,?3,?4)",
+    [S_BODY_DEL] = "DELETE FROM pbody WHERE label=?1",
+    [S_BODY_LABELS] = "SELECT label FROM pbody WHERE label>?1 ORDER BY label LIMIT ?2",
+    [S_FRAG_KEYS_SEQ] = "SELECT DISTINCT ns, value FROM frag WHERE seq=?1",
+    [S_EVENT_KEYS_SEQ] = "SELECT DISTINCT ns, value FROM event WHERE seq=?1",
 };
 
 
@@ -197,6 +206,7 @@ static int convert_graph_v1(struct pstore *ps, struct pstore_conn *c, struct ing
     if (ret == 0 && tx.id_dirty)
         ret = pstore__kv_put(c, PSTORE_KV_NEXT_ID, tx.next_id, err);
     pstore__graph_tx_free(&tx);
+    pstore__view_tx_free(&tx);
     return ret;
 }
 
@@ -390,6 +400,9 @@ int pstore_open(struct pstore **out, const char *dir, const struct pstore_opts *
         goto out;
     ps->writer = c;
     c = NULL;
+    /* Checkpoints off the commit path (pstore_ckpt.c); without the thread, SQLite's own. */
+    if (pstore__ckpt_start(ps, opts ? opts->checkpoint_frames : 0, NULL) != 0)
+        log_warn("pstore: no checkpoint thread; checkpoints run inside commits");
 out:
     conn_free(c);
     if (ret) {
@@ -404,6 +417,7 @@ void pstore_close(struct pstore *ps)
 {
     if (!ps)
         return;
+    pstore__ckpt_stop(ps);
     struct pstore_conn *c = ps->all;
     while (c) {
         struct pstore_conn *next = c->next_all;
@@ -521,6 +535,40 @@ static int ns_lookup(struct pstore *ps, enum ns_key key, const char *sandbox, co
 out:
     free(lcode);
     pstore__conn_release(ps, c);
+    return ret;
+}
+
+int pstore__ns_by_gid_conn(struct pstore *ps, struct pstore_conn *c, int64_t gid,
+                           struct pstore_ns *out, char *sandbox, struct ing_err *err)
+{
+    bool found = false;
+    pthread_mutex_lock(&ps->mu);
+    for (size_t i = 0; i < ps->ncache && !found; i++) {
+        if (ps->cache[i].ns.gid == gid) {
+            found = true;
+            *out = ps->cache[i].ns;
+            snprintf(sandbox, 65, "%s", ps->cache[i].sandbox);
+        }
+    }
+    pthread_mutex_unlock(&ps->mu);
+    if (found)
+        return 0;
+    sqlite3_stmt *s = NULL;
+    int ret = pstore__stmt(c, S_NS_BY_GID, &s, err);
+    if (ret)
+        return ret;
+    sqlite3_bind_int64(s, 1, gid);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        ns_from_row(s, out);
+        snprintf(sandbox, 65, "%s", col_text(s, 4));
+    } else if (rc == SQLITE_DONE) {
+        ret = ing_err_set(err, ING_ENOTFOUND, "the identity graph has no such namespace");
+    } else {
+        ret = pstore__map_sqlite(err, c->db, rc, "namespace");
+    }
+    pstore__done(s);
+    /* Not cached: the writer may see a namespace of a transaction that then rolls back. */
     return ret;
 }
 
@@ -752,6 +800,7 @@ int pstore_begin(struct pstore *ps, struct pstore_tx **out, struct ing_err *err)
         pstore_rollback(tx);
         return ret;
     }
+    tx->first_id = tx->next_id;
     *out = tx;
     return 0;
 }
@@ -762,6 +811,8 @@ int pstore_commit(struct pstore_tx *tx, struct ing_err *err)
         return ing_err_set(err, ING_EINVAL, "pstore: no transaction");
     struct pstore_conn *c = tx->c;
     int ret = pstore__graph_flush(tx, err);
+    if (ret == 0)
+        ret = pstore__view_refresh(tx, err);
     if (ret == 0 && tx->id_dirty) {
         sqlite3_stmt *s = NULL;
         if ((ret = pstore__stmt(c, S_KV_PUT, &s, err)) == 0) {
@@ -777,6 +828,8 @@ int pstore_commit(struct pstore_tx *tx, struct ing_err *err)
         return ret;
     }
     pstore__graph_tx_free(tx);
+    pstore__view_tx_free(tx);
+    pstore__view_committed(tx->ps);
     pthread_mutex_unlock(&tx->ps->wmu);
     free(tx);
     return 0;
@@ -788,6 +841,7 @@ void pstore_rollback(struct pstore_tx *tx)
         return;
     sqlite3_exec(tx->c->db, "ROLLBACK", NULL, NULL, NULL);
     pstore__graph_tx_free(tx);
+    pstore__view_tx_free(tx);
     pthread_mutex_unlock(&tx->ps->wmu);
     free(tx);
 }
@@ -908,7 +962,10 @@ int pstore_tx_frag_put(struct pstore_tx *tx, int64_t gid, const char *value, con
     sqlite3_bind_int64(s, 5, ts);
     sqlite3_bind_int(s, 6, upsert ? 1 : 0);
     bind_text(s, 7, doc);
-    return pstore__step_done(tx->c, s, "fragment insert", err);
+    ret = pstore__step_done(tx->c, s, "fragment insert", err);
+    if (ret == 0)
+        pstore__view_note_key(tx, gid, value);
+    return ret;
 }
 
 int pstore_tx_frag_get(struct pstore_tx *tx, int64_t gid, const char *value, const char *dataset,
@@ -949,13 +1006,19 @@ int pstore_tx_event_put(struct pstore_tx *tx, int64_t gid, const char *value, in
     sqlite3_bind_int64(s, 5, seq);
     sqlite3_bind_int64(s, 6, stored_ts);
     bind_text(s, 7, doc);
-    return pstore__step_done(tx->c, s, "event insert", err);
+    ret = pstore__step_done(tx->c, s, "event insert", err);
+    if (ret == 0)
+        pstore__view_note_key(tx, gid, value);
+    return ret;
 }
 
 int pstore_tx_profile_delete_batch(struct pstore_tx *tx, int64_t seq, int64_t *frags,
                                    int64_t *events, struct ing_err *err)
 {
-    int ret = exec_int(tx, S_FRAG_DELETE_SEQ, seq, "fragments delete", err);
+    /* the identities whose answers change: read before the rows go */
+    int ret = pstore__view_note_seq(tx, seq, err);
+    if (ret == 0)
+        ret = exec_int(tx, S_FRAG_DELETE_SEQ, seq, "fragments delete", err);
     if (ret)
         return ret;
     *frags = sqlite3_changes64(tx->c->db);

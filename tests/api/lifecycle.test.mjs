@@ -111,6 +111,28 @@ function patchChunk(c, url, src, first, last, { total, contentRange, bodyLength 
   });
 }
 
+// A PATCH whose body the test sends piece by piece (req.write, then req.end()), so that a chunk
+// can be kept in flight while other requests run. `answer` resolves like patchChunk's.
+function openPatch(c, url, contentRange, length) {
+  const u = new URL(c.baseUrl);
+  const headers = { ...c.headers(), 'Content-Type': 'application/octet-stream',
+    'Content-Length': String(length), 'Content-Range': contentRange };
+  const req = http.request({ host: u.hostname, port: u.port, method: 'PATCH', path: url, headers, agent: false });
+  const answer = new Promise((resolve, reject) => {
+    req.on('response', (res) => {
+      const parts = [];
+      res.on('data', (d) => parts.push(d));
+      res.on('end', () => {
+        const text = Buffer.concat(parts).toString('utf8');
+        resolve({ status: res.statusCode, text, describe: () => `PATCH ${contentRange} -> ${res.statusCode} ${text.slice(0, 300)}` });
+      });
+    });
+    req.on('error', reject);
+  });
+  req.flushHeaders();
+  return { req, answer };
+}
+
 function expectPatch(res, status, what) {
   assert.equal(res.status, status, `${what}: ${res.describe()}`);
   return res;
@@ -429,6 +451,46 @@ describe('large files in chunks: INITIALIZE, PATCH, HEAD, COMPLETE, limits', () 
     assert.equal(b.metrics.outputRecordCount, 36);
     assert.deepEqual(await lakeIds(fx.server, ds, batchId), range(1, 36), 'the assembled file, byte for byte');
     expectAepError(await c.post(`${url}?action=INITIALIZE`), 400, 'INITIALIZE once the batch is not loading');
+  });
+
+  it('chunks in flight: the same range twice, and a file COMPLETEd under a chunk still arriving', async () => {
+    const ds = await createDataset(c, { name: 'chunks in flight', schemaId });
+    const batchId = await createBatch(c, ds);
+    const data = Buffer.from(rows(1, 36));
+    const size = data.length;
+    const url = fileUrl(batchId, ds, 'inflight.json');
+    expectStatus(await c.post(`${url}?action=INITIALIZE`), 201, 'INITIALIZE');
+
+    // The first copy of bytes 0-2499 is half sent when a second copy of the same range comes
+    // whole: the second is refused (409) instead of mixing with the first, which then lands.
+    const first = openPatch(c, url, 'bytes 0-2499/*', 2500);
+    first.req.write(data.subarray(0, 1000));
+    await sleep(300);
+    const again = await patchChunk(c, url, data, 0, 2499);
+    assert.equal(again.status, 409, `the same range while the first copy arrives: ${again.describe()}`);
+    first.req.end(data.subarray(1000, 2500));
+    expectPatch(await first.answer, 200, 'the first copy');
+    expectPatch(await patchChunk(c, url, data, 2500, 4999), 200, 'the middle');
+    expectPatch(await patchChunk(c, url, data, 5000, size - 1), 200, 'the end');
+
+    // A chunk past the end is still arriving when the file is COMPLETEd: it is fenced off (409)
+    // and never writes into the file now staged, which keeps exactly its recorded bytes.
+    const late = openPatch(c, url, `bytes ${size}-${size + 99}/*`, 100);
+    late.req.write(Buffer.alloc(40, 0x7b));
+    await sleep(300);
+    const done = expectStatus(await c.post(`${url}?action=COMPLETE`), 201, 'COMPLETE');
+    assert.equal(done.json.sizeInBytes, size);
+    late.req.end(Buffer.alloc(60, 0x7b));
+    const lateRes = await late.answer;
+    assert.ok(lateRes.status === 409 || lateRes.status === 404, `a chunk after COMPLETE: ${lateRes.describe()}`);
+    const head = expectStatus(await c.request('HEAD', url), 200);
+    assert.equal(head.headers.range, `bytes=0-${size - 1}`, 'the staged file keeps its size');
+
+    await completeBatch(c, batchId);
+    const b = await waitBatch(c, batchId);
+    assertBatchSuccess(b, 'chunks in flight');
+    assert.equal(b.metrics.outputRecordCount, 36);
+    assert.deepEqual(await lakeIds(fx.server, ds, batchId), range(1, 36), 'the file, byte for byte');
   });
 
   it('limits: PUT size, files per batch and bytes per batch give clear 413/400 errors', async () => {

@@ -156,10 +156,20 @@ describe('Luma profiles: identity graph, merge policies and lookups', () => {
     const ig = loyalty.batch.downstream.identityGraph;
     assert.equal(ig.identityCount, 1784, `1000 loyalty ids and 784 crm ids: ${JSON.stringify(ig)}`);
     assert.equal(ig.linkCount, 1000, JSON.stringify(ig));
+    // Lookups answer each batch's data as soon as its profile stage is recorded (the common
+    // case is served from stored answers, rebuilt in the stage's own transaction).
+    const first = onlyProfile(expectStatus(await c.get(ENTITIES,
+      { query: profileQuery(CRM_ID, 'lumaCrmId') }), 200, 'crm id after the loyalty batch'));
+    assert.equal(first.entity.person.name.firstName, 'Daniel', JSON.stringify(first));
+    assert.deepEqual(first.tags, [ids.loyaltyBatch]);
 
     const crm = await load(ids.crmDs, 'luma-crm.json', { file: files.crm });
     ids.crmBatch = crm.batchId;
     checkStages(crm.batch, { records: 1001, fragments: 1001 });
+    const second = onlyProfile(expectStatus(await c.get(ENTITIES,
+      { query: profileQuery(LOYALTY_ID, 'lumaLoyaltyId') }), 200, 'loyalty id after the CRM batch'));
+    assert.equal(second.entity.person.name.firstName, 'Danny', JSON.stringify(second));
+    assert.deepEqual([...second.tags].sort(), [ids.loyaltyBatch, ids.crmBatch].sort());
     const offline = await load(ids.offlineDs, 'luma-offline-purchases.json', { file: files.offline });
     ids.offlineBatch = offline.batchId;
     checkStages(offline.batch, { records: 1000, fragments: 0, events: 1000 });
@@ -399,5 +409,11 @@ describe('Luma profiles: identity graph, merge policies and lookups', () => {
     const l = expectStatus(await c.get(`${IDS}/cluster/members`, { query: { namespace: 'lumaLoyaltyId', id: LOYALTY_ID } }),
       200, 'loyalty id after revert');
     assert.deepEqual(l.json.clusters[0].members.map((m) => m.id), [LOYALTY_ID]);
+    // Its profile is its event alone now: no loyalty attributes, no CRM link.
+    const alone = onlyProfile(expectStatus(await c.get(ENTITIES, { query: profileQuery(LOYALTY_ID, 'lumaLoyaltyId') }),
+      200, 'loyalty id after revert'));
+    assert.equal(alone.identityGraph.length, 1, JSON.stringify(alone));
+    assert.equal(alone.entity.person, undefined, JSON.stringify(alone));
+    assert.deepEqual(alone.entity.identityMap.lumaLoyaltyId, [{ id: LOYALTY_ID }]);
   });
 });

@@ -6,7 +6,8 @@
  * Every record is then tokenized fully, and the invariants that tie the two together are checked:
  * records lie inside the input, in order, without overlap; a record flagged corrupt never
  * tokenizes; a record that tokenizes re-splits to itself (alone, and as the only element of an
- * array); its strings decode; skipping its top-level value lands on JT_END.
+ * array); its strings decode; skipping its top-level value lands on JT_END. Splitting with
+ * lazy_corrupt must give the same records, and jsplit_line_corrupt the same corrupt flags.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -148,10 +149,17 @@ static void split_run(const uint8_t *data, size_t size, const struct jsplit_opts
             out->recs = realloc(out->recs, out->cap * sizeof(*out->recs));
             CHECK(out->recs != NULL);
         }
-        out->recs[out->n++] = (struct seen){r.offset, r.len, r.corrupt};
+        bool corrupt = r.corrupt;
+        if (r.unchecked) { /* lazy JSON Lines: the flag is computed on demand */
+            CHECK(o->lazy_corrupt && jsplit_mode(s) == JSPLIT_LINES && !r.corrupt);
+            corrupt = jsplit_line_corrupt(r.data, r.len);
+        } else {
+            CHECK(!o->lazy_corrupt || jsplit_mode(s) != JSPLIT_LINES);
+        }
+        out->recs[out->n++] = (struct seen){r.offset, r.len, corrupt};
         if (deep_checks) {
             int trc = tokenize(r.data, r.len, scratch);
-            if (r.corrupt)
+            if (corrupt)
                 CHECK(trc != 0);
             if (trc == 0) {
                 check_skip(r.data, r.len);
@@ -211,6 +219,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 split_run(data, size, &o, &other, false, &scratch);
                 CHECK(same_run(&first, &other));
             }
+        }
+        /* lines cut lazily: the same records and flags */
+        for (size_t c = 0; c < 3; c++) {
+            struct jsplit_opts lz = {.mode = modes[m].mode, .multiline = modes[m].multiline,
+                                     .chunk_bytes = chunks[c], .lazy_corrupt = true};
+            if (chunks[c] == 1 && size > 4096)
+                continue;
+            split_run(data, size, &lz, &other, false, &scratch);
+            CHECK(same_run(&first, &other));
         }
         /* a small record limit only ever cuts the run short with ING_ETOOBIG */
         struct jsplit_opts lim = {.mode = modes[m].mode, .multiline = modes[m].multiline,

@@ -2,8 +2,8 @@
  * pstore (src/store/pstore_sqlite.c): extraction and normalisation, incremental merges, the
  * guardrail and its removal order, removal of a batch with cluster split, lookups, XIDs, and a
  * property test against a from-scratch connected-components computation; the storage itself:
- * dictionary growth over many bucket splits, edge provenance, and the conversion of a version-1
- * (row per identity) database. */
+ * dictionary growth over many bucket splits, edge provenance, the conversion of a version-1
+ * (row per identity) database, and WAL checkpoints in the background instead of in commits. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -15,9 +15,12 @@
 #include <string.h>
 
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "identity/idgraph.h"
 #include "store/pstore.h"
+#include "store/pstore_int.h" /* pstore__ckpt_runs */
 #include "util/fs.h"
 #include "util/mem.h"
 
@@ -594,6 +597,163 @@ static void test_edge_provenance(void **state)
     idg_batch_free(b2);
 }
 
+static long long file_size(const char *dir, const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+static struct pstore *open_ckpt_store(char *dir, size_t dirlen, int frames)
+{
+    snprintf(dir, dirlen, "/tmp/ingot-test-ckpt-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    struct pstore_opts o = {.fast = true, .checkpoint_frames = frames};
+    struct pstore *ps = NULL;
+    assert_int_equal(pstore_open(&ps, dir, &o, NULL), 0);
+    return ps;
+}
+
+/* 1 when every pair (a<i>, b<i>) of stitch_rows is one cluster of two (every 97th checked). */
+static int cluster_pairs_ok(struct pstore *ps, int n)
+{
+    struct pstore_ns ns;
+    if (pstore_ns_by_code(ps, "prod", "crm", &ns, NULL) != 0)
+        return 0;
+    char v[2][32];
+    for (int i = 0; i < n; i += 97) {
+        snprintf(v[0], sizeof(v[0]), "a%d", i);
+        snprintf(v[1], sizeof(v[1]), "b%d", i);
+        int64_t id = 0, la = 0, lb = 0;
+        if (pstore_ident_lookup(ps, ns.gid, v[0], &id, &la, NULL) != 0 ||
+            pstore_ident_lookup(ps, ns.gid, v[1], &id, &lb, NULL) != 0 || la != lb)
+            return 0;
+        struct pstore_member *m = NULL;
+        size_t nm = 0, total = 0;
+        if (pstore_cluster_members(ps, la, 0, &m, &nm, &total, NULL) != 0)
+            return 0;
+        pstore_members_free(m, nm);
+        if (nm != 2)
+            return 0;
+    }
+    return 1;
+}
+
+/* Stitch n two-identity rows in one transaction. */
+static void stitch_rows(struct pstore *ps, int n)
+{
+    struct idgraph *g = NULL;
+    assert_int_equal(idgraph_new(&g, ps, NULL, NULL, NULL), 0);
+    struct pstore_tx *tx = NULL;
+    int64_t gid = 0, seq = 0;
+    assert_int_equal(pstore_begin(ps, &tx, NULL), 0);
+    assert_int_equal(pstore_tx_ns_ensure(tx, "prod", "crm", 1001, "CROSS_DEVICE", &gid, NULL), 0);
+    assert_int_equal(pstore_tx_batch_seq(tx, "B1", "ds1", &seq, NULL), 0);
+    struct idg_batch *b = idg_batch_new();
+    char v[2][32];
+    for (int i = 0; i < n; i++) {
+        snprintf(v[0], sizeof(v[0]), "a%d", i);
+        snprintf(v[1], sizeof(v[1]), "b%d", i);
+        int64_t gids[] = {gid, gid};
+        const char *vals[] = {v[0], v[1]};
+        idg_batch_add_row(b, gids, vals, 2);
+    }
+    struct idg_apply_result r;
+    assert_int_equal(idg_apply_batch(g, tx, b, seq, 1000, &r, NULL), 0);
+    assert_int_equal(pstore_commit(tx, NULL), 0);
+    idg_batch_free(b);
+    idgraph_free(g);
+}
+
+/* Clusters read in bulk (one read per group row, arrays in an arena) are the clusters read one
+ * by one; absent labels come back empty; labels must ascend. */
+static void test_clusters_in_bulk(void **state)
+{
+    (void)state;
+    char dir[64];
+    struct pstore *ps = open_ckpt_store(dir, sizeof(dir), 0);
+    stitch_rows(ps, 600); /* 600 clusters of two: labels across several group rows */
+    struct pstore_ns ns;
+    assert_int_equal(pstore_ns_by_code(ps, "prod", "crm", &ns, NULL), 0);
+    int64_t labels[8];
+    size_t n = 0;
+    char v[32];
+    for (int i = 0; i < 600; i += 90) {
+        int64_t id = 0;
+        snprintf(v, sizeof(v), "a%d", i);
+        assert_int_equal(pstore_ident_lookup(ps, ns.gid, v, &id, &labels[n], NULL), 0);
+        n++;
+    }
+    labels[n] = labels[n - 1] + 100000; /* no such cluster */
+    n++;
+    struct pstore_tx *tx = NULL;
+    assert_int_equal(pstore_begin(ps, &tx, NULL), 0);
+    struct pstore_cluster bulk[8];
+    struct pstore_arena *arena = NULL;
+    assert_int_equal(pstore_tx_clusters_get(tx, labels, n, bulk, &arena, NULL), 0);
+    for (size_t k = 0; k + 1 < n; k++) {
+        struct pstore_cluster one;
+        assert_int_equal(pstore_tx_cluster_get(tx, labels[k], &one, NULL), 0);
+        assert_int_equal(bulk[k].label, labels[k]);
+        assert_int_equal(bulk[k].n, 2);
+        assert_int_equal(bulk[k].n, one.n);
+        assert_int_equal(bulk[k].ne, one.ne);
+        for (size_t m = 0; m < one.n; m++) {
+            assert_int_equal(bulk[k].members[m].id, one.members[m].id);
+            assert_string_equal(bulk[k].members[m].value, one.members[m].value);
+        }
+        assert_int_equal(bulk[k].edges[0].seq, one.edges[0].seq);
+        pstore_cluster_clear(&one);
+    }
+    assert_int_equal(bulk[n - 1].label, 0);
+    assert_int_equal(bulk[n - 1].n, 0);
+    pstore_arena_free(arena);
+    int64_t bad[2] = {labels[1], labels[0]};
+    arena = NULL;
+    assert_int_equal(pstore_tx_clusters_get(tx, bad, 2, bulk, &arena, NULL), ING_EINVAL);
+    assert_null(arena);
+    pstore_rollback(tx);
+    pstore_close(ps);
+    fs_rm_rf(dir, NULL);
+}
+
+/* A commit that takes the WAL past the threshold wakes the checkpoint thread, which copies the
+ * pages into the database file while the store stays open (the commit itself does not wait for
+ * it); under the threshold nothing is checkpointed before close. */
+static void test_checkpoint_in_background(void **state)
+{
+    (void)state;
+    char dir[64];
+    struct pstore *ps = open_ckpt_store(dir, sizeof(dir), 4);
+    long long before = file_size(dir, "profile.db");
+    stitch_rows(ps, 3000);
+    /* wait (at most 10 s) for the thread to finish its checkpoint */
+    for (int i = 0; i < 1000 && pstore__ckpt_runs(ps) == 0; i++)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    assert_true(pstore__ckpt_runs(ps) >= 1);
+    assert_true(file_size(dir, "profile.db") > before + 16384);
+    assert_int_equal(cluster_pairs_ok(ps, 3000), 1);
+    pstore_close(ps);
+    fs_rm_rf(dir, NULL);
+
+    ps = open_ckpt_store(dir, sizeof(dir), 1000000);
+    before = file_size(dir, "profile.db");
+    stitch_rows(ps, 3000);
+    nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+    assert_int_equal(pstore__ckpt_runs(ps), 0);
+    assert_int_equal(file_size(dir, "profile.db"), before);
+    assert_int_equal(cluster_pairs_ok(ps, 3000), 1);
+    pstore_close(ps);
+    /* the last close checkpoints: everything is in the database file and still found */
+    assert_true(file_size(dir, "profile.db") > before + 16384);
+    struct pstore_opts o = {.fast = true};
+    assert_int_equal(pstore_open(&ps, dir, &o, NULL), 0);
+    assert_int_equal(cluster_pairs_ok(ps, 3000), 1);
+    pstore_close(ps);
+    fs_rm_rf(dir, NULL);
+}
+
 /* A version-1 database (a row per identity and per edge) is converted when opened. */
 static void test_convert_v1(void **state)
 {
@@ -717,6 +877,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dictionary_growth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_provenance, setup, teardown),
         cmocka_unit_test(test_convert_v1),
+        cmocka_unit_test(test_checkpoint_in_background),
+        cmocka_unit_test(test_clusters_in_bulk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

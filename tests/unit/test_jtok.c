@@ -317,8 +317,8 @@ static void test_utf8(void **state)
 static void test_strings_long_and_embedded(void **state)
 {
     (void)state;
-    /* strings of every length up to 40 around the 8-byte fast path, with a special byte at
-     * every position */
+    /* strings of every length up to 40 around the 16- and 8-byte fast paths, with a special
+     * byte at every position */
     char s[64];
     for (size_t len = 0; len <= 40; len++) {
         s[0] = '"';
@@ -335,7 +335,26 @@ static void test_strings_long_and_embedded(void **state)
             ing_err_clear(&err);
             assert_int_equal(lex_all(s, len + 2, &err, NULL), ING_ESYNTAX);
             assert_int_equal(err.offset, (int64_t)(2 + at));
+            s[1 + at] = '\xff'; /* never valid UTF-8: found wherever it sits in a block */
+            ing_err_clear(&err);
+            assert_int_equal(lex_all(s, len + 2, &err, NULL), ING_ESYNTAX);
+            assert_int_equal(err.offset, (int64_t)(1 + at));
             s[1 + at] = 'a';
+            if (at + 1 < len) { /* a two-byte character and an escape at every position */
+                struct jlex lx;
+                struct jtok t;
+                memcpy(s + 1 + at, "\xc3\xa9", 2);
+                jlex_init(&lx, s, len + 2);
+                assert_int_equal(jlex_next(&lx, &t, NULL), 0);
+                assert_int_equal(t.n, len);
+                assert_false(t.escaped);
+                memcpy(s + 1 + at, "\\n", 2);
+                jlex_init(&lx, s, len + 2);
+                assert_int_equal(jlex_next(&lx, &t, NULL), 0);
+                assert_int_equal(t.n, len);
+                assert_true(t.escaped);
+                memcpy(s + 1 + at, "aa", 2);
+            }
         }
     }
     /* a string containing brackets, quotes and backslashes */

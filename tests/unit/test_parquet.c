@@ -663,7 +663,8 @@ static uint32_t multi_hash(int i)
     return (uint32_t)i * 2654435761u;
 }
 
-static int write_multi(const char *path, int rows, struct pq_file_info *info)
+static int write_multi(const char *path, int rows, size_t page_bytes, size_t dict_max,
+                       struct pq_file_info *info)
 {
     struct pq_schema *s = pq_schema_new();
     int id = pq_schema_add_leaf(s, 0, "id", PQ_REQUIRED, PQ_INT64, PQ_LOG_NONE);
@@ -671,7 +672,7 @@ static int write_multi(const char *path, int rows, struct pq_file_info *info)
     int cat = pq_schema_add_leaf(s, 0, "c", PQ_OPTIONAL, PQ_BYTE_ARRAY, PQ_LOG_STRING);
     pq_schema_finish(s);
     struct pq_writer_opts o = {.codec = PQ_CODEC_ZSTD, .row_group_bytes = 256 * 1024,
-                               .page_bytes = 8 * 1024, .dict_max_bytes = 64 * 1024};
+                               .page_bytes = page_bytes, .dict_max_bytes = dict_max};
     struct pq_writer *w;
     struct ing_err err;
     int rc = pq_writer_open(&w, s, path, &o, &err);
@@ -785,13 +786,39 @@ static void test_file_layout(void **state)
     free(dir);
 }
 
+/* With pages larger than the first few thousand values, a column of distinct strings is written
+ * PLAIN from the start (no dictionary page at all), a repetitive one keeps its dictionary. */
+static void test_dictionary_skipped_for_distinct_values(void **state)
+{
+    (void)state;
+    char *dir = tmp_dir();
+    char *path = xasprintf("%s/distinct.parquet", dir);
+    struct pq_file_info info = {0};
+    assert_int_equal(write_multi(path, 6000, 1024 * 1024, 1024 * 1024, &info), 0);
+    assert_int_equal(info.row_groups, 1);
+    struct pfile f;
+    pfile_load(&f, path);
+    const struct tv *sm = chunk_meta(&f, 0, 1);
+    assert_null(tv_get(sm, 11));
+    assert_false(has_encoding(sm, 8));
+    assert_true(has_encoding(sm, 0));
+    assert_int_equal(tv_int(sm, 5), 6000);
+    const struct tv *cm = chunk_meta(&f, 0, 2);
+    assert_non_null(tv_get(cm, 11));
+    assert_true(has_encoding(cm, 8));
+    pfile_free(&f);
+    free(path);
+    fs_rm_rf(dir, NULL);
+    free(dir);
+}
+
 static void test_dictionary_fallback_and_row_groups(void **state)
 {
     (void)state;
     char *dir = tmp_dir();
     char *path = xasprintf("%s/multi.parquet", dir);
     struct pq_file_info info = {0};
-    assert_int_equal(write_multi(path, 100000, &info), 0);
+    assert_int_equal(write_multi(path, 100000, 8 * 1024, 64 * 1024, &info), 0);
     assert_int_equal(info.rows, 100000);
     assert_true(info.row_groups >= 5);
     struct pfile f;
@@ -1113,7 +1140,7 @@ static void test_samples(void **state)
         free(p);
     }
     p = xasprintf("%s/multi_rg.parquet", dir);
-    assert_int_equal(write_multi(p, 100000, &info), 0);
+    assert_int_equal(write_multi(p, 100000, 8 * 1024, 64 * 1024, &info), 0);
     assert_true(info.row_groups > 1);
     free(p);
     if (!(env && *env))
@@ -1134,6 +1161,7 @@ int main(void)
         cmocka_unit_test(test_schema_invalid),
         cmocka_unit_test(test_file_layout),
         cmocka_unit_test(test_dictionary_fallback_and_row_groups),
+        cmocka_unit_test(test_dictionary_skipped_for_distinct_values),
         cmocka_unit_test(test_codec_zstd),
         cmocka_unit_test(test_codec_snappy),
         cmocka_unit_test(test_codec_gzip),

@@ -5,7 +5,10 @@
  * 2-level and 1-level lists, MAP_KEY_VALUE, PLAIN_DICTIONARY, BIT_PACKED levels, DELTA_BYTE_ARRAY,
  * v2 pages with RLE booleans, decimals, UUID, FLOAT16, INTERVAL, unsigned, TIME, ENUM, JSON,
  * base64 binaries), round trips through our writer, and corrupt files (truncations, mutations,
- * crafted hostile metadata), and the column-to-XDM binding check (ingest/pq_bind).
+ * crafted hostile metadata), the column-to-XDM binding check (ingest/pq_bind), and the typed
+ * path (ingest/pq_shred: Parquet rows into the shredder without JSON text) against the JSON path
+ * on those same files with several schemas: every physical and logical type into the XDM types,
+ * nulls at each level, lists and maps, shapes left to the JSON rules, and bad values.
  *
  * Driver modes for tests/api/parquet_reader_duckdb.test.mjs (no cmocka run then):
  *   PQ_READ_FILE=path        print every row of the file as one JSON line; a row error prints
@@ -29,6 +32,8 @@
 #include <unistd.h>
 
 #include "ingest/pq_bind.h"
+#include "ingest/pq_shred.h"
+#include "ingest/shred.h"
 #include "parquet/pq_decode.h"
 #include "parquet/pq_encode.h"
 #include "parquet/pq_reader.h"
@@ -1575,6 +1580,463 @@ static void test_row_errors_do_not_stick(void **state)
     buf_free(&tb.file);
 }
 
+
+/* ------------------------------------------------------------------ typed path (pq_shred) */
+
+struct paths {
+    int rows;
+    int taken;         /* rows the typed path took whole */
+    int json_ok;       /* rows the JSON path accepts */
+    int64_t unknown;   /* unknown fields counted (the same on both sides, checked) */
+    char first_field[ING_ERR_PATH]; /* the JSON path's first bad field ("" when none) */
+};
+
+static struct xdm_plan *plan_of(const char *schema)
+{
+    json_error_t je;
+    json_t *js = json_loads(schema, 0, &je);
+    assert_non_null(js);
+    struct xdm_plan *plan = NULL;
+    struct ing_err err;
+    assert_int_equal(xdm_plan_compile(js, NULL, &plan, &err), 0);
+    json_decref(js);
+    return plan;
+}
+
+static char *slurp_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    struct buf b = {0};
+    char tmp[65536];
+    size_t got;
+    while ((got = fread(tmp, 1, sizeof(tmp), f)) > 0)
+        assert_int_equal(buf_append(&b, tmp, got), 0);
+    fclose(f);
+    *len = b.len;
+    return (char *)b.data;
+}
+
+/*
+ * Every row of the file through two pipelines into two part files: the JSON path alone
+ * (render, shred_record), and the engine's way (pq_shred_row, and the JSON path for the rows it
+ * hands back). The part files must be the same bytes, a row the typed path takes must be one
+ * the JSON path accepts, and both must count the same unknown fields.
+ */
+static void both_paths(const uint8_t *data, size_t len, const char *schema,
+                       const struct pq_reader_opts *ro, struct paths *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct xdm_plan *plan = plan_of(schema);
+    struct pq_reader *rt, *rj;
+    struct ing_err err;
+    ing_err_clear(&err);
+    assert_int_equal(pq_reader_open_mem(&rt, data, len, ro, &err), 0);
+    assert_int_equal(pq_reader_open_mem(&rj, data, len, ro, &err), 0);
+    struct shred *sht = shred_new(plan), *shj = shred_new(plan);
+    struct pq_shred *ps = pq_shred_new(rt, sht, plan, 0);
+    char pt[512], pj[512];
+    snprintf(pt, sizeof(pt), "%s/typed.parquet", tmpdir_path);
+    snprintf(pj, sizeof(pj), "%s/json.parquet", tmpdir_path);
+    struct pq_writer_opts wo = {.codec = PQ_CODEC_UNCOMPRESSED};
+    struct pq_writer *wt, *wj;
+    assert_int_equal(pq_writer_open(&wt, plan->pq, pt, &wo, &err), 0);
+    assert_int_equal(pq_writer_open(&wj, plan->pq, pj, &wo, &err), 0);
+    struct buf row = {0};
+    for (;;) {
+        int gt = pq_reader_next(rt, &err), gj = pq_reader_next(rj, &err);
+        assert_int_equal(gt, gj);
+        assert_true(gt >= 0);
+        if (gt == 0)
+            break;
+        out->rows++;
+        /* the JSON path alone */
+        struct ing_err ej;
+        ing_err_clear(&ej);
+        buf_reset(&row);
+        bool ok_j = pq_reader_row_json(rj, &row, &ej) == 0 &&
+                    shred_record(shj, (const char *)row.data, row.len, wj, NULL, &ej) == 0;
+        if (!ok_j && !out->first_field[0])
+            snprintf(out->first_field, sizeof(out->first_field), "%s", ej.field[0] ? ej.field : "-");
+        out->json_ok += ok_j;
+        /* the engine's way */
+        if (pq_shred_row(ps) == 0) {
+            out->taken++;
+            assert_true(ok_j); /* never takes a row the JSON path refuses */
+            assert_int_equal(shred_end(sht, wt, &err), 0);
+            continue;
+        }
+        struct ing_err et;
+        ing_err_clear(&et);
+        buf_reset(&row);
+        bool ok_t = pq_reader_row_json(rt, &row, &et) == 0 &&
+                    shred_record(sht, (const char *)row.data, row.len, wt, NULL, &et) == 0;
+        assert_int_equal(ok_t, ok_j);
+        assert_int_equal(et.code, ej.code);
+        assert_string_equal(et.field, ej.field);
+    }
+    int64_t taken, back;
+    pq_shred_counts(ps, &taken, &back);
+    assert_int_equal(taken, out->taken);
+    assert_int_equal(taken + back, out->rows);
+    out->unknown = shred_get_stats(shj)->unknown_fields;
+    assert_int_equal(shred_get_stats(sht)->unknown_fields, out->unknown);
+    assert_int_equal(pq_writer_close(wt, NULL, &err), 0);
+    assert_int_equal(pq_writer_close(wj, NULL, &err), 0);
+    size_t nt, nj;
+    char *ft = slurp_file(pt, &nt), *fj = slurp_file(pj, &nj);
+    assert_int_equal(nt, nj);
+    assert_memory_equal(ft, fj, nt); /* the same values and levels, byte for byte */
+    free(ft);
+    free(fj);
+    buf_free(&row);
+    pq_shred_free(ps);
+    shred_free(sht);
+    shred_free(shj);
+    pq_reader_free(rt);
+    pq_reader_free(rj);
+    xdm_plan_free(plan);
+}
+
+#define XS(t) "{\"type\":\"string\"" t "}"
+#define XT(t) "{\"type\":\"" t "\",\"meta:xdmType\":\"" t "\"}"
+#define SCHEMA(props) \
+    "{\"$id\":\"https://ns.adobe.com/t/schemas/typed\",\"meta:class\":\"c\",\"type\":\"object\"," \
+    "\"properties\":{" props "}}"
+
+/* The exotic file: every physical and logical type the reader knows, into strings. */
+static void test_typed_exotic_as_text(void **state)
+{
+    (void)state;
+    struct buf f = {0};
+    build_exotic(&f);
+    /* iv (INTERVAL, an object) and flag (a boolean) are not in this plan: unknown fields */
+    static const char *schema = SCHEMA(
+        "\"ts96\":" XS("") ",\"l2\":{\"type\":\"array\",\"items\":" XS("") "},"
+        "\"tags\":{\"type\":\"array\",\"items\":" XS("") "},"
+        "\"arr\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
+        "  \"a\":" XS("") ",\"b\":" XS("") "}}},"
+        "\"m\":{\"type\":\"object\",\"meta:xdmType\":\"map\",\"additionalProperties\":" XS("") "},"
+        "\"dict_s\":" XS("") ",\"dba\":" XS("") ",\"dfix\":" XS("") ",\"uuid\":" XS("")
+        ",\"f16\":" XS("") ",\"u64\":" XS("") ",\"tsn\":" XS("") ","
+        "\"misc\":{\"type\":\"object\",\"properties\":{\"u32\":" XS("") ",\"tmi\":" XS("")
+        ",\"en\":" XS("") ",\"js\":" XS("") ",\"raw\":" XS("") ",\"dt\":" XS("") ",\"bss\":"
+        XS("") ",\"dbp\":" XS("") "}}");
+    struct paths p;
+    both_paths(f.data, f.len, schema, NULL, &p);
+    assert_int_equal(p.rows, 3);
+    assert_int_equal(p.json_ok, 3);
+    assert_int_equal(p.taken, 3);    /* no row needed the JSON text */
+    assert_int_equal(p.unknown, 6);  /* iv and flag in each of the 3 rows */
+    struct pq_reader_opts o = {.binary_as_string = true};
+    both_paths(f.data, f.len, schema, &o, &p);
+    assert_int_equal(p.taken, 3);
+    buf_free(&f);
+}
+
+/* The exotic file into the natural XDM types; the interval goes into an object, which the typed
+ * path leaves to the JSON rules, and 64-bit unsigned values past XDM's long range fail. */
+static void test_typed_exotic_natural(void **state)
+{
+    (void)state;
+    struct buf f = {0};
+    build_exotic(&f);
+    static const char *natural = SCHEMA(
+        "\"ts96\":" XT("date-time") ",\"l2\":{\"type\":\"array\",\"items\":" XT("int") "},"
+        "\"tags\":{\"type\":\"array\",\"items\":" XS("") "},"
+        "\"arr\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
+        "  \"a\":" XT("short") ",\"b\":" XS("") "}}},"
+        "\"m\":{\"type\":\"object\",\"meta:xdmType\":\"map\",\"additionalProperties\":" XT("long")
+        "},\"dict_s\":" XS("") ",\"flag\":" XT("boolean") ",\"dfix\":" XT("number")
+        ",\"f16\":" XT("number") ",\"tsn\":" XT("date-time") ","
+        "\"misc\":{\"type\":\"object\",\"properties\":{\"u32\":" XT("long") ",\"dt\":" XT("date")
+        ",\"bss\":" XT("number") ",\"dbp\":" XT("int") ",\"en\":" XS("") "}}");
+    struct paths p;
+    both_paths(f.data, f.len, natural, NULL, &p);
+    assert_int_equal(p.json_ok, 3);
+    assert_int_equal(p.taken, 3);
+    assert_int_equal(p.unknown, 3 * 7); /* dba, uuid, iv, u64, misc.tmi, misc.js, misc.raw */
+
+    /* An INTERVAL renders as an object: into an XDM object the JSON rules take it, so every
+     * row goes that way (and lands the same). */
+    both_paths(f.data, f.len, SCHEMA("\"iv\":{\"type\":\"object\",\"properties\":{"
+                                     "\"months\":" XT("long") ",\"days\":" XT("long")
+                                     ",\"millis\":" XT("long") "}}"), NULL, &p);
+    assert_int_equal(p.json_ok, 3);
+    assert_int_equal(p.taken, 0);
+    /* UINT64 past 2^53 - 1 does not fit an XDM long: rows 1 and 3 fail, row 2 (1) lands. */
+    both_paths(f.data, f.len, SCHEMA("\"u64\":" XT("long")), NULL, &p);
+    assert_int_equal(p.json_ok, 1);
+    assert_int_equal(p.taken, 1);
+    assert_string_equal(p.first_field, "u64");
+    /* A boolean converts to nothing else; a double with a fraction is no integer. */
+    both_paths(f.data, f.len, SCHEMA("\"flag\":" XT("int") ",\"misc\":{\"type\":\"object\","
+                                     "\"properties\":{\"bss\":" XT("long") "}}"), NULL, &p);
+    assert_int_equal(p.json_ok, 0);  /* flag true, null (bss -0.25), false */
+    assert_int_equal(p.taken, 0);
+    assert_string_equal(p.first_field, "flag");
+    buf_free(&f);
+}
+
+/* The writer's sample (nulls at every level: fields, groups, lists, list elements, fields of
+ * elements, maps, map values; several row groups and pages) into a schema that takes every
+ * column, with constraints some rows break, and XDM fields the file does not have. */
+static const char *SAMPLE_NATURAL = SCHEMA(
+    "\"id\":" XT("long") ",\"name\":{\"type\":\"string\",\"maxLength\":10},"
+    "\"score\":{\"type\":\"number\",\"maximum\":900},\"flag\":" XT("boolean")
+    ",\"day\":" XT("date") ",\"at\":" XT("date-time") ",\"small\":" XT("byte") ","
+    "\"person\":{\"type\":\"object\",\"properties\":{\"first\":" XS("") ",\"last\":" XS("") "}},"
+    "\"tags\":{\"type\":\"array\",\"items\":" XS("") "},"
+    "\"items\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"required\":[\"sku\"],"
+    "  \"properties\":{\"sku\":" XS("") ",\"qty\":{\"type\":\"integer\",\"meta:xdmType\":\"int\","
+    "  \"minimum\":-1500}}}},"
+    "\"attrs\":{\"type\":\"object\",\"meta:xdmType\":\"map\",\"additionalProperties\":" XS("") "},"
+    "\"missing\":" XS("") ",\"grp\":{\"type\":\"object\",\"properties\":{\"x\":" XT("long") "}}");
+
+static void sample_bytes(int rows, struct buf *file)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/sample.parquet", tmpdir_path);
+    struct buf want = {0};
+    write_sample(path, rows, PQ_CODEC_SNAPPY, 16384, &want);
+    buf_free(&want);
+    size_t n;
+    char *data = slurp_file(path, &n);
+    buf_reset(file);
+    assert_int_equal(buf_append(file, data, n), 0);
+    free(data);
+}
+
+static void test_typed_sample_natural(void **state)
+{
+    (void)state;
+    struct buf f = {0};
+    sample_bytes(1500, &f);
+    struct paths p;
+    both_paths(f.data, f.len, SAMPLE_NATURAL, NULL, &p);
+    assert_int_equal(p.rows, 1500);
+    /* Bad rows: names past 10 characters (from row 1000 on; "name-%d-x"), an item without sku
+     * (rows with i % 4 == 3), a score above 900 never (max 742.5), qty below -1500 (i > 1500
+     * never). The typed path must take exactly the good rows. */
+    int good = 0;
+    for (int i = 0; i < 1500; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "name-%d-%s", i, i % 4 == 0 ? "\xc3\xa9\"\\" : "x");
+        size_t chars = strlen(name) - (i % 4 == 0); /* the two bytes of é are one character */
+        good += chars <= 10 && i % 4 != 3;
+    }
+    assert_int_equal(p.json_ok, good);
+    assert_int_equal(p.taken, good);
+    assert_true(good > 100 && good < 1500);
+    assert_int_equal(p.unknown, 0);
+    buf_free(&f);
+}
+
+/* The same file as text: integers, doubles, dates and timestamps into strings; booleans convert
+ * to no string, so `flag` stays boolean. */
+static void test_typed_sample_as_text(void **state)
+{
+    (void)state;
+    struct buf f = {0};
+    sample_bytes(600, &f);
+    static const char *schema = SCHEMA(
+        "\"id\":" XS("") ",\"name\":" XS("") ",\"score\":" XS("") ",\"flag\":" XT("boolean")
+        ",\"day\":" XS("") ",\"at\":" XS("") ",\"small\":" XS("") ","
+        "\"items\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
+        "  \"qty\":" XS("") "}}}");
+    struct paths p;
+    both_paths(f.data, f.len, schema, NULL, &p);
+    assert_int_equal(p.json_ok, 600);
+    assert_int_equal(p.taken, 600);
+    /* person, tags, attrs at the root and every sku of a non-null element: dropped, counted */
+    int64_t skus = 0;
+    for (int i = 0; i < 600; i++)
+        skus += i % 4 == 0 ? 0 : i % 4 == 3 ? 2 : 1; /* element 1 is null; 2 has "sku":null */
+    assert_int_equal(p.unknown, 600 * 3 + skus);
+    buf_free(&f);
+}
+
+/* Shapes the typed path leaves to the JSON rules, and errors it meets first. */
+static void test_typed_sample_shapes(void **state)
+{
+    (void)state;
+    struct buf f = {0};
+    sample_bytes(240, &f);
+    struct paths p;
+    /* a group into a map (its fields become keys) and a map into an object: the JSON way */
+    both_paths(f.data, f.len, SCHEMA(
+        "\"person\":{\"type\":\"object\",\"meta:xdmType\":\"map\",\"additionalProperties\":" XS("")
+        "},\"attrs\":{\"type\":\"object\",\"properties\":{\"k0\":" XS("") ",\"k1\":" XS("") "}}"),
+        NULL, &p);
+    assert_int_equal(p.json_ok, 240);
+    /* rows with a null person (i % 3 == 0) and a null attrs (i % 6 == 0) need neither */
+    assert_int_equal(p.taken, 40);
+    /* a list into a string: a conversion error wherever the list is not null */
+    both_paths(f.data, f.len, SCHEMA("\"tags\":" XS("")), NULL, &p);
+    assert_int_equal(p.json_ok, 240 / 5);
+    assert_int_equal(p.taken, 240 / 5);
+    assert_string_equal(p.first_field, "tags");
+    /* a required field the file does not have: every row fails */
+    both_paths(f.data, f.len,
+               "{\"$id\":\"x\",\"meta:class\":\"c\",\"type\":\"object\",\"required\":[\"must\"],"
+               "\"properties\":{\"must\":" XS("") ",\"id\":" XT("long") "}}", NULL, &p);
+    assert_int_equal(p.json_ok, 0);
+    assert_int_equal(p.taken, 0);
+    assert_string_equal(p.first_field, "must");
+    /* a required field the file has, null in some rows (id: i % 11 == 5) */
+    both_paths(f.data, f.len,
+               "{\"$id\":\"x\",\"meta:class\":\"c\",\"type\":\"object\",\"required\":[\"id\"],"
+               "\"properties\":{\"id\":" XT("long") "}}", NULL, &p);
+    int nulls = 0;
+    for (int i = 0; i < 240; i++)
+        nulls += i % 11 == 5;
+    assert_int_equal(p.json_ok, 240 - nulls);
+    assert_int_equal(p.taken, 240 - nulls);
+    assert_string_equal(p.first_field, "id");
+    /* fields whose plan node has no columns (an object without properties): dropped */
+    both_paths(f.data, f.len, SCHEMA("\"person\":{\"type\":\"object\"},\"id\":" XT("long")), NULL,
+               &p);
+    assert_int_equal(p.taken, 240);
+    assert_int_equal(p.unknown, 240 - 80 + 240 * 9); /* person when not null; 9 others */
+    buf_free(&f);
+}
+
+/* Dates and timestamps (millis, micros) around the edges of what the rendering writes as
+ * four-digit years, into date, date-time and string fields. */
+static void test_typed_dates(void **state)
+{
+    (void)state;
+    static const int32_t days[] = {0, -1, 19000, -719528, -719529, 2932896, 2932897, 11016,
+                                   -25508, INT32_MIN, INT32_MAX, 59, 60, -141428};
+    static const int64_t ms[] = {0, -1, 1, INT64_C(-62167219200000), INT64_C(-62167219200001),
+                                 INT64_C(253402300799999), INT64_C(253402300800000),
+                                 INT64_C(951782400123), INT64_MIN, INT64_MAX, -86400000,
+                                 INT64_C(1700000000123), -999, 86399999};
+    size_t n = ING_ARRAY_LEN(days);
+    struct pq_schema *s = pq_schema_new();
+    int cd = pq_schema_add_leaf(s, 0, "d", PQ_OPTIONAL, PQ_INT32, PQ_LOG_DATE);
+    int cms = pq_schema_add_leaf(s, 0, "ms", PQ_OPTIONAL, PQ_INT64, PQ_LOG_TIMESTAMP_MILLIS);
+    int cus = pq_schema_add_leaf(s, 0, "us", PQ_OPTIONAL, PQ_INT64, PQ_LOG_TIMESTAMP_MICROS);
+    int cd2 = pq_schema_add_leaf(s, 0, "d2", PQ_OPTIONAL, PQ_INT32, PQ_LOG_DATE);
+    int cus2 = pq_schema_add_leaf(s, 0, "us2", PQ_OPTIONAL, PQ_INT64, PQ_LOG_TIMESTAMP_MICROS);
+    pq_schema_finish(s);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/dates.parquet", tmpdir_path);
+    struct pq_writer *w;
+    struct ing_err err;
+    assert_int_equal(pq_writer_open(&w, s, path, NULL, &err), 0);
+    for (size_t i = 0; i < n; i++) {
+        pq_write_i32(w, cd, days[i], 0);
+        pq_write_i64(w, cms, ms[i], 0);
+        bool fits = ms[i] > -INT64_C(9000000000000000) && ms[i] < INT64_C(9000000000000000);
+        pq_write_i64(w, cus, fits ? ms[i] * 1000 + (int64_t)i * 1001 : ms[i], 0);
+        pq_write_i32(w, cd2, days[i], 0);
+        pq_write_i64(w, cus2, ms[n - 1 - i] == INT64_MIN ? 5 : ms[n - 1 - i] / 7, 0);
+        assert_int_equal(pq_writer_end_row(w, &err), 0);
+    }
+    assert_int_equal(pq_writer_close(w, NULL, &err), 0);
+    pq_schema_free(s);
+    size_t len;
+    char *data = slurp_file(path, &len);
+    struct paths p;
+    /* one column at a time, so a bad value elsewhere does not hide a good one */
+    static const char *const schemas[] = {
+        SCHEMA("\"d\":" XT("date-time")), SCHEMA("\"d\":" XT("date")), SCHEMA("\"d\":" XS("")),
+        SCHEMA("\"ms\":" XT("date-time")), SCHEMA("\"ms\":" XT("date")), SCHEMA("\"ms\":" XS("")),
+        SCHEMA("\"us\":" XT("date-time")), SCHEMA("\"us\":" XS("")),
+        SCHEMA("\"us2\":" XT("date-time")), SCHEMA("\"d2\":" XT("long")),
+    };
+    int in_range_days = 0, in_range_ms = 0;
+    for (size_t i = 0; i < n; i++) {
+        in_range_days += days[i] >= -719528 && days[i] <= 2932896;
+        in_range_ms += ms[i] >= INT64_C(-62167219200000) && ms[i] <= INT64_C(253402300799999);
+    }
+    for (size_t k = 0; k < ING_ARRAY_LEN(schemas); k++) {
+        both_paths((const uint8_t *)data, len, schemas[k], NULL, &p);
+        assert_int_equal(p.rows, (int)n);
+        if (k == 2 || k == 5 || k == 7) {
+            assert_int_equal(p.json_ok, (int)n); /* any text is a string */
+            assert_int_equal(p.taken, (int)n);
+        } else if (k < 2) {
+            assert_int_equal(p.json_ok, in_range_days); /* other years do not parse back */
+            assert_int_equal(p.taken, in_range_days);
+        } else if (k < 5) {
+            assert_int_equal(p.json_ok, in_range_ms);
+            assert_int_equal(p.taken, in_range_ms);
+        } else if (k == 9) {
+            assert_int_equal(p.json_ok, 0); /* a date is text: no long */
+        } else {
+            assert_true(p.json_ok > 0);
+            assert_int_equal(p.taken, p.json_ok);
+        }
+    }
+    free(data);
+}
+
+/* Parts the typed path does not walk still decide whether the row renders: text that is not
+ * UTF-8 in a column the plan lacks makes the row corrupt on both paths. And a row whose text
+ * might pass the JSON path's cap is left to that path. */
+static void test_typed_dropped_parts(void **state)
+{
+    (void)state;
+    struct pq_schema *s = pq_schema_new();
+    int keep = pq_schema_add_leaf(s, 0, "keep", PQ_OPTIONAL, PQ_BYTE_ARRAY, PQ_LOG_STRING);
+    int g = pq_schema_add_group(s, 0, "junk", PQ_OPTIONAL, PQ_LOG_NONE);
+    int junk = pq_schema_add_leaf(s, g, "text", PQ_OPTIONAL, PQ_BYTE_ARRAY, PQ_LOG_STRING);
+    pq_schema_finish(s);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/dropped.parquet", tmpdir_path);
+    struct pq_writer *w;
+    struct ing_err err;
+    assert_int_equal(pq_writer_open(&w, s, path, NULL, &err), 0);
+    char big[300];
+    memset(big, 'b', sizeof(big));
+    for (int i = 0; i < 50; i++) {
+        pq_write_bytes(w, keep, big, i % 10 == 0 ? sizeof(big) : 5, 0);
+        if (i % 7 == 3)
+            pq_write_bytes(w, junk, "bad \xff", 5, 0); /* not UTF-8 */
+        else if (i % 7 == 4)
+            pq_write_null(w, junk, 0, 0);
+        else
+            pq_write_bytes(w, junk, "fine", 4, 0);
+        assert_int_equal(pq_writer_end_row(w, &err), 0);
+    }
+    assert_int_equal(pq_writer_close(w, NULL, &err), 0);
+    pq_schema_free(s);
+    size_t len;
+    char *data = slurp_file(path, &len);
+    struct paths p;
+    both_paths((const uint8_t *)data, len, SCHEMA("\"keep\":" XS("")), NULL, &p);
+    int bad = 0;
+    for (int i = 0; i < 50; i++)
+        bad += i % 7 == 3;
+    assert_int_equal(p.json_ok, 50 - bad);
+    assert_int_equal(p.taken, 50 - bad);
+    assert_int_equal(p.unknown, 50 - bad); /* junk in every good row (null or not) */
+
+    /* the cap: a 300-byte value might be 1800 bytes of JSON text, past 1000 */
+    struct xdm_plan *plan = plan_of(SCHEMA("\"keep\":" XS("")));
+    struct pq_reader *r;
+    assert_int_equal(pq_reader_open_mem(&r, data, len, NULL, &err), 0);
+    struct shred *sh = shred_new(plan);
+    struct pq_shred *ps = pq_shred_new(r, sh, plan, 1000);
+    int taken = 0;
+    for (int i = 0; pq_reader_next(r, &err) == 1; i++) {
+        bool want = i % 10 != 0 && i % 7 != 3;
+        assert_int_equal(pq_shred_row(ps) == 0, want);
+        taken += want;
+    }
+    int64_t t, back;
+    pq_shred_counts(ps, &t, &back);
+    assert_int_equal(t, taken);
+    assert_int_equal(t + back, 50);
+    pq_shred_free(ps);
+    shred_free(sh);
+    pq_reader_free(r);
+    xdm_plan_free(plan);
+    free(data);
+}
+
 /* ------------------------------------------------------------------ binding to XDM */
 
 static void test_bind_check(void **state)
@@ -1712,6 +2174,13 @@ int main(void)
         cmocka_unit_test(test_rows_span_pages),
         cmocka_unit_test(test_memory_is_one_page),
         cmocka_unit_test(test_bind_check),
+        cmocka_unit_test(test_typed_exotic_as_text),
+        cmocka_unit_test(test_typed_exotic_natural),
+        cmocka_unit_test(test_typed_sample_natural),
+        cmocka_unit_test(test_typed_sample_as_text),
+        cmocka_unit_test(test_typed_sample_shapes),
+        cmocka_unit_test(test_typed_dates),
+        cmocka_unit_test(test_typed_dropped_parts),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }

@@ -171,6 +171,10 @@ static void test_merge_newest_per_dataset_and_upsert(void **state)
     assert_true(json_equal(m, want));
     json_decref(m);
     json_decref(want);
+    /* the fragments themselves are left as they were (the merge borrows them) */
+    want = js("{\"a\":1,\"b\":{\"c\":1,\"d\":1}}");
+    assert_true(json_equal(old, want));
+    json_decref(want);
     json_decref(old);
     json_decref(newer);
 }
@@ -404,6 +408,212 @@ static void test_entity_lookup(void **state)
                                      &err), ING_ENOTFOUND);
 }
 
+
+/* ---- Stored answers: always the general path's bytes, whatever changed ---- */
+
+/* The general path's answer under the default policy, as the API serialises it; NULL: none. */
+static char *general_answer(struct fixture *fx, const char *code, const char *value)
+{
+    struct mp_policy p;
+    assert_int_equal(profiles_policy_resolve(fx->pf, "prod", NULL, &p, NULL), 0);
+    json_t *out = NULL;
+    int rc = profiles_entity(fx->pf, "prod", code, value, &p, NULL, 0, &out, NULL);
+    mp_policy_clear(&p);
+    if (rc)
+        return NULL;
+    char *text = json_dumps(out, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(out);
+    return text;
+}
+
+static char *stored_answer(struct fixture *fx, const char *code, const char *value)
+{
+    struct buf b = {0};
+    int rc = profiles_entity_stored(fx->pf, "prod", code, value, &b, NULL);
+    if (rc) {
+        assert_int_equal(rc, ING_ENOTFOUND);
+        assert_int_equal(b.len, 0);
+        buf_free(&b);
+        return NULL;
+    }
+    char *text = xstrdup(buf_cstr(&b));
+    buf_free(&b);
+    return text;
+}
+
+/* The stored answer exists and is byte for byte the general one; returns it. */
+static char *same_answer(struct fixture *fx, const char *code, const char *value)
+{
+    char *g = general_answer(fx, code, value);
+    char *s = stored_answer(fx, code, value);
+    assert_non_null(g);
+    assert_non_null(s);
+    assert_string_equal(s, g);
+    free(g);
+    return s;
+}
+
+static void put_frag(struct fixture *fx, struct pstore_tx *tx, int64_t gid, const char *value,
+                     const char *ds, int64_t seq, int64_t ts, const char *doc)
+{
+    assert_int_equal(pstore_tx_frag_put(tx, gid, value, ds, seq, ts, false, doc, NULL), 0);
+    (void)fx;
+}
+
+/* One batch linking each pair (a[i], b[i]) of (loyalty, crm) ids. */
+static void link(struct fixture *fx, struct pstore_tx *tx, int64_t seq, const char *loyalty,
+                 const char *crm)
+{
+    struct idg_batch *b = idg_batch_new();
+    int64_t gids[] = {fx->loyalty, fx->crm};
+    const char *vals[] = {loyalty, crm};
+    idg_batch_add_row(b, gids, vals, 2);
+    struct idg_apply_result res;
+    assert_int_equal(idg_apply_batch(fx->g, tx, b, seq, 100, &res, NULL), 0);
+    idg_batch_free(b);
+}
+
+/* What REVERT does downstream: the batch's links, fragments and events out, one transaction. */
+static void revert(struct fixture *fx, const char *batch)
+{
+    struct pstore_tx *tx = NULL;
+    int64_t seq = 0, frags = 0, events = 0;
+    struct idg_remove_result rr;
+    assert_int_equal(pstore_begin(fx->ps, &tx, NULL), 0);
+    assert_int_equal(pstore_tx_batch_find(tx, batch, &seq, NULL), 0);
+    assert_int_equal(idg_remove_batch(fx->g, tx, seq, &rr, NULL), 0);
+    assert_int_equal(pstore_tx_profile_delete_batch(tx, seq, &frags, &events, NULL), 0);
+    assert_int_equal(pstore_commit(tx, NULL), 0);
+}
+
+static void test_stored_answers(void **state)
+{
+    struct fixture *fx = *state;
+    struct pstore_tx *tx = NULL;
+    int64_t s1 = 0, s2 = 0, s3 = 0;
+    /* batch 1: L1 -- C1, a loyalty fragment */
+    assert_int_equal(pstore_begin(fx->ps, &tx, NULL), 0);
+    assert_int_equal(pstore_tx_ns_ensure(tx, "prod", "lumaLoyaltyId", 1001, "CROSS_DEVICE",
+                                         &fx->loyalty, NULL), 0);
+    assert_int_equal(pstore_tx_ns_ensure(tx, "prod", "lumaCrmId", 1002, "CROSS_DEVICE", &fx->crm,
+                                         NULL), 0);
+    assert_int_equal(pstore_tx_batch_seq(tx, "B1", "dsL", &s1, NULL), 0);
+    link(fx, tx, s1, "L1", "C1");
+    put_frag(fx, tx, fx->loyalty, "L1", "dsL", s1, 100,
+             "{\"person\":{\"name\":{\"firstName\":\"Daniel\"}}}");
+    assert_int_equal(pstore_commit(tx, NULL), 0);
+    char *a1 = same_answer(fx, "lumaLoyaltyId", "L1");
+    assert_non_null(strstr(a1, "Daniel"));
+    char *a1c = same_answer(fx, "lumaCrmId", " C1 "); /* normalised like the general path */
+    assert_string_equal(a1c, a1);
+    free(a1c);
+    assert_null(stored_answer(fx, "lumaLoyaltyId", "nobody"));
+    assert_null(stored_answer(fx, "noSuchNamespace", "L1"));
+
+    /* batch 2: a CRM fragment, newer: the answer changes at its commit */
+    assert_int_equal(pstore_begin(fx->ps, &tx, NULL), 0);
+    assert_int_equal(pstore_tx_batch_seq(tx, "B2", "dsC", &s2, NULL), 0);
+    put_frag(fx, tx, fx->crm, "C1", "dsC", s2, 200,
+             "{\"person\":{\"name\":{\"firstName\":\"Danny\"}}}");
+    assert_int_equal(pstore_commit(tx, NULL), 0);
+    char *a2 = same_answer(fx, "lumaLoyaltyId", "L1");
+    assert_non_null(strstr(a2, "Danny"));
+    assert_non_null(strstr(a2, "\"B2\""));
+    free(a2);
+
+    /* batch 3: C1 -- L2 merges L2's own cluster (with a fragment) into L1's */
+    assert_int_equal(pstore_begin(fx->ps, &tx, NULL), 0);
+    assert_int_equal(pstore_tx_batch_seq(tx, "B0", "dsL", &s3, NULL), 0);
+    link(fx, tx, s3, "L2", "C2");
+    put_frag(fx, tx, fx->loyalty, "L2", "dsL", s3, 50, "{\"loyalty\":{\"tier\":\"gold\"}}");
+    assert_int_equal(pstore_commit(tx, NULL), 0);
+    char *a3 = same_answer(fx, "lumaLoyaltyId", "L2");
+    assert_null(strstr(a3, "Danny"));
+    free(a3);
+    int64_t s4 = 0;
+    assert_int_equal(pstore_begin(fx->ps, &tx, NULL), 0);
+    assert_int_equal(pstore_tx_batch_seq(tx, "B3", "dsL", &s4, NULL), 0);
+    link(fx, tx, s4, "L2", "C1");
+    assert_int_equal(pstore_commit(tx, NULL), 0);
+    char *m = same_answer(fx, "lumaLoyaltyId", "L2");
+    assert_non_null(strstr(m, "Danny"));
+    assert_non_null(strstr(m, "gold"));
+    char *m2 = same_answer(fx, "lumaCrmId", "C2");
+    assert_string_equal(m2, m);
+    free(m2);
+    free(m);
+
+    /* REVERT of the bridge: split again, each side answers alone */
+    revert(fx, "B3");
+    char *l2 = same_answer(fx, "lumaLoyaltyId", "L2");
+    assert_null(strstr(l2, "Danny"));
+    free(l2);
+    char *l1 = same_answer(fx, "lumaLoyaltyId", "L1");
+    assert_null(strstr(l1, "gold"));
+    free(l1);
+    /* REVERT of batch 2: the CRM fragment is gone, Daniel again */
+    revert(fx, "B2");
+    char *r = same_answer(fx, "lumaCrmId", "C1");
+    assert_string_equal(r, a1);
+    free(r);
+
+    /* A profile of events alone is a stored answer too; an identity with nothing is none */
+    int64_t s5 = 0;
+    assert_int_equal(pstore_begin(fx->ps, &tx, NULL), 0);
+    assert_int_equal(pstore_tx_batch_seq(tx, "B5", "dsE", &s5, NULL), 0);
+    link(fx, tx, s5, "L9", "C9");
+    assert_int_equal(pstore_tx_event_put(tx, fx->crm, "C9", 5000, "ev9", s5, 300,
+                                         "{\"_id\":\"ev9\"}", NULL), 0);
+    assert_int_equal(pstore_commit(tx, NULL), 0);
+    char *ev = same_answer(fx, "lumaLoyaltyId", "L9");
+    assert_non_null(strstr(ev, "\"identityMap\""));
+    free(ev);
+    assert_int_equal(pstore_begin(fx->ps, &tx, NULL), 0);
+    link(fx, tx, s5, "L8", "C8");
+    assert_int_equal(pstore_commit(tx, NULL), 0);
+    assert_null(stored_answer(fx, "lumaLoyaltyId", "L8"));
+    assert_null(general_answer(fx, "lumaLoyaltyId", "L8"));
+
+    /* A new default policy: never the old answer; rebuilt in the background */
+    json_t *p = create(fx, "{\"name\":\"P\",\"schema\":{\"name\":\"_xdm.context.profile\"},"
+                           "\"identityGraph\":{\"type\":\"pdg\"},\"attributeMerge\":"
+                           "{\"type\":\"dataSetPrecedence\",\"order\":[\"dsL\"]},"
+                           "\"default\":true}");
+    char *early = stored_answer(fx, "lumaLoyaltyId", "L1");
+    char *g = general_answer(fx, "lumaLoyaltyId", "L1");
+    assert_non_null(strstr(g, json_string_value(json_object_get(p, "id"))));
+    if (early) /* only if the rebuild already ran */
+        assert_string_equal(early, g);
+    free(early);
+    free(g);
+    profiles_wait_rebuilt(fx->pf);
+    char *np = same_answer(fx, "lumaLoyaltyId", "L1");
+    assert_non_null(strstr(np, json_string_value(json_object_get(p, "id"))));
+    free(np);
+    /* a default without stitching: lookups take the general path */
+    json_t *ops = js("[{\"op\":\"replace\",\"path\":\"/identityGraph/type\","
+                     "\"value\":\"none\"}]");
+    json_t *out = NULL;
+    assert_int_equal(profiles_policy_update(fx->pf, "prod",
+                                            json_string_value(json_object_get(p, "id")), true,
+                                            ops, &out, NULL), 0);
+    json_decref(out);
+    json_decref(ops);
+    profiles_wait_rebuilt(fx->pf);
+    assert_null(stored_answer(fx, "lumaLoyaltyId", "L1"));
+    assert_non_null(g = general_answer(fx, "lumaLoyaltyId", "L1"));
+    free(g);
+    /* and back to the built-in: stored answers again, after the rebuild */
+    assert_int_equal(profiles_policy_delete(fx->pf, "prod",
+                                            json_string_value(json_object_get(p, "id")), NULL), 0);
+    profiles_wait_rebuilt(fx->pf);
+    char *back = same_answer(fx, "lumaLoyaltyId", "L1");
+    assert_string_equal(back, a1);
+    free(back);
+    json_decref(p);
+    free(a1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -414,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_project),
         cmocka_unit_test_setup_teardown(test_policy_documents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entity_lookup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stored_answers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,9 @@
 /* test_upload.c - unit tests of the large-file range bookkeeping (src/lake/upload.c):
  * Content-Range parsing, merging, gap and overlap detection, formatting, the JSON form, and the
- * chunk copy into a sparse part file, and the first chunk placed by rename. */
+ * chunk copy into a sparse part file, the first chunk placed by rename, and chunk sinks (bodies
+ * written straight into the part file: ranges in flight kept apart, fences, bytes never written
+ * past the range). */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -257,6 +260,180 @@ static void test_place_chunk(void **state)
     free(c2);
 }
 
+/* Two sinks into one part file, out of order and in small pieces, make the whole file; the
+ * registry refuses a range in flight twice and forgets a sink once freed. */
+static void test_sink_direct(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ingot-test-upload-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *part = xasprintf("%s/part", dir);
+    write_file(part, "");
+    struct ing_err err;
+    ing_err_clear(&err);
+    struct upl_sink *a = NULL, *b = NULL, *c = NULL;
+    assert_int_equal(upl_sink_open(&b, part, (struct upl_range){6, 10}, &err), 0);
+    assert_int_equal(upl_sink_open(&a, part, (struct upl_range){0, 5}, &err), 0);
+    assert_true(upl_inflight(part, NULL));
+    assert_true(upl_inflight(part, &(struct upl_range){10, 20}));
+    assert_false(upl_inflight(part, &(struct upl_range){11, 20}));
+    /* Overlapping a sink in flight (a chunk sent again while the first copy still arrives). */
+    assert_int_equal(upl_sink_open(&c, part, (struct upl_range){4, 7}, &err), ING_EEXIST);
+    assert_null(c);
+    upl_sink_write(b, "wor", 3);
+    upl_sink_write(a, "hel", 3);
+    upl_sink_write(b, "ld", 2);
+    upl_sink_write(a, "lo ", 3);
+    assert_int_equal(upl_sink_sync(a, &err), 0);
+    assert_int_equal(upl_sink_sync(b, &err), 0);
+    assert_false(upl_sink_fenced(a));
+    char got[64];
+    read_whole(part, got, sizeof(got));
+    assert_string_equal(got, "hello world");
+    upl_sink_free(a);
+    upl_sink_free(b);
+    upl_sink_free(NULL);
+    assert_false(upl_inflight(part, NULL));
+    /* Free again: the same range opens. */
+    assert_int_equal(upl_sink_open(&c, part, (struct upl_range){4, 7}, &err), 0);
+    upl_sink_free(c);
+
+    /* No part file: an I/O error, nothing registered. */
+    char *missing = xasprintf("%s/nope", dir);
+    assert_int_equal(upl_sink_open(&c, missing, (struct upl_range){0, 1}, &err), ING_EIO);
+    assert_false(upl_inflight(missing, NULL));
+    free(missing);
+    fs_rm_rf(dir, NULL);
+    free(part);
+}
+
+/* A body longer or shorter than its range is refused at sync, and the bytes past the range never
+ * reach the part file (they would land on other chunks). */
+static void test_sink_wrong_length(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ingot-test-upload-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *part = xasprintf("%s/part", dir);
+    write_file(part, "..........");
+    struct ing_err err;
+    ing_err_clear(&err);
+    struct upl_sink *s = NULL;
+    assert_int_equal(upl_sink_open(&s, part, (struct upl_range){2, 4}, &err), 0);
+    upl_sink_write(s, "ABCDEFG", 7);
+    assert_int_equal(upl_sink_sync(s, &err), ING_EINVAL);
+    assert_non_null(strstr(err.msg, "7 bytes"));
+    upl_sink_free(s);
+    char got[64];
+    read_whole(part, got, sizeof(got));
+    assert_string_equal(got, "..ABC.....");
+
+    ing_err_clear(&err);
+    assert_int_equal(upl_sink_open(&s, part, (struct upl_range){5, 9}, &err), 0);
+    upl_sink_write(s, "xy", 2);
+    assert_int_equal(upl_sink_sync(s, &err), ING_EINVAL);
+    upl_sink_free(s);
+    assert_int_equal(upl_sink_open(&s, part, (struct upl_range){3, 1}, &err), ING_EINVAL);
+    assert_null(s);
+    fs_rm_rf(dir, NULL);
+    free(part);
+}
+
+/* A fence (COMPLETE or INITIALIZE of the file) stops the sinks of that part file only: their
+ * later bytes are dropped and sync says fenced; a sink of another file goes on. */
+static void test_sink_fence(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ingot-test-upload-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *part = xasprintf("%s/part", dir);
+    char *other = xasprintf("%s/other", dir);
+    write_file(part, "");
+    write_file(other, "");
+    struct ing_err err;
+    ing_err_clear(&err);
+    struct upl_sink *s = NULL, *o = NULL;
+    assert_int_equal(upl_sink_open(&s, part, (struct upl_range){0, 3}, &err), 0);
+    assert_int_equal(upl_sink_open(&o, other, (struct upl_range){0, 3}, &err), 0);
+    upl_sink_write(s, "ab", 2);
+    upl_sink_write(o, "ab", 2);
+    upl_fence(part);
+    assert_true(upl_sink_fenced(s));
+    assert_false(upl_sink_fenced(o));
+    upl_sink_write(s, "cd", 2);
+    upl_sink_write(o, "cd", 2);
+    assert_int_equal(upl_sink_sync(s, &err), ING_ESTATE);
+    assert_int_equal(upl_sink_sync(o, &err), 0);
+    assert_int_equal(fs_file_size(part), 2); /* "cd" never written */
+    assert_int_equal(fs_file_size(other), 4);
+    upl_sink_free(s);
+    upl_sink_free(o);
+    upl_fence(NULL);
+    fs_rm_rf(dir, NULL);
+    free(part);
+    free(other);
+}
+
+/* Writers on several threads into disjoint ranges of one part file, with a fence racing them:
+ * every byte written is the writer's own (no torn or misplaced write), and the sanitizers see
+ * no race on the registry. */
+struct sink_thread {
+    const char *part;
+    int64_t first;
+    char fill;
+    int rc;
+};
+
+static void *sink_thread_main(void *arg)
+{
+    struct sink_thread *t = arg;
+    struct upl_sink *s = NULL;
+    char piece[4096];
+    memset(piece, t->fill, sizeof(piece));
+    t->rc = upl_sink_open(&s, t->part, (struct upl_range){t->first, t->first + 64 * 4096 - 1},
+                          NULL);
+    for (int i = 0; t->rc == 0 && i < 64; i++)
+        upl_sink_write(s, piece, sizeof(piece));
+    if (t->rc == 0)
+        t->rc = upl_sink_sync(s, NULL);
+    upl_sink_free(s);
+    return NULL;
+}
+
+static void test_sink_threads(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ingot-test-upload-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *part = xasprintf("%s/part", dir);
+    write_file(part, "");
+    enum { NT = 4 };
+    pthread_t th[NT];
+    struct sink_thread t[NT];
+    for (int i = 0; i < NT; i++) {
+        t[i] = (struct sink_thread){.part = part, .first = (int64_t)i * 64 * 4096,
+                                    .fill = (char)('a' + i)};
+        assert_int_equal(pthread_create(&th[i], NULL, sink_thread_main, &t[i]), 0);
+    }
+    for (int i = 0; i < NT; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    int fd = open(part, O_RDONLY);
+    assert_true(fd >= 0);
+    char *all = xmalloc((size_t)NT * 64 * 4096);
+    assert_int_equal(read(fd, all, (size_t)NT * 64 * 4096), NT * 64 * 4096);
+    close(fd);
+    for (int i = 0; i < NT; i++) {
+        assert_int_equal(t[i].rc, 0);
+        for (size_t k = 0; k < 64 * 4096; k++)
+            if (all[(size_t)i * 64 * 4096 + k] != t[i].fill)
+                fail_msg("byte %zu of range %d is '%c'", k, i, all[(size_t)i * 64 * 4096 + k]);
+    }
+    free(all);
+    assert_false(upl_inflight(part, NULL));
+    fs_rm_rf(dir, NULL);
+    free(part);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -266,6 +443,10 @@ int main(void)
         cmocka_unit_test(test_format_and_json),
         cmocka_unit_test(test_copy_chunk),
         cmocka_unit_test(test_place_chunk),
+        cmocka_unit_test(test_sink_direct),
+        cmocka_unit_test(test_sink_wrong_length),
+        cmocka_unit_test(test_sink_fence),
+        cmocka_unit_test(test_sink_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

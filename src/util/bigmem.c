@@ -1,0 +1,172 @@
+/* bigmem.c - large scratch arrays on transparent huge pages; see bigmem.h. */
+#include "util/bigmem.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+/* Under AddressSanitizer the slack of a mapping past the asked size is poisoned, so overruns
+ * are still caught (ASan knows nothing of mappings made here otherwise). */
+#if defined(__SANITIZE_ADDRESS__)
+#define BIGMEM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BIGMEM_ASAN 1
+#endif
+#endif
+#ifdef BIGMEM_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+#define HUGE_PAGE ((size_t)2 << 20)
+/* The header sits before the payload; 64 bytes keeps the payload cache-line aligned in a
+ * mapping (malloc gives 16). */
+#define HDR_SIZE ((size_t)64)
+
+struct hdr {
+    size_t map_len; /* length of the mapping; 0 when the block came from malloc */
+    size_t cap;     /* payload bytes the block can hold */
+    size_t size;    /* payload bytes asked for (the rest is poisoned under ASan) */
+};
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "ingot: out of memory allocating %zu bytes (bigmem)\n", n);
+    abort();
+}
+
+static struct hdr *hdr_of(const void *p)
+{
+    return (struct hdr *)((uintptr_t)p - HDR_SIZE);
+}
+
+/* A 2 MiB-aligned anonymous mapping of len bytes (a multiple of HUGE_PAGE), or NULL. */
+static void *map_aligned(size_t len)
+{
+    uint8_t *raw = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    uintptr_t start = ((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+    size_t head = start - (uintptr_t)raw, tail = HUGE_PAGE - head;
+    if (head)
+        munmap(raw, head);
+    if (tail)
+        munmap((uint8_t *)start + len, tail);
+    /* advice only: without THP the mapping works with small pages */
+    (void)madvise((void *)start, len, MADV_HUGEPAGE);
+    return (void *)start;
+}
+
+void *bigmem_alloc(size_t bytes)
+{
+    if (bytes > SIZE_MAX - HDR_SIZE - 2 * HUGE_PAGE)
+        oom(bytes);
+    struct hdr *h = NULL;
+    if (bytes >= BIGMEM_HUGE_MIN) {
+        size_t len = (bytes + HDR_SIZE + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+        h = map_aligned(len);
+        if (!h)
+            oom(bytes);
+        h->map_len = len;
+        h->cap = len - HDR_SIZE;
+        POISON((uint8_t *)h + HDR_SIZE + bytes, h->cap - bytes);
+    } else {
+        h = calloc(1, HDR_SIZE + bytes);
+        if (!h)
+            oom(bytes);
+        h->map_len = 0;
+        h->cap = bytes;
+    }
+    h->size = bytes;
+    return (uint8_t *)h + HDR_SIZE;
+}
+
+/* Grow a mapping to hold `bytes`: the kernel moves its page tables to a larger 2 MiB-aligned
+ * place (mremap), so the pages already touched are neither copied nor faulted again. NULL when
+ * the move fails (the block is unchanged). */
+static struct hdr *remap_grow(struct hdr *h, size_t bytes)
+{
+    size_t len = (bytes + HDR_SIZE + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    /* reserve an address range to land on, aligned inside it */
+    uint8_t *raw = mmap(NULL, len + HUGE_PAGE, PROT_NONE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    uintptr_t start = ((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+    size_t old_len = h->map_len, old_size = h->size;
+    UNPOISON(h, old_len); /* the old addresses may be reused by anything */
+    void *q = mremap(h, old_len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)start);
+    size_t head = start - (uintptr_t)raw, tail = HUGE_PAGE - head;
+    if (q == MAP_FAILED) {
+        munmap(raw, len + HUGE_PAGE);
+        POISON((uint8_t *)h + HDR_SIZE + old_size, h->cap - old_size);
+        return NULL;
+    }
+    /* the reservation's parts the move did not replace */
+    if (head)
+        munmap(raw, head);
+    if (tail)
+        munmap((uint8_t *)start + len, tail);
+    struct hdr *n = q;
+    n->map_len = len;
+    n->cap = len - HDR_SIZE;
+    n->size = bytes;
+    POISON((uint8_t *)n + HDR_SIZE + bytes, n->cap - bytes);
+    return n;
+}
+
+void *bigmem_realloc(void *p, size_t bytes)
+{
+    if (!p)
+        return bigmem_alloc(bytes);
+    struct hdr *h = hdr_of(p);
+    if (bytes <= h->size)
+        return p;
+    if (bytes <= h->cap) {
+        /* room left in the mapping (its slack is zero: never handed out before) */
+        UNPOISON((uint8_t *)p + h->size, bytes - h->size);
+        h->size = bytes;
+        return p;
+    }
+    if (h->map_len) {
+        struct hdr *moved = remap_grow(h, bytes);
+        if (moved)
+            return (uint8_t *)moved + HDR_SIZE;
+    }
+    /* from malloc (or no room to move): a fresh block and a copy */
+    void *q = bigmem_alloc(bytes);
+    memcpy(q, p, h->size);
+    bigmem_free(p);
+    return q;
+}
+
+void bigmem_free(void *p)
+{
+    if (!p)
+        return;
+    struct hdr *h = hdr_of(p);
+    if (h->map_len) {
+        UNPOISON(h, h->map_len);
+        munmap(h, h->map_len);
+    } else {
+        free(h);
+    }
+}
+
+size_t bigmem_size(const void *p)
+{
+    return p ? hdr_of(p)->size : 0;
+}
+
+bool bigmem_is_mapped(const void *p)
+{
+    return p && hdr_of(p)->map_len != 0;
+}
