@@ -2,7 +2,8 @@
  * shred.c - one JSON record in, validated and converted column values with Dremel levels out.
  *
  * The walk follows the record's tokens (jtok) and the plan side by side; no JSON tree is built on
- * the fast path. Values are staged in one log, in walk order, that keeps its capacity from record
+ * the fast path. A good record is walked faster still by parsing its bytes as it goes (the fast
+ * walk below); any record it gives up on takes the token walk, which reports the error. Values are staged in one log, in walk order, that keeps its capacity from record
  * to record: a string without escapes is staged as a pointer into the record itself (no copy),
  * decoded strings go into one scratch buffer, and a subtree that is absent or null is one entry
  * for its whole column range, however many columns it has. After the first records the shredder
@@ -60,9 +61,19 @@ struct snode {
     size_t name_len;           /* strlen(f->name) */
     size_t first_hint;         /* objects: child index that came first last time */
     size_t next_hint;          /* properties: sibling index that followed this one last time */
+    bool name_plain;           /* the name is printable ASCII without '"' or '\\': its JSON
+                                  text is the name itself */
     bool str_checks;           /* strings: has length, enum, pattern or format constraints */
     bool required;             /* f->required, here so the absent-property loop stays in nodes */
     bool any_required;         /* objects: some child is required */
+    /* Objects: the properties (node indexes, in the order they came) of the last instance that
+     * staged its absent ones, and the column ranges (first, last pairs) that made. Records of
+     * one file mostly share a shape, so the next instance with the same properties stages the
+     * same ranges without working them out again. */
+    bool shape_valid;
+    size_t *shape;
+    int32_t *gaps;
+    size_t shape_n, shape_cap, gaps_n, gaps_cap;
 };
 
 struct shred {
@@ -103,6 +114,11 @@ static void build_nodes(struct shred *sh, size_t ni, const struct xdm_field *f, 
     nd->first_col = nd->last_col = nd->key_col = -1;
     nd->name_len = f->name ? strlen(f->name) : 0;
     nd->required = f->required;
+    nd->name_plain = f->name != NULL;
+    for (size_t i = 0; i < nd->name_len; i++) {
+        unsigned char c = (unsigned char)f->name[i];
+        nd->name_plain &= c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+    }
     nd->str_checks = f->min_length >= 0 || f->max_length >= 0 || f->n_enum || f->pattern ||
                      f->format != XDM_FMT_NONE;
     if (f->type == XDM_OBJECT) {
@@ -151,6 +167,10 @@ void shred_free(struct shred *sh)
         return;
     free(sh->log);
     free(sh->seen);
+    for (size_t i = 0; i < sh->n_nodes; i++) {
+        free(sh->nodes[i].shape);
+        free(sh->nodes[i].gaps);
+    }
     free(sh->nodes);
     buf_free(&sh->strs);
     buf_free(&sh->tmp);
@@ -655,14 +675,37 @@ static inline void push_seen(struct shred *sh, size_t ci)
 
 /*
  * Nulls for the properties of object node `nd` that did not appear: the gaps between the column
- * ranges of the properties that did (seen[0, n), node indexes, sorted here by column). A record
- * fills a few properties of a wide object, so this visits the seen ones, not every property; the
- * ranges staged are the ones a walk over the absent properties would stage (stage_nulls merges
- * neighbours the same way), since sibling column ranges are contiguous and in property order.
+ * ranges of the properties that did (seen[0, n), node indexes). A record fills a few properties
+ * of a wide object, so this visits the seen ones, not every property; the ranges staged are the
+ * ones a walk over the absent properties would stage (stage_nulls merges neighbours the same
+ * way), since sibling column ranges are contiguous and in property order. The gaps depend only
+ * on which properties came, so they are kept per object node with the list that made them, and
+ * an instance with the same list (the same properties in the same order) replays them.
  */
-static void stage_absent(struct shred *sh, const struct snode *nd, size_t *seen, size_t n,
-                         int def, int rep)
+static void stage_absent(struct shred *sh, struct snode *nd, size_t *seen, size_t n, int def,
+                         int rep)
 {
+    bool same = nd->shape_valid && nd->shape_n == n;
+    for (size_t i = 0; same && i < n; i++)
+        same = nd->shape[i] == seen[i];
+    if (same) {
+        for (size_t i = 0; i < nd->gaps_n; i++)
+            stage_null_range(sh, nd->gaps[2 * i], nd->gaps[2 * i + 1], def, rep);
+        return;
+    }
+    if (n > nd->shape_cap) {
+        nd->shape_cap = n;
+        nd->shape = xrealloc(nd->shape, n * sizeof(size_t));
+    }
+    if (n + 1 > nd->gaps_cap) {
+        nd->gaps_cap = n + 1; /* n properties leave at most n + 1 gaps */
+        nd->gaps = xrealloc(nd->gaps, nd->gaps_cap * 2 * sizeof(int32_t));
+    }
+    if (n)
+        memcpy(nd->shape, seen, n * sizeof(size_t));
+    nd->shape_n = n;
+    nd->gaps_n = 0;
+    nd->shape_valid = true;
     for (size_t i = 1; i < n; i++) { /* insertion sort: a handful, usually in order already */
         size_t x = seen[i];
         int key = sh->nodes[x].first_col;
@@ -676,8 +719,12 @@ static void stage_absent(struct shred *sh, const struct snode *nd, size_t *seen,
     int from = nd->first_col; /* first column of the current gap */
     for (size_t i = 0; i <= n; i++) {
         int end = i < n ? sh->nodes[seen[i]].first_col - 1 : nd->last_col;
-        if (end >= from)
+        if (end >= from) {
+            nd->gaps[2 * nd->gaps_n] = from;
+            nd->gaps[2 * nd->gaps_n + 1] = end;
+            nd->gaps_n++;
             stage_null_range(sh, from, end, def, rep);
+        }
         if (i < n)
             from = sh->nodes[seen[i]].last_col + 1;
     }
@@ -861,6 +908,335 @@ static int walk_value(struct shred *sh, size_t ni, const struct jtok *t, int rep
     }
 }
 
+/* ---- the fast walk: parsing as it goes ---- */
+
+/*
+ * The walk above pulls tokens from jlex, which pays per token for a call, a grammar-state
+ * dispatch and a token struct. The fast walk reads the bytes itself: the grammar state is where
+ * it is in the code (a key, ':', a value, then ',' or the closer), and scalars become the same
+ * tokens walk_scalar takes, so conversions, checks and staging are the token walk's own. It
+ * only ever says "this record is good" (the same staging the token walk would make) or gives up
+ * (FAST_GIVE_UP) on anything else: bad grammar, a conversion or constraint failure, a missing
+ * required field, a duplicate key, nesting near the limit. The caller then clears what it staged
+ * and runs the token walk, which finds the same problem and reports it in its words and offsets.
+ */
+#define FAST_GIVE_UP 1
+
+struct fast {
+    struct shred *sh;
+    const char *end;
+};
+
+static inline const char *fast_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
+}
+
+static int fast_value(struct fast *fw, size_t ni, const char **pp, int rep, int depth);
+
+/* A value the plan has no columns for (an unknown property, an object without properties):
+ * checked and skipped by a lexer that knows how deep it starts, as the token walk skips it. */
+static int fast_skip(struct fast *fw, const char **pp, int depth)
+{
+    struct jlex lx;
+    struct jtok t;
+    jlex_init(&lx, *pp, (size_t)(fw->end - *pp));
+    lx.depth = depth; /* the limit counts the containers already open */
+    if (jlex_next(&lx, &t, NULL) < 0 || jlex_skip(&lx, &t, NULL) < 0)
+        return FAST_GIVE_UP;
+    *pp = lx.p;
+    return 0;
+}
+
+/* A literal word at p, not followed by what would make it a longer (invalid) word. */
+static inline bool fast_word(const char *p, const char *end, const char *word, size_t len)
+{
+    if ((size_t)(end - p) < len || memcmp(p, word, len) != 0)
+        return false;
+    if ((size_t)(end - p) == len)
+        return true;
+    unsigned char c = (unsigned char)p[len];
+    return !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '_');
+}
+
+/* A scalar token at p (a string, number, true or false); 0 with *t filled and *pp past it. */
+static int fast_scalar_token(struct fast *fw, const char **pp, struct jtok *t)
+{
+    const char *p = *pp, *end = fw->end, *q;
+    t->escaped = t->integer = false;
+    switch (*p) {
+    case '"':
+        if (!(q = jtok_scan_string(p, end, &t->escaped)))
+            return FAST_GIVE_UP;
+        t->type = JT_STRING;
+        t->p = p + 1;
+        t->n = (size_t)(q - p - 2);
+        break;
+    case '-': case '0': case '1': case '2': case '3': case '4':
+    case '5': case '6': case '7': case '8': case '9':
+        if (!(q = jtok_scan_number(p, end, &t->integer)))
+            return FAST_GIVE_UP;
+        t->type = JT_NUMBER;
+        t->p = p;
+        t->n = (size_t)(q - p);
+        break;
+    case 't':
+        if (!fast_word(p, end, "true", 4))
+            return FAST_GIVE_UP;
+        t->type = JT_TRUE;
+        t->p = p;
+        t->n = 4;
+        q = p + 4;
+        break;
+    case 'f':
+        if (!fast_word(p, end, "false", 5))
+            return FAST_GIVE_UP;
+        t->type = JT_FALSE;
+        t->p = p;
+        t->n = 5;
+        q = p + 5;
+        break;
+    default:
+        return FAST_GIVE_UP; /* a container where a scalar belongs, or not a value at all */
+    }
+    *pp = q;
+    return 0;
+}
+
+/* After a member or element: ',' (then more must follow) or the closer. 1 = more, 0 = closed. */
+static inline int fast_next(const char **pp, const char *end, char closer)
+{
+    const char *p = fast_ws(*pp, end);
+    if (p < end && *p == ',') {
+        *pp = fast_ws(p + 1, end);
+        return 1;
+    }
+    if (p < end && *p == closer) {
+        *pp = p + 1;
+        return 0;
+    }
+    return -FAST_GIVE_UP;
+}
+
+/* The object node ni whose '{' was just read (*pp after it), as walk_object walks it. */
+static int fast_object(struct fast *fw, size_t ni, const char **pp, int rep, int depth)
+{
+    struct shred *sh = fw->sh;
+    struct snode *nd = &sh->nodes[ni];
+    const struct xdm_field *f = nd->f;
+    const char *p = fast_ws(*pp, fw->end), *end = fw->end;
+    uint64_t stamp = ++sh->stamp;
+    size_t guess = nd->first_hint;
+    struct snode *prev = NULL;
+    size_t seen_base = sh->n_seen;
+    int rc = FAST_GIVE_UP, more = 1;
+
+    if (p < end && *p == '}') {
+        p++;
+        more = 0;
+    }
+    while (more) {
+        if (p >= end || *p != '"')
+            goto out;
+        /* The predicted property, when its name is plain text, is matched on the bytes of the
+         * key: they and the closing quote are the whole string, escapes and UTF-8 included. */
+        size_t idx = SIZE_MAX;
+        const char *q = NULL;
+        if (guess < f->n_children) {
+            const struct snode *c = &sh->nodes[nd->child_base + guess];
+            size_t n = c->name_len;
+            if (c->name_plain && (size_t)(end - p) > n + 1 && p[n + 1] == '"' &&
+                same_bytes(p + 1, c->f->name, n)) {
+                idx = guess;
+                q = p + n + 2;
+            }
+        }
+        if (!q) {
+            bool escaped;
+            if (!(q = jtok_scan_string(p, end, &escaped)))
+                goto out;
+            const char *name = p + 1;
+            size_t n = (size_t)(q - p - 2);
+            if (escaped) {
+                buf_reset(&sh->tmp);
+                if (jtok_unescape(name, n, &sh->tmp, NULL) < 0)
+                    goto out;
+                name = (const char *)sh->tmp.data;
+                n = sh->tmp.len;
+            }
+            idx = find_child(sh, nd, SIZE_MAX, name, n);
+        }
+        p = fast_ws(q, end);
+        if (p >= end || *p != ':')
+            goto out;
+        p = fast_ws(p + 1, end);
+        if (p >= end)
+            goto out;
+        if (idx == SIZE_MAX) {
+            sh->unknown++;
+            if (fast_skip(fw, &p, depth) != 0)
+                goto out;
+        } else {
+            size_t ci = nd->child_base + idx;
+            if (prev)
+                prev->next_hint = idx;
+            else
+                nd->first_hint = idx;
+            prev = &sh->nodes[ci];
+            guess = prev->next_hint;
+            if (prev->seen == stamp)
+                goto out; /* a duplicate key */
+            prev->seen = stamp;
+            if (prev->first_col >= 0)
+                push_seen(sh, ci);
+            if (fast_value(fw, ci, &p, rep, depth) != 0)
+                goto out;
+        }
+        if ((more = fast_next(&p, end, '}')) < 0)
+            goto out;
+    }
+    for (size_t i = 0; nd->any_required && i < f->n_children; i++) {
+        const struct snode *c = &sh->nodes[nd->child_base + i];
+        if (c->required && c->seen != stamp)
+            goto out;
+    }
+    if (nd->first_col >= 0)
+        stage_absent(sh, nd, sh->seen + seen_base, sh->n_seen - seen_base, f->def_level, rep);
+    *pp = p;
+    rc = 0;
+out:
+    sh->n_seen = seen_base;
+    return rc;
+}
+
+static int fast_array(struct fast *fw, size_t ni, const char **pp, int rep, int depth)
+{
+    struct shred *sh = fw->sh;
+    const struct snode *nd = &sh->nodes[ni];
+    const struct xdm_field *f = nd->f;
+    const char *p = fast_ws(*pp, fw->end);
+    if (p < fw->end && *p == ']') {
+        stage_nulls(sh, nd, f->def_level, rep);
+        *pp = p + 1;
+        return 0;
+    }
+    for (size_t count = 0;; count++) {
+        if (p >= fw->end)
+            return FAST_GIVE_UP;
+        int r = count == 0 ? rep : f->item->rep_level;
+        if (fast_value(fw, nd->item, &p, r, depth) != 0)
+            return FAST_GIVE_UP;
+        int more = fast_next(&p, fw->end, ']');
+        if (more < 0)
+            return FAST_GIVE_UP;
+        if (!more)
+            break;
+    }
+    *pp = p;
+    return 0;
+}
+
+static int fast_map(struct fast *fw, size_t ni, const char **pp, int rep, int depth)
+{
+    struct shred *sh = fw->sh;
+    const struct snode *nd = &sh->nodes[ni];
+    const struct xdm_field *f = nd->f;
+    const char *p = fast_ws(*pp, fw->end), *end = fw->end;
+    if (p < end && *p == '}') {
+        stage_nulls(sh, nd, f->def_level, rep);
+        *pp = p + 1;
+        return 0;
+    }
+    for (size_t count = 0;; count++) {
+        if (p >= end || *p != '"')
+            return FAST_GIVE_UP;
+        bool escaped;
+        const char *q = jtok_scan_string(p, end, &escaped);
+        if (!q)
+            return FAST_GIVE_UP;
+        int r = count == 0 ? rep : f->item->rep_level;
+        size_t off = sh->strs.len, n = (size_t)(q - p - 2);
+        if ((escaped ? jtok_unescape(p + 1, n, &sh->strs, NULL)
+                     : buf_append(&sh->strs, p + 1, n)) < 0)
+            return FAST_GIVE_UP;
+        struct staged *e = stage(sh, nd->key_col, f->item->def_level - 1, r, SK_BYTES);
+        e->v.s.off = off;
+        e->v.s.len = sh->strs.len - off;
+        p = fast_ws(q, end);
+        if (p >= end || *p != ':')
+            return FAST_GIVE_UP;
+        p = fast_ws(p + 1, end);
+        if (p >= end || fast_value(fw, nd->item, &p, r, depth) != 0)
+            return FAST_GIVE_UP;
+        int more = fast_next(&p, end, '}');
+        if (more < 0)
+            return FAST_GIVE_UP;
+        if (!more)
+            break;
+    }
+    *pp = p;
+    return 0;
+}
+
+/* The value of node ni at *pp (white space skipped, p < end), as walk_value walks it; depth is
+ * the number of containers open around it. */
+static int fast_value(struct fast *fw, size_t ni, const char **pp, int rep, int depth)
+{
+    struct shred *sh = fw->sh;
+    const struct snode *nd = &sh->nodes[ni];
+    const struct xdm_field *f = nd->f;
+    const char *p = *pp;
+    if (*p == 'n') {
+        if (f->required || !fast_word(p, fw->end, "null", 4))
+            return FAST_GIVE_UP;
+        stage_nulls(sh, nd, f->def_level - 1, rep);
+        *pp = p + 4;
+        return 0;
+    }
+    if (nd->first_col < 0) {
+        sh->unknown++;
+        return fast_skip(fw, pp, depth);
+    }
+    switch (f->type) {
+    case XDM_OBJECT:
+    case XDM_MAP:
+    case XDM_ARRAY: {
+        char open = f->type == XDM_ARRAY ? '[' : '{';
+        if (*p != open || depth >= JLEX_MAX_DEPTH)
+            return FAST_GIVE_UP;
+        *pp = p + 1;
+        if (f->type == XDM_OBJECT)
+            return fast_object(fw, ni, pp, rep, depth + 1);
+        if (f->type == XDM_MAP)
+            return fast_map(fw, ni, pp, rep, depth + 1);
+        return fast_array(fw, ni, pp, rep, depth + 1);
+    }
+    default: {
+        struct jtok t;
+        if (fast_scalar_token(fw, pp, &t) != 0 || walk_scalar(sh, nd, &t, rep, NULL, NULL) < 0)
+            return FAST_GIVE_UP;
+        return 0;
+    }
+    }
+}
+
+/* The whole record the fast way: 0 when it is good (staged as the token walk would have), or
+ * FAST_GIVE_UP. */
+static int fast_record(struct shred *sh, const char *rec, size_t len)
+{
+    struct fast fw = {.sh = sh, .end = rec + len};
+    const char *p = fast_ws(rec, fw.end);
+    if (p >= fw.end || *p != '{')
+        return FAST_GIVE_UP;
+    p++;
+    if (fast_object(&fw, 0, &p, 0, 1) != 0)
+        return FAST_GIVE_UP;
+    return fast_ws(p, fw.end) == fw.end ? 0 : FAST_GIVE_UP;
+}
+
 /* ---- one record ---- */
 
 int shred_record(struct shred *sh, const char *rec, size_t len, struct pq_writer *w,
@@ -885,6 +1261,15 @@ int shred_record(struct shred *sh, const char *rec, size_t len, struct pq_writer
     jlex_init(&sh->lx, rec, len);
     sh->rec = sh->lx.start; /* jlex substitutes "" for a NULL record; offsets are from its start */
 
+    /* The fast walk takes good records; previews (which build a JSON copy) and every record it
+     * gives up on take the token walk from the start, which reports the errors. */
+    if (!converted && rec && fast_record(sh, rec, len) == 0)
+        goto good;
+    sh->n_log = 0;
+    sh->n_seen = 0;
+    buf_reset(&sh->strs);
+    sh->unknown = 0;
+
     if ((rc = next_token(sh, &t, err)) < 0)
         goto out;
     if (t.type != JT_OBJ_BEGIN) {
@@ -903,6 +1288,7 @@ int shred_record(struct shred *sh, const char *rec, size_t len, struct pq_writer
             err->offset = offset_of(sh, &t);
         goto out;
     }
+good:
     if (w) {
         emit(sh, w);
         if ((rc = pq_writer_end_row(w, err)) < 0)

@@ -334,6 +334,30 @@ static int lex_number(struct jlex *lx, struct jtok *t, struct ing_err *err)
     return 0;
 }
 
+const char *jtok_scan_string(const char *p, const char *end, bool *escaped)
+{
+    struct jlex lx; /* only p, end and start are read: no need to clear the stack */
+    lx.p = lx.start = p;
+    lx.end = end;
+    struct jtok t;
+    if (lex_string(&lx, &t, NULL) < 0)
+        return NULL;
+    *escaped = t.escaped;
+    return lx.p;
+}
+
+const char *jtok_scan_number(const char *p, const char *end, bool *integer)
+{
+    struct jlex lx; /* only p, end and start are read: no need to clear the stack */
+    lx.p = lx.start = p;
+    lx.end = end;
+    struct jtok t;
+    if (lex_number(&lx, &t, NULL) < 0)
+        return NULL;
+    *integer = t.integer;
+    return lx.p;
+}
+
 static int lex_literal(struct jlex *lx, struct jtok *t, struct ing_err *err, const char *word,
                        size_t len, enum jtok_type type)
 {

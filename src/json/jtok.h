@@ -53,6 +53,17 @@ int jlex_next(struct jlex *lx, struct jtok *t, struct ing_err *err);
 /* Skip the rest of the value that `first` (just returned) begins; for scalars this is a no-op. */
 int jlex_skip(struct jlex *lx, const struct jtok *first, struct ing_err *err);
 
+/*
+ * Pieces for a walk that parses as it goes (the shredder's fast path) instead of pulling tokens:
+ * the same checks as jlex_next, without the grammar state. Both return one past the scanned
+ * text, or NULL when it is not valid (the caller then runs jlex over the record, which says why).
+ * jtok_scan_string: the string whose opening quote is at p (the span is between p + 1 and the
+ * return value - 1). jtok_scan_number: the number starting at p, which must be followed by a
+ * delimiter as jlex wants.
+ */
+const char *jtok_scan_string(const char *p, const char *end, bool *escaped);
+const char *jtok_scan_number(const char *p, const char *end, bool *integer);
+
 /* Decode a JT_STRING/JT_KEY span into UTF-8 bytes appended to out (no NUL). ING_ESYNTAX for
  * a bad escape or a lone surrogate. */
 int jtok_unescape(const char *p, size_t n, struct buf *out, struct ing_err *err);

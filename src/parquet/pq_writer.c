@@ -392,10 +392,14 @@ void pq_write_null(struct pq_writer *w, int column, int def, int rep)
     wrote(w, c, 0, 0);
 }
 
+static void write_nulls_slow(struct pq_writer *w, int first_column, int last_column, int def,
+                             int rep);
+
 void pq_write_nulls(struct pq_writer *w, int first_column, int last_column, int def, int rep)
 {
     /* The common case first: the same absent range as in the rows before, already a span (the
-     * span's existence vouches for the columns and the level; span_row does the rest). */
+     * span's existence vouches for the columns and the level; span_row does the rest). The
+     * rest is a function of its own, so this path pays for no register saves. */
     if (rep == 0 && first_column >= 0 && first_column < w->ncols) {
         int i = w->span_of_first[first_column];
         if (i >= 0 && w->spans[i].last == last_column && w->spans[i].def == def) {
@@ -403,6 +407,12 @@ void pq_write_nulls(struct pq_writer *w, int first_column, int last_column, int 
             return;
         }
     }
+    write_nulls_slow(w, first_column, last_column, def, rep);
+}
+
+__attribute__((noinline)) static void write_nulls_slow(struct pq_writer *w, int first_column,
+                                                       int last_column, int def, int rep)
+{
     if (first_column < 0 || last_column >= w->ncols || first_column > last_column) {
         misuse(w, "null range outside the columns", first_column);
         return;

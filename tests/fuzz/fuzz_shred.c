@@ -7,9 +7,13 @@
  * arrays (identityMap) and each constraint kind. Invariants: a record is either accepted (the
  * writer gets exactly one more row and the converted copy is an object) or refused with one of
  * the documented codes, and a refusal of a well-formed record names the field; the writer's file
- * is closed with a footer every few hundred records, so page and footer code runs too.
+ * is closed with a footer every few hundred records, so page and footer code runs too. Every
+ * record also goes the other way through the shredder (the fast walk that parses as it goes, or
+ * the token walk that previews take), and both must agree on the verdict, the error (code,
+ * offset, message, field) and every staged level.
  */
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +112,45 @@ static void init_once(void)
     atexit(cleanup);
 }
 
+#define MAX_LEVELS 512
+
+/* The levels of every column staged by the last record, as "count:def/rep,..." per column. */
+static void levels_of(char *out, size_t cap)
+{
+    static int defs[MAX_LEVELS], reps[MAX_LEVELS];
+    size_t used = 0;
+    out[0] = 0;
+    for (size_t col = 0; col < pq_schema_ncolumns(g_plan->pq); col++) {
+        int n = shred_debug_levels(g_shred, (int)col, defs, reps, MAX_LEVELS);
+        CHECK(n >= 0);
+        used += (size_t)snprintf(out + used, cap - used, "|%d:", n);
+        for (int i = 0; i < n && i < MAX_LEVELS && used < cap; i++)
+            used += (size_t)snprintf(out + used, cap - used, "%d/%d,", defs[i], reps[i]);
+        CHECK(used < cap);
+    }
+}
+
+static void same_as_other_walk(const uint8_t *data, size_t size, bool was_json, int rc,
+                               const struct ing_err *err)
+{
+    static char first[1 << 16], second[1 << 16];
+    if (rc == 0)
+        levels_of(first, sizeof(first));
+    json_t *converted = NULL;
+    struct ing_err err2;
+    ing_err_clear(&err2);
+    int rc2 = shred_record(g_shred, (const char *)data, size, NULL,
+                           was_json ? NULL : &converted, &err2);
+    json_decref(converted);
+    CHECK(rc2 == rc);
+    CHECK(err2.code == err->code && err2.offset == err->offset);
+    CHECK(strcmp(err2.msg, err->msg) == 0 && strcmp(err2.field, err->field) == 0);
+    if (rc == 0) {
+        levels_of(second, sizeof(second));
+        CHECK(strcmp(first, second) == 0);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     init_once();
@@ -130,6 +173,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(err.field[0] != '\0');
     }
     json_decref(converted);
+    /* The shredder parses good records as it goes and gives the others (and previews) to the
+     * token walk: the other way must agree on the verdict, the error and every staged level. */
+    same_as_other_walk(data, size, want_json, rc, &err);
     if (g_rows >= ROWS_PER_FILE) {
         struct pq_file_info info;
         CHECK(pq_writer_close(g_writer, &info, &err) == 0);
