@@ -1,8 +1,9 @@
 /* test_profile.c - unit tests of the profile module (src/profile/profile.c): merge policy parsing,
  * merging fragments under timestampOrdered and dataSetPrecedence (newest per dataset, upserts,
  * excluded datasets), projection, the merge policy documents (one default per class, the built-in
- * default) over the real store, and lookups that assemble a profile from pstore under pdg and
- * none. */
+ * default) over the real store, lookups that assemble a profile from pstore under pdg and
+ * none, stored answers (always the general path's bytes) and their direct writer
+ * (profile_fast.c: jansson's bytes, or declined). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 
 #include "identity/idgraph.h"
 #include "profile/profile.h"
+#include "profile/profile_fast.h"
 #include "store/pstore.h"
 #include "store/store.h"
 #include "util/fs.h"
@@ -614,6 +616,209 @@ static void test_stored_answers(void **state)
     free(a1);
 }
 
+
+/* ---- The direct writer of stored answers: jansson's bytes, or declined ---- */
+
+/* jansson's parse-then-dump of text, or NULL when it refuses the text. */
+static char *jansson_recode(const char *text)
+{
+    json_t *v = json_loads(text, 0, NULL);
+    if (!v)
+        return NULL;
+    char *out = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(v);
+    return out;
+}
+
+static void test_fast_recode(void **state)
+{
+    (void)state;
+    /* Texts the writer must take, with jansson's exact bytes. */
+    const char *taken[] = {
+        "{}",
+        "[]",
+        " { \"a\" : 1 ,\n\t\"b\":[ true,false,null ] , \"c\":{ } }\r\n",
+        "{\"s\":\"plain \\\" \\\\ \\/ \\b\\f\\n\\r\\t\\u0001\\u001f\\u007f x\"}",
+        "{\"u\":\"caf\\u00e9 \\u00E9 \xc3\xa9 \\u2028 \xe2\x80\xa8 \\ud83d\\ude00 \xf0\x9f\x98\x80\"}",
+        "{\"\\u006bey\":\"escaped key\",\"k\\u00e9y\":1}",
+        "{\"i\":[0,-0,7,-12,9223372036854775807,-9223372036854775808]}",
+        "{\"r\":[1.5,0.1,1e5,1E-7,-0.0,1e300,100.0,1.0e+10,5e-5,1e22,1e21,123e-20,"
+        "12345678901234567890.5,2.5E+3,-3.25e-2]}",
+        "{\"person\":{\"name\":{\"firstName\":\"Daniel\",\"lastName\":\"Wright\"},"
+        "\"birthDate\":\"1990-01-02\"},\"a\":[[1,[2,[3]]],{\"b\":{\"c\":{\"d\":[]}}}]}",
+        "{\"identityMap\":{\"email\":[{\"id\":\"d@x.com\",\"primary\":true}]},\"x\":1}",
+        "{\"x\":{\"identityMap\":1}}",
+    };
+    for (size_t i = 0; i < ING_ARRAY_LEN(taken); i++) {
+        char *want = jansson_recode(taken[i]);
+        assert_non_null(want);
+        struct buf b = {0};
+        buf_append_str(&b, "pre"); /* appends after what the buffer holds */
+        bool map = false;
+        assert_int_equal(profile_fast_recode(taken[i], &b, &map), 0);
+        assert_memory_equal(b.data, "pre", 3);
+        assert_string_equal(buf_cstr(&b) + 3, want);
+        json_t *v = json_loads(taken[i], 0, NULL);
+        assert_int_equal(map, json_object_get(v, "identityMap") != NULL);
+        json_decref(v);
+        free(want);
+        buf_free(&b);
+    }
+    /* Texts it must decline (buffer unchanged): jansson refuses them, or reshapes them (a
+     * duplicate key keeps the first place with the last value). */
+    const char *declined[] = {
+        "{\"a\":1,\"b\":2,\"a\":3}",
+        "{\"a\":1,\"\\u0061\":2}",
+        "{\"a\":\"\\u0000\"}",
+        "{\"a\":\"\\ud800\"}",
+        "{\"a\":\"\\udc00\\ud800\"}",
+        "{\"a\":\"\xc3\"}",
+        "{\"a\":\"\xc0\xaf\"}",
+        "{\"a\":\"\xed\xa0\x80\"}",
+        "{\"a\":\"tab\there\"}",
+        "{\"a\":9223372036854775808}",
+        "{\"a\":1e400}",
+        "{\"a\":01}",
+        "{\"a\":1.}",
+        "{\"a\":.5}",
+        "{\"a\":+1}",
+        "{\"a\":1,}",
+        "{\"a\":tru}",
+        "{\"a\":1} x",
+        "{\"a\":1",
+        "\"top-level string\"",
+        "42",
+        "",
+    };
+    for (size_t i = 0; i < ING_ARRAY_LEN(declined); i++) {
+        struct buf b = {0};
+        buf_append_str(&b, "pre");
+        assert_int_equal(profile_fast_recode(declined[i], &b, NULL), ING_ESYNTAX);
+        assert_int_equal(b.len, 3);
+        buf_free(&b);
+    }
+    /* Deep nesting is declined before the stack is at risk; shallow nesting is taken. */
+    struct buf deep = {0};
+    for (int i = 0; i < 200; i++)
+        buf_append_str(&deep, "{\"a\":");
+    buf_append_str(&deep, "1");
+    for (int i = 0; i < 200; i++)
+        buf_append_byte(&deep, '}');
+    struct buf b = {0};
+    assert_int_equal(profile_fast_recode(buf_cstr(&deep), &b, NULL), ING_ESYNTAX);
+    buf_free(&deep);
+    /* Strings from C (identity values, codes, ids): jansson's escaping; not UTF-8: declined */
+    const char *strs[] = {"", "plain", "q\"b\\s/", "ctl\x01\x1f\x7f\n\t", "caf\xc3\xa9 \xf0\x9f\x98\x80"};
+    for (size_t i = 0; i < ING_ARRAY_LEN(strs); i++) {
+        json_t *v = json_string(strs[i]);
+        char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        buf_reset(&b);
+        assert_int_equal(profile_fast_string(&b, strs[i]), 0);
+        assert_string_equal(buf_cstr(&b), want);
+        free(want);
+        json_decref(v);
+    }
+    buf_reset(&b);
+    assert_int_equal(profile_fast_string(&b, "bad \xff"), ING_ESYNTAX);
+    assert_int_equal(b.len, 0);
+    /* Mutated texts: whenever the writer takes one, jansson takes it too, with the same bytes */
+    const char *base = "{\"a\":[1,-2.5e3,\"x\\u00e9\\n\\\"\",{\"b\":null,\"c\":true}],"
+                       "\"d\":\"\xc3\xa9\",\"e\":0.125}";
+    const char alphabet[] = "{}[]\",:\\u0123456789eE.-+ tfnrl\xc3\xa9\x01";
+    unsigned seed = 12345;
+    size_t taken_n = 0;
+    for (int i = 0; i < 3000; i++) {
+        char text[128];
+        snprintf(text, sizeof(text), "%s", base);
+        size_t len = strlen(text);
+        for (int m = 0; m < 1 + i % 3; m++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t at = (seed >> 8) % len;
+            seed = seed * 1103515245u + 12345u;
+            text[at] = alphabet[(seed >> 8) % (sizeof(alphabet) - 1)];
+        }
+        buf_reset(&b);
+        if (profile_fast_recode(text, &b, NULL) != 0) {
+            assert_int_equal(b.len, 0);
+            continue;
+        }
+        char *want = jansson_recode(text);
+        assert_non_null(want);
+        assert_string_equal(buf_cstr(&b), want);
+        free(want);
+        taken_n++;
+    }
+    assert_true(taken_n > 100); /* the comparison above did run */
+    buf_free(&b);
+}
+
+/* Stored answers of one-fragment clusters (the direct writer) and of the others (jansson),
+ * each checked against the general path, and the direct writer's own bytes checked too. */
+static void test_stored_answers_fast(void **state)
+{
+    struct fixture *fx = *state;
+    struct pstore_tx *tx = NULL;
+    int64_t seq = 0;
+    const char *docs[] = {
+        "{\"person\":{\"name\":{\"firstName\":\"Dani\\u00e9l \\\"D\\\" \xc3\xa9\\n\"}},"
+        "\"loyalty\":{\"points\":-12,\"ratio\":0.1,\"big\":1e22,\"tier\":\"gold\"},"
+        "\"tags\":[\"a\",[1,2,{\"x\":null}],true,false]}",
+        "{}",
+        " {\"identityMap\":{\"lumaCrmId\":[{\"id\":\"own\"}]} , \"x\" : [ ] }",
+        "{\"emoji\":\"\\ud83d\\ude00\",\"ctl\":\"\\u0001\\u007f\",\"slash\":\"\\/\"}",
+        "{\"dup\":1,\"dup\":2}", /* declined by the writer: the general builder answers */
+    };
+    const char *lids[] = {"F1", "F2", "F3", "F4", "F5"};
+    const char *cids[] = {"G1", "G2", "G3", "G4", "G5"};
+    const int64_t ts[] = {1700000000123, 0, -5, 86400000, 42};
+    assert_int_equal(pstore_begin(fx->ps, &tx, NULL), 0);
+    assert_int_equal(pstore_tx_ns_ensure(tx, "prod", "lumaLoyaltyId", 1001, "CROSS_DEVICE",
+                                         &fx->loyalty, NULL), 0);
+    assert_int_equal(pstore_tx_ns_ensure(tx, "prod", "lumaCrmId", 1002, "CROSS_DEVICE", &fx->crm,
+                                         NULL), 0);
+    assert_int_equal(pstore_tx_batch_seq(tx, "BF", "dsF", &seq, NULL), 0);
+    for (size_t i = 0; i < ING_ARRAY_LEN(docs); i++) {
+        link(fx, tx, seq, lids[i], cids[i]);
+        assert_int_equal(pstore_tx_frag_put(tx, fx->loyalty, lids[i], "dsF", seq, ts[i], false,
+                                            docs[i], NULL), 0);
+    }
+    /* several fragments (two identities, two datasets) and an event: the general builder */
+    link(fx, tx, seq, "F6", "G6");
+    put_frag(fx, tx, fx->loyalty, "F6", "dsF", seq, 10, "{\"a\":{\"b\":1,\"c\":\"\\u00e9\"}}");
+    put_frag(fx, tx, fx->crm, "G6", "dsC", seq, 20, "{\"a\":{\"b\":2},\"d\":[1.5]}");
+    assert_int_equal(pstore_tx_event_put(tx, fx->crm, "G6", 5000, "ev6", seq, 30,
+                                         "{\"_id\":\"ev6\"}", NULL), 0);
+    assert_int_equal(pstore_commit(tx, NULL), 0);
+
+    struct mp_policy p;
+    assert_int_equal(profiles_policy_resolve(fx->pf, "prod", NULL, &p, NULL), 0);
+    for (size_t i = 0; i < ING_ARRAY_LEN(docs); i++) {
+        char *s = same_answer(fx, "lumaLoyaltyId", lids[i]);
+        char *s2 = same_answer(fx, "lumaCrmId", cids[i]);
+        assert_string_equal(s2, s);
+        /* the writer on its own, over the cluster as the general path sees it */
+        struct idg_cluster cl = {0};
+        assert_int_equal(idg_lookup(fx->g, "prod", "lumaLoyaltyId", lids[i], true, &cl, NULL),
+                         0);
+        struct buf b = {0};
+        int rc = profile_fast_answer(p.id, cl.members, cl.n, "dsF", "BF", ts[i], docs[i], &b);
+        if (i == ING_ARRAY_LEN(docs) - 1) {
+            assert_int_equal(rc, ING_ESYNTAX);
+        } else {
+            assert_int_equal(rc, 0);
+            assert_string_equal(buf_cstr(&b), s);
+        }
+        buf_free(&b);
+        idg_cluster_free(&cl);
+        free(s);
+        free(s2);
+    }
+    mp_policy_clear(&p);
+    char *several = same_answer(fx, "lumaCrmId", "G6");
+    assert_non_null(strstr(several, "\"d\":[1.5]"));
+    free(several);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -625,6 +830,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_policy_documents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entity_lookup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stored_answers, setup, teardown),
+        cmocka_unit_test(test_fast_recode),
+        cmocka_unit_test_setup_teardown(test_stored_answers_fast, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
