@@ -339,6 +339,9 @@ static bool wait_retry(struct pipeline *p, const char *sandbox, const char *batc
 static void run_batch(struct pipeline *p, const char *sandbox, const char *batch_id)
 {
     int64_t t0 = clock_mono_ns();
+    /* Phase ends for the log line (0: not reached): what the batch's time went to besides the
+     * engine. */
+    int64_t t_plan = 0, t_engine = 0, t_promoted = 0;
     struct ing_err err;
     ing_err_clear(&err);
     json_t *batch = NULL, *dataset = NULL, *metrics = NULL, *errors = json_array();
@@ -402,6 +405,7 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
         goto finish;
     }
 
+    t_plan = clock_mono_ns();
     struct batch_settings set = read_settings(batch, dataset);
     tmp = lake_batch_tmp_dir(p->lake, sandbox, dataset_id, batch_id);
     diag_tmp = diag_batch_tmp_dir(lake_data_dir(p->lake), sandbox, batch_id);
@@ -460,6 +464,7 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
         if (!wait_retry(p, sandbox, batch_id, attempt, &err))
             goto out_quiet;
     }
+    t_engine = clock_mono_ns();
     /* Diagnostics (and the input listing) describe this run whatever its outcome. */
     publish_diagnostics(p, sandbox, batch_id, &in, diag_tmp, diag_final);
 
@@ -524,6 +529,7 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
         goto finish;
     }
     promoted = true;
+    t_promoted = clock_mono_ns();
     metrics = make_metrics(&in, &res, true);
     rc = catalog_batch_finish(p->cat, sandbox, batch_id, "success", metrics,
                               json_array_size(errors) ? errors : NULL, res.files, &err);
@@ -559,6 +565,16 @@ out:
              (long long)(landed ? res.output_bytes : 0),
              (long long)(landed ? res.output_files : 0),
              (long long)((clock_mono_ns() - t0) / 1000000));
+    if (t_engine) {
+        /* Where the batch's time went: setup (reads, schema), engine, the rest up to the
+         * promotion (diagnostics, preview, rename and fsyncs), and the commit. */
+        int64_t t_end = clock_mono_ns();
+        log_debug("batch phases batch=%s plan_ms=%.1f engine_ms=%.1f promote_ms=%.1f "
+                  "commit_ms=%.1f", batch_id, (double)(t_plan - t0) / 1e6,
+                  (double)(t_engine - t_plan) / 1e6,
+                  t_promoted ? (double)(t_promoted - t_engine) / 1e6 : -1.0,
+                  t_promoted ? (double)(t_end - t_promoted) / 1e6 : -1.0);
+    }
     if (strcmp(status, "success") != 0 && json_array_size(errors) > 0) {
         /* logfmt quotes the value: the description's own quotes become single ones. */
         const char *first =

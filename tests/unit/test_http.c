@@ -33,6 +33,19 @@ struct app {
     bool renamed;
     char keep_dir[256];
     char data_file[256];
+    struct sink_rec *sink; /* the HTTP_BODY_SINK route's record */
+};
+
+/* What a body sink was given: the bytes' checksum and the sizes of the pieces. */
+struct sink_rec {
+    pthread_mutex_t mu;
+    int64_t bytes;
+    uint32_t checksum;
+    int64_t writes;
+    size_t smallest_but_last; /* smallest piece before the last one seen so far */
+    size_t last;
+    int releases;
+    bool took_body;           /* the second call had req->body_sink */
 };
 
 struct fixture {
@@ -118,6 +131,43 @@ static void h_upload(void *app_ptr, struct http_req *req, struct http_resp *resp
     http_resp_json_new(resp, 200, json_pack("{s:s}", "path", req->params[0]));
 }
 
+static void rec_write(void *ctx, const char *data, size_t n)
+{
+    struct sink_rec *rec = ctx;
+    pthread_mutex_lock(&rec->mu);
+    if (rec->writes > 0 && (rec->smallest_but_last == 0 || rec->last < rec->smallest_but_last))
+        rec->smallest_but_last = rec->last;
+    rec->writes++;
+    rec->last = n;
+    rec->bytes += (int64_t)n;
+    for (size_t i = 0; i < n; i++)
+        rec->checksum = rec->checksum * 31u + (unsigned char)data[i];
+    pthread_mutex_unlock(&rec->mu);
+}
+
+static void rec_release(void *ctx)
+{
+    struct sink_rec *rec = ctx;
+    pthread_mutex_lock(&rec->mu);
+    rec->releases++;
+    pthread_mutex_unlock(&rec->mu);
+}
+
+/* HTTP_BODY_SINK: takes the body into app->sink (the first call), answers on the second. */
+static void h_sink(void *app_ptr, struct http_req *req, struct http_resp *resp)
+{
+    struct app *app = app_ptr;
+    if (req->sink) {
+        *req->sink = (struct http_body_sink){.ctx = app->sink, .write = rec_write,
+                                             .release = rec_release};
+        return;
+    }
+    pthread_mutex_lock(&app->sink->mu);
+    app->sink->took_body = req->body_sink == app->sink && !req->body_path;
+    pthread_mutex_unlock(&app->sink->mu);
+    http_resp_json_new(resp, 200, json_pack("{s:I}", "size", (json_int_t)req->body_size));
+}
+
 static void h_file(void *app_ptr, struct http_req *req, struct http_resp *resp)
 {
     struct app *app = app_ptr;
@@ -145,6 +195,7 @@ static const struct http_route k_routes[] = {
     {HTTP_GET, "/schemas/{id}", h_thing, HTTP_BODY_NONE},
     {HTTP_GET, "/query", h_query, HTTP_BODY_NONE},
     {HTTP_PUT, "/upload/{*path}", h_upload, HTTP_BODY_FILE},
+    {HTTP_PATCH, "/sink", h_sink, HTTP_BODY_SINK},
     {HTTP_GET, "/file", h_file, HTTP_BODY_NONE},
     {HTTP_GET, "/missing-file", h_missing_file, HTTP_BODY_NONE},
     {HTTP_GET, "/order/{a}", h_thing, HTTP_BODY_NONE},
@@ -705,6 +756,62 @@ static void test_spool_failure(void **state)
     http_server_stop(srv);
 }
 
+/* A body taken by a sink arrives whole and in order, gathered into large pieces (the server
+ * receives it in pieces of tens of KiB; each write(2) of those would cost a system call), and
+ * the sink is released once. */
+static void test_sink_pieces(void **state)
+{
+    (void)state;
+    /* Static: the release comes after the answer (when libmicrohttpd ends the request). */
+    static struct sink_rec rec;
+    pthread_mutex_init(&rec.mu, NULL);
+    pthread_mutex_lock(&g_fx->app.mu);
+    g_fx->app.sink = &rec;
+    pthread_mutex_unlock(&g_fx->app.mu);
+    const int64_t sizes[] = {(3 << 20) + 12345, 100};
+    for (size_t i = 0; i < ING_ARRAY_LEN(sizes); i++) {
+        pthread_mutex_lock(&rec.mu);
+        rec.bytes = rec.writes = 0;
+        rec.checksum = 0;
+        rec.smallest_but_last = rec.last = 0;
+        rec.releases = 0;
+        rec.took_body = false;
+        pthread_mutex_unlock(&rec.mu);
+        struct result r;
+        struct upload_src src = {.left = sizes[i]};
+        request(&r, "PATCH", "/sink", NULL, NULL, &src);
+        assert_int_equal(r.status, 200);
+        json_t *doc = body_json(&r);
+        assert_int_equal(json_integer_value(json_object_get(doc, "size")), sizes[i]);
+        json_decref(doc);
+        result_free(&r);
+        /* The release follows the answer: wait for it (at most 10 s). */
+        int releases = 0;
+        for (int waited = 0; waited < 10000; waited++) {
+            pthread_mutex_lock(&rec.mu);
+            releases = rec.releases;
+            pthread_mutex_unlock(&rec.mu);
+            if (releases > 0)
+                break;
+            usleep(1000);
+        }
+        pthread_mutex_lock(&rec.mu);
+        assert_true(rec.took_body);
+        assert_int_equal(rec.bytes, sizes[i]);
+        assert_int_equal(rec.checksum, src.sum);
+        assert_int_equal(rec.releases, 1);
+        /* 1 MiB pieces: 3 MiB + 12345 bytes come as four writes, the last one short. */
+        assert_int_equal(rec.writes, (sizes[i] + (1 << 20) - 1) >> 20);
+        if (rec.writes > 1)
+            assert_int_equal(rec.smallest_but_last, 1 << 20);
+        assert_int_equal(rec.last, sizes[i] - ((rec.writes - 1) << 20));
+        pthread_mutex_unlock(&rec.mu);
+    }
+    pthread_mutex_lock(&g_fx->app.mu);
+    g_fx->app.sink = NULL;
+    pthread_mutex_unlock(&g_fx->app.mu);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -720,6 +827,7 @@ int main(void)
         cmocka_unit_test(test_bad_listen),
         cmocka_unit_test(test_first_route_wins),
         cmocka_unit_test(test_spool_failure),
+        cmocka_unit_test(test_sink_pieces),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
