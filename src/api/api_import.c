@@ -630,7 +630,7 @@ static bool overlaps_recorded(const json_t *doc, const struct upl_range *chunk)
     int64_t total;
     bool hit = upload_chunks(doc, &r, &n, &total, NULL) != 0; /* unreadable: be careful */
     for (size_t i = 0; !hit && i < n; i++)
-        hit = r[i].first <= chunk->last && chunk->first <= r[i].last;
+        hit = upl_ranges_overlap(&r[i], chunk);
     free(r);
     return hit;
 }

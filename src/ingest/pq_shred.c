@@ -28,6 +28,7 @@
 
 #include "util/buf.h"
 #include "util/mem.h"
+#include "util/utf8.h"
 
 enum pb_mode {
     PB_UNKNOWN = 0, /* no plan field: dropped and counted */
@@ -67,7 +68,6 @@ struct ablock {
 struct pq_shred {
     struct pq_reader *r;
     struct shred *sh;
-    const struct xdm_plan *plan;
     struct pbind *b;           /* per reader node */
     const struct pq_rnode **node; /* per reader node, looked up once */
     int nnodes;
@@ -136,50 +136,6 @@ static bool is_text(enum pq_rtype t)
     return t == PQ_RT_STRING || t == PQ_RT_ENUM || t == PQ_RT_JSON;
 }
 
-/* Valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF), as the JSON rendering
- * demands of text. ASCII runs are checked eight bytes at a time. */
-static bool utf8_ok(const uint8_t *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        if (n - i >= 8) {
-            uint64_t w;
-            memcpy(&w, p + i, 8);
-            if (!(w & UINT64_C(0x8080808080808080))) {
-                i += 8;
-                continue;
-            }
-        }
-        uint8_t c = p[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        uint32_t cp, min;
-        if (c >= 0xC2 && c <= 0xDF) {
-            len = 2; cp = c & 0x1Fu; min = 0x80;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3; cp = c & 0x0Fu; min = 0x800;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4; cp = c & 0x07u; min = 0x10000;
-        } else {
-            return false;
-        }
-        if (n - i < len)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((p[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i + k] & 0x3Fu);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += len;
-    }
-    return true;
-}
-
 static void bind_field(struct pq_shred *ps, int nid, const struct xdm_field *f);
 
 /* Node nid's own value goes to field f. */
@@ -209,7 +165,7 @@ static void bind_present(struct pq_shred *ps, int nid, const struct xdm_field *f
         /* Property names must render as JSON keys, once each. */
         for (int i = 0; i < n->nchildren; i++) {
             const char *name = pq_reader_node(ps->r, n->children[i])->name;
-            if (!utf8_ok((const uint8_t *)name, strlen(name)))
+            if (!utf8_valid((const uint8_t *)name, strlen(name)))
                 return;
             for (int k = 0; k < i; k++)
                 if (strcmp(name, pq_reader_node(ps->r, n->children[k])->name) == 0)
@@ -295,7 +251,6 @@ struct pq_shred *pq_shred_new(struct pq_reader *r, struct shred *sh, const struc
     struct pq_shred *ps = xcalloc(1, sizeof(*ps));
     ps->r = r;
     ps->sh = sh;
-    ps->plan = plan;
     ps->max_text = max_row_text;
     ps->nnodes = pq_reader_nnodes(r);
     ps->b = xcalloc((size_t)ps->nnodes, sizeof(*ps->b));
@@ -472,7 +427,7 @@ static int value_token(struct pq_shred *ps, const struct pq_value *v, struct jto
     case PQ_RT_JSON:
         /* The text itself: the JSON string's content once unescaped. Not UTF-8: a corrupt row,
          * which the JSON path reports. */
-        if (!utf8_ok(v->p, v->n))
+        if (!utf8_valid(v->p, v->n))
             return GIVE_BACK;
         *t = (struct jtok){.type = JT_STRING, .p = v->n ? (const char *)v->p : "", .n = v->n};
         ps->text += 6 * v->n; /* escapes at worst; the rest is counted per node */
@@ -596,7 +551,7 @@ static int walk_map(struct pq_shred *ps, int nid, int lvl, int rep)
             return GIVE_BACK;
         struct pq_value kvv;
         if (pq_reader_row_value(ps->r, key->column, kvn->rep_level, &kvv) != 0 ||
-            !utf8_ok(kvv.p, kvv.n))
+            !utf8_valid(kvv.p, kvv.n))
             return GIVE_BACK;
         int r = count++ == 0 ? rep : f->item->rep_level;
         ps->text += 6 * kvv.n + 8;

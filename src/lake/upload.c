@@ -248,15 +248,10 @@ static int copy_by_pwrite(int in, int outfd, int64_t src_off, int64_t dst_off, i
             rc = ing_err_set(err, ING_EINVAL, "the uploaded chunk is shorter than its range");
             goto out;
         }
-        for (ssize_t done = 0; done < r;) {
-            ssize_t w = pwrite(outfd, b + done, (size_t)(r - done), dst_off + done);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0) {
-                rc = ing_err_errno(err, errno, "writing the part file");
-                goto out;
-            }
-            done += w;
+        int werr = fs_pwrite_all(outfd, b, (size_t)r, dst_off);
+        if (werr) {
+            rc = ing_err_errno(err, werr, "writing the part file");
+            goto out;
         }
         src_off += r;
         dst_off += r;
@@ -364,7 +359,7 @@ struct upl_sink {
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct upl_sink *registry;
 
-static bool ranges_overlap(const struct upl_range *a, const struct upl_range *b)
+bool upl_ranges_overlap(const struct upl_range *a, const struct upl_range *b)
 {
     return a->first <= b->last && b->first <= a->last;
 }
@@ -373,7 +368,7 @@ static bool ranges_overlap(const struct upl_range *a, const struct upl_range *b)
 static bool inflight_locked(const char *part_path, const struct upl_range *range)
 {
     for (const struct upl_sink *s = registry; s; s = s->next)
-        if (strcmp(s->part_path, part_path) == 0 && (!range || ranges_overlap(&s->range, range)))
+        if (strcmp(s->part_path, part_path) == 0 && (!range || upl_ranges_overlap(&s->range, range)))
             return true;
     return false;
 }
@@ -420,19 +415,9 @@ void upl_sink_write(struct upl_sink *s, const void *data, size_t n)
         goto out;
     /* Never past the range: those bytes belong to other chunks. */
     size_t want = (int64_t)n > length - at ? (size_t)(length - at) : n;
-    const char *p = data;
-    while (want > 0) {
-        ssize_t w = pwrite(s->fd, p, want, s->range.first + at);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            s->write_errno = errno;
-            goto out;
-        }
-        p += w;
-        at += w;
-        want -= (size_t)w;
-    }
+    if ((s->write_errno = fs_pwrite_all(s->fd, data, want, s->range.first + at)) != 0)
+        goto out;
+    at += (int64_t)want;
     int64_t written = at;
     if (written - s->kicked >= SINK_KICK_BYTES) {
         /* Only a hint: errors surface at the fsync. */

@@ -29,6 +29,9 @@ struct upl_range {
     int64_t last;
 };
 
+/* Whether two inclusive byte ranges share a byte. */
+bool upl_ranges_overlap(const struct upl_range *a, const struct upl_range *b);
+
 /*
  * Parse a Content-Range header: "bytes a-b/total", "bytes a-b/" followed by a star (size not
  * known) or "bytes a-b" (also with '=' after "bytes"). *total is -1 when not given. ING_EINVAL (err says why) for anything else, for

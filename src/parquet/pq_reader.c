@@ -33,6 +33,7 @@
 #include "parquet/pq_thrift.h"
 #include "parquet/pq_uncompress.h"
 #include "util/mem.h"
+#include "util/utf8.h"
 
 #define PQ_MIB ((size_t)1 << 20)
 #define PQ_MAX_NODES (1 << 17)          /* schema elements */
@@ -2136,36 +2137,6 @@ static void fmt_fixed(char *p, uint64_t v, int width)
     }
 }
 
-/* Length of the valid UTF-8 sequence at p (no overlongs, surrogates or values past U+10FFFF),
- * or 0 when it is not valid. */
-static size_t utf8_seq(const uint8_t *p, size_t n)
-{
-    uint8_t c = p[0];
-    size_t len;
-    uint32_t min, cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2; cp = c & 0x1F; min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3; cp = c & 0x0F; min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4; cp = c & 0x07; min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3Fu);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 /* A JSON string of UTF-8 text; ING_ESYNTAX when the text is not UTF-8. */
 static int put_jstring(struct jctx *j, const uint8_t *p, size_t n, int column)
 {
@@ -2188,7 +2159,7 @@ static int put_jstring(struct jctx *j, const uint8_t *p, size_t n, int column)
         }
         uint8_t c = p[i];
         if (c >= 0x80) {
-            size_t len = utf8_seq(p + i, n - i);
+            size_t len = utf8_seq(p + i, n - i, NULL);
             if (!len)
                 return row_err(j, ING_ESYNTAX, column,
                                "text is not valid UTF-8 (byte %zu of a %zu byte value)", i, n);

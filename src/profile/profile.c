@@ -26,7 +26,6 @@
 
 struct default_entry {
     char sandbox[65];
-    json_t *doc;          /* the stored default, or NULL for the built-in */
     struct mp_policy policy; /* parsed */
     int64_t stamp;        /* what stored answers built under this policy carry */
 };
@@ -49,7 +48,6 @@ static void cache_drop(struct profiles *pf)
 {
     pthread_mutex_lock(&pf->mu);
     for (size_t i = 0; i < pf->ncache; i++) {
-        json_decref(pf->cache[i].doc);
         mp_policy_clear(&pf->cache[i].policy);
     }
     pf->ncache = 0;
@@ -790,7 +788,6 @@ static int default_policy(struct profiles *pf, const char *sandbox, struct mp_po
         if (pf->ncache < DEFAULT_CACHE && strlen(sandbox) < sizeof(pf->cache[0].sandbox)) {
             struct default_entry *e = &pf->cache[pf->ncache++];
             snprintf(e->sandbox, sizeof(e->sandbox), "%s", sandbox);
-            e->doc = json_incref(doc);
             policy_copy(&e->policy, out);
             e->stamp = *stamp;
         }

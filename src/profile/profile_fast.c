@@ -21,6 +21,7 @@
 #include "profile/profile.h"
 #include "util/err.h"
 #include "util/mem.h"
+#include "util/utf8.h"
 
 #define MAX_DEPTH 64
 #define MAX_KEYS 256
@@ -102,35 +103,6 @@ static void put_cp(struct rd *r, uint32_t cp)
         tmp[n++] = (char)(0x80 | (cp & 0x3F));
     }
     put(r, tmp, n);
-}
-
-/* Length of the UTF-8 sequence at p (shortest form, no surrogates, at most U+10FFFF), or 0. */
-static size_t utf8_len(const unsigned char *p, uint32_t *cp)
-{
-    unsigned char c = p[0];
-    size_t n;
-    uint32_t v, min;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-        n = 2, v = c & 0x1F, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3, v = c & 0x0F, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80) /* also stops at the NUL */
-            return 0;
-        v = (v << 6) | (p[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    *cp = v;
-    return n;
 }
 
 static int hex4(const char *p, uint32_t *out)
@@ -215,7 +187,7 @@ static void rd_string(struct rd *r)
             decline(r);
             return;
         }
-        size_t n = utf8_len((const unsigned char *)p, &cp);
+        size_t n = utf8_seq((const uint8_t *)p, 4, &cp) /* NUL-terminated */;
         if (n == 0) {
             decline(r);
             return;
@@ -496,7 +468,7 @@ int profile_fast_string(struct buf *out, const char *s)
         if (!*p)
             break;
         uint32_t cp = 0;
-        size_t n = utf8_len(p, &cp);
+        size_t n = utf8_seq(p, 4, &cp) /* NUL-terminated */;
         if (n == 0) {
             decline(&r);
             break;

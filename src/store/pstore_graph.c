@@ -1164,7 +1164,7 @@ static int cmp_i64(const void *pa, const void *pb)
     return (a > b) - (a < b);
 }
 
-static size_t sort_unique(int64_t *v, size_t n)
+size_t pstore__sort_unique(int64_t *v, size_t n)
 {
     if (n < 2)
         return n;
@@ -1277,7 +1277,7 @@ static int flush_batch_labels(struct pstore_tx *tx, struct pstore_graph_tx *g,
         }
         for (size_t k = i; k < j; k++)
             v[nv++] = g->bl[k].label;
-        nv = sort_unique(v, nv);
+        nv = pstore__sort_unique(v, nv);
         ret = batch_labels_write(tx, g->bl[i].seq, v, nv, err);
         i = j;
     }
@@ -1350,7 +1350,7 @@ int pstore_tx_batch_labels_take(struct pstore_tx *tx, int64_t seq, int64_t **lab
         *labels = NULL;
         *n = 0;
     } else {
-        *n = sort_unique(*labels, *n);
+        *n = pstore__sort_unique(*labels, *n);
     }
     return ret;
 }

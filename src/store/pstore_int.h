@@ -146,6 +146,8 @@ int pstore__view_refresh(struct pstore_tx *tx, struct ing_err *err);
 /* After a commit: bump the generation and end the idle readers' snapshots. */
 void pstore__view_committed(struct pstore *ps);
 void pstore__view_tx_free(struct pstore_tx *tx);
+/* Sort v (skipped when already sorted) and drop repeats; returns the new count. */
+size_t pstore__sort_unique(int64_t *v, size_t n);
 /* pstore_graph.c: candidate labels of identity hash h (a hit is to be confirmed). */
 int pstore__dict_lookup(struct pstore_conn *c, uint64_t h, int64_t **labels, size_t *n,
                         size_t *cap, struct ing_err *err);

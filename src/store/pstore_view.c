@@ -131,28 +131,10 @@ int pstore__view_note_seq(struct pstore_tx *tx, int64_t seq, struct ing_err *err
     return 0;
 }
 
-static int cmp_i64(const void *pa, const void *pb)
-{
-    int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
-    return (a > b) - (a < b);
-}
-
 static int cmp_u64(const void *pa, const void *pb)
 {
     uint64_t a = *(const uint64_t *)pa, b = *(const uint64_t *)pb;
     return (a > b) - (a < b);
-}
-
-static size_t unique_i64(int64_t *v, size_t n)
-{
-    if (n == 0)
-        return 0;
-    qsort(v, n, sizeof(*v), cmp_i64);
-    size_t k = 1;
-    for (size_t i = 1; i < n; i++)
-        if (v[i] != v[k - 1])
-            v[k++] = v[i];
-    return k;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -381,7 +363,7 @@ int pstore__view_refresh(struct pstore_tx *tx, struct ing_err *err)
     int64_t *cand = NULL;
     size_t *off = NULL;
     int ret = 0;
-    v->nlabels = unique_i64(v->labels, v->nlabels);
+    v->nlabels = pstore__sort_unique(v->labels, v->nlabels);
     for (size_t i = 0; i < v->nlabels && ret == 0; i++) {
         bool existed = false;
         ret = body_delete(tx, v->labels[i], &existed, err);
@@ -404,7 +386,7 @@ int pstore__view_refresh(struct pstore_tx *tx, struct ing_err *err)
         for (size_t i = 0; ret == 0 && i < off[v->nkeys]; i++)
             push_i64(&rebuild, &nr, &capr, cand[i]);
     }
-    nr = unique_i64(rebuild, nr);
+    nr = pstore__sort_unique(rebuild, nr);
     for (size_t i = 0; i < nr && ret == 0; i++)
         ret = build(tx, rebuild[i], err);
     v->nmoved = v->nlabels = v->nkeys = 0;

@@ -225,3 +225,19 @@ int fs_walk_files(const char *root, fs_walk_fn *fn, void *ctx, struct ing_err *e
 {
     return walk(root, "", fn, ctx, err);
 }
+
+int fs_pwrite_all(int fd, const void *p, size_t n, int64_t off)
+{
+    const char *b = p;
+    while (n > 0) {
+        ssize_t w = pwrite(fd, b, n, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return errno;
+        b += w;
+        off += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}

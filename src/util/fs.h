@@ -9,6 +9,7 @@
 #define ING_UTIL_FS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "util/err.h"
 
@@ -21,6 +22,9 @@ int fs_fsync_path(const char *path, struct ing_err *err);
 /* fsync the directory containing `path`. */
 int fs_fsync_parent(const char *path, struct ing_err *err);
 /* Write `len` bytes to path via a temp file + fsync + rename + fsync(parent). */
+/* Write all n bytes at offset off (retrying short writes and EINTR). 0, or the errno of the
+ * failing write. */
+int fs_pwrite_all(int fd, const void *p, size_t n, int64_t off);
 int fs_write_atomic(const char *path, const void *data, size_t len, struct ing_err *err);
 /* rename(2) then fsync of both parents. */
 int fs_rename_durable(const char *from, const char *to, struct ing_err *err);
