@@ -230,43 +230,6 @@ struct ikey {
     uint64_t hash;     /* pstore_ident_hash: the dictionary's key too */
 };
 
-/* Values of a batch live in large blocks rather than one allocation each. */
-struct arena_block {
-    struct arena_block *next;
-    size_t used, cap;
-    char data[];
-};
-
-static const char *arena_dup(struct arena_block **head, const char *s, size_t len)
-{
-    struct arena_block *b = *head;
-    if (!b || b->cap - b->used < len + 1) {
-        /* just under 4 MiB with bigmem's header: two huge pages */
-        size_t cap = (4u << 20) - 128 - sizeof(*b);
-        if (len + 1 > cap)
-            cap = len + 1;
-        b = bigmem_alloc(sizeof(*b) + cap);
-        b->next = *head;
-        b->used = 0;
-        b->cap = cap;
-        *head = b;
-    }
-    char *d = b->data + b->used;
-    memcpy(d, s, len);
-    d[len] = '\0';
-    b->used += len + 1;
-    return d;
-}
-
-static void arena_free(struct arena_block *b)
-{
-    while (b) {
-        struct arena_block *next = b->next;
-        bigmem_free(b);
-        b = next;
-    }
-}
-
 /* int64 key -> uint32 value; key 0 is never stored (ids and labels start at 1). */
 struct imap {
     int64_t *keys;
@@ -389,7 +352,7 @@ struct idg_batch {
     size_t nocc, capocc;
     size_t *row_off;       /* row r is occ[row_off[r] .. row_off[r + 1]) */
     size_t nrows, cap_rows;
-    struct arena_block *arena;
+    struct bigmem_arena arena; /* the values (util/bigmem: large chunks, not one malloc each) */
     struct idg_ns *ns;
     size_t nns, cap_ns;
     /* filled by batch_ready: the distinct identities in order of first occurrence, and each
@@ -412,7 +375,7 @@ void idg_batch_free(struct idg_batch *b)
 {
     if (!b)
         return;
-    arena_free(b->arena);
+    bigmem_arena_clear(&b->arena);
     bigmem_free(b->occ);
     bigmem_free(b->row_off);
     free(b->ns);
@@ -456,7 +419,7 @@ void idg_batch_add_row(struct idg_batch *b, const int64_t *gids, const char *con
             b->capocc = b->capocc ? b->capocc * 2 : 1024;
             b->occ = bigmem_realloc(b->occ, b->capocc * sizeof(*b->occ));
         }
-        k.value = arena_dup(&b->arena, values[i], len);
+        k.value = bigmem_arena_strdup(&b->arena, values[i], len);
         b->occ[b->nocc++] = k;
     }
     if (b->nocc == start)

@@ -41,6 +41,8 @@ struct profiles {
     pthread_cond_t rcond;
     pthread_t rthread;
     bool rstarted, rwanted, rstop;
+    bool rfull;           /* the pass rebuilds every answer (a policy changed), not only the
+                           * backfill of clusters without one */
     unsigned rreq, rdone; /* rebuilds requested; the request the last whole pass served */
 };
 
@@ -56,11 +58,14 @@ static void cache_drop(struct profiles *pf)
 
 static pstore_view_fn view_build;
 
-/* Rebuild every stored answer, in slices, whenever asked; a request during a pass restarts it
- * from the first label (the pass in progress may have used the older policy). */
+/* Whenever asked: first the backfill of clusters that never had a stored answer (a database
+ * from before stored answers), then, after a policy change, every stored answer, in slices; a
+ * request during a pass restarts it from the first label (the pass in progress may have used
+ * the older policy). */
 static void *rebuilder(void *arg)
 {
     struct profiles *pf = arg;
+    struct pstore *ps = idgraph_pstore(pf->g);
     pthread_mutex_lock(&pf->rmu);
     for (;;) {
         while (!pf->rwanted && !pf->rstop)
@@ -68,6 +73,8 @@ static void *rebuilder(void *arg)
         if (pf->rstop)
             break;
         pf->rwanted = false;
+        bool full = pf->rfull;
+        pf->rfull = false;
         unsigned target = pf->rreq;
         pthread_mutex_unlock(&pf->rmu);
         int64_t after = 0;
@@ -77,14 +84,24 @@ static void *rebuilder(void *arg)
         int rc = 0;
         bool restart = false;
         do {
-            rc = pstore_view_rebuild(idgraph_pstore(pf->g), REBUILD_SLICE, &after, &done, &err);
+            rc = pstore_view_backfill(ps, REBUILD_SLICE, &done, &err);
             pthread_mutex_lock(&pf->rmu);
             restart = pf->rwanted || pf->rstop;
             pthread_mutex_unlock(&pf->rmu);
         } while (rc == 0 && done > 0 && !restart);
+        while (rc == 0 && full && !restart) {
+            rc = pstore_view_rebuild(ps, REBUILD_SLICE, &after, &done, &err);
+            pthread_mutex_lock(&pf->rmu);
+            restart = pf->rwanted || pf->rstop;
+            pthread_mutex_unlock(&pf->rmu);
+            if (done == 0)
+                break;
+        }
         if (rc)
             log_error("profile: rebuilding stored answers failed: %s", err.msg);
         pthread_mutex_lock(&pf->rmu);
+        if (restart && full)
+            pf->rfull = true; /* the next pass rebuilds all again */
         if (!pf->rwanted)
             pf->rdone = target; /* a failed pass counts as served: the fast path stays off */
         pthread_cond_broadcast(&pf->rcond);
@@ -93,17 +110,24 @@ static void *rebuilder(void *arg)
     return NULL;
 }
 
-/* A policy changed: forget the cached defaults and rebuild the stored answers. */
-static void policy_changed(struct profiles *pf)
+/* Ask the rebuilder for a pass (full: every answer), starting it on first use. */
+static void rebuild_request(struct profiles *pf, bool full)
 {
-    cache_drop(pf);
     pthread_mutex_lock(&pf->rmu);
     if (!pf->rstarted)
         pf->rstarted = pthread_create(&pf->rthread, NULL, rebuilder, pf) == 0;
     pf->rwanted = true;
+    pf->rfull = pf->rfull || full;
     pf->rreq++;
     pthread_cond_broadcast(&pf->rcond);
     pthread_mutex_unlock(&pf->rmu);
+}
+
+/* A policy changed: forget the cached defaults and rebuild the stored answers. */
+static void policy_changed(struct profiles *pf)
+{
+    cache_drop(pf);
+    rebuild_request(pf, true);
 }
 
 void profiles_wait_rebuilt(struct profiles *pf)
@@ -126,6 +150,9 @@ int profiles_new(struct profiles **out, struct store *st, struct idgraph *g, str
     pthread_mutex_init(&pf->rmu, NULL);
     pthread_cond_init(&pf->rcond, NULL);
     pstore_set_view_builder(idgraph_pstore(g), view_build, pf);
+    /* clusters of a database from before stored answers get theirs in the background (a pass
+     * with nothing pending is one empty transaction) */
+    rebuild_request(pf, false);
     *out = pf;
     return 0;
 }

@@ -304,5 +304,10 @@ int pstore_view_get(struct pstore *ps, int64_t gid, const char *value, int64_t *
  * in label order, in one transaction; *after advances, *done counts them (0: finished). */
 int pstore_view_rebuild(struct pstore *ps, size_t max, int64_t *after, size_t *done,
                         struct ing_err *err);
+/* Stored answers for clusters that never had one: a database from before stored answers
+ * (schema version 3) is marked when migrated, and each call builds the answers of up to max
+ * more clusters in label order, in one transaction that also records how far it got (a restart
+ * resumes). *done counts them; 0 when nothing is (left) to do. ING_ESTATE without a builder. */
+int pstore_view_backfill(struct pstore *ps, size_t max, size_t *done, struct ing_err *err);
 
 #endif

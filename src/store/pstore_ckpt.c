@@ -8,12 +8,16 @@
  * moves pages into the main file and lets the WAL start over. So the writer connection's WAL
  * hook (which replaces SQLite's automatic checkpoints) just wakes this thread once the WAL holds
  * `frames` pages, and the thread runs a PASSIVE checkpoint on its own connection: it copies what
- * no reader still needs, never blocks readers or the writer, and is retried at the next wake-up
- * for what it could not copy. SQLite still checkpoints when the last connection closes.
+ * no reader still needs, never blocks readers or the writer, and is retried shortly (or at the
+ * next wake-up) for what it could not copy. After a checkpoint that copied pages the readers of
+ * stored answers map the grown file again (pstore_view.c). SQLite still checkpoints when the
+ * last connection closes.
  * Without the thread (it could not start) the writer keeps SQLite's automatic checkpoints.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -29,6 +33,7 @@ struct pstore_ckpt {
     pthread_cond_t cv;
     bool kicked, stop;
     sqlite3 *db;
+    struct pstore *ps;
     int frames;       /* wake up once the WAL holds this many pages */
     uint64_t runs;    /* checkpoints completed (tests) */
 };
@@ -48,13 +53,32 @@ static int wal_hook(void *ctx, sqlite3 *db, const char *name, int nframes)
     return SQLITE_OK;
 }
 
+/* A checkpoint that could not copy everything (a reader still used older pages) is tried again
+ * after this long even without a commit: until the WAL is copied whole, readers look pages up
+ * in it and read them from it with pread instead of the mapped file. */
+#define CKPT_RETRY_MS 50
+
 static void *ckpt_main(void *arg)
 {
     struct pstore_ckpt *k = arg;
+    bool retry = false;
     pthread_mutex_lock(&k->mu);
     for (;;) {
-        while (!k->kicked && !k->stop)
-            pthread_cond_wait(&k->cv, &k->mu);
+        if (retry && !k->kicked && !k->stop) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += CKPT_RETRY_MS * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            while (!k->kicked && !k->stop &&
+                   pthread_cond_timedwait(&k->cv, &k->mu, &until) != ETIMEDOUT) {
+            }
+        } else {
+            while (!k->kicked && !k->stop)
+                pthread_cond_wait(&k->cv, &k->mu);
+        }
         if (k->stop)
             break;
         k->kicked = false;
@@ -62,9 +86,13 @@ static void *ckpt_main(void *arg)
         int nlog = 0, ncopied = 0;
         int rc = sqlite3_wal_checkpoint_v2(k->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog,
                                            &ncopied);
-        /* BUSY: another checkpoint is running (one at close); the next wake-up retries */
+        /* BUSY: another checkpoint is running (one at close); tried again shortly */
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             log_warn("pstore: checkpoint failed: %s", sqlite3_errmsg(k->db));
+        retry = rc == SQLITE_BUSY || (rc == SQLITE_OK && ncopied < nlog);
+        /* the file may have grown: readers map it again (pstore_view.c) */
+        if (rc == SQLITE_OK && ncopied > 0)
+            atomic_fetch_add(&k->ps->ckpt_copied, 1);
         pthread_mutex_lock(&k->mu);
         k->runs++;
         pthread_cond_broadcast(&k->cv);
@@ -77,6 +105,7 @@ int pstore__ckpt_start(struct pstore *ps, int frames, struct ing_err *err)
 {
     struct pstore_ckpt *k = xcalloc(1, sizeof(*k));
     k->frames = frames > 0 ? frames : CKPT_DEFAULT_FRAMES;
+    k->ps = ps;
     int rc = sqlite3_open_v2(ps->path, &k->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     int ret = 0;
     if (rc != SQLITE_OK) {

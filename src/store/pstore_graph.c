@@ -66,11 +66,7 @@ static void bytes_reserve(struct bytes *b, size_t extra)
 /* Callers reserve first: at most 10 bytes per varint. */
 static void put_uv(struct bytes *b, uint64_t v)
 {
-    while (v >= 0x80) {
-        b->p[b->len++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    b->p[b->len++] = (uint8_t)v;
+    b->len += pstore__uv_put(b->p + b->len, v);
 }
 
 static uint64_t zz_enc(int64_t v)
@@ -91,14 +87,9 @@ struct rd {
 static uint64_t get_uv(struct rd *r)
 {
     uint64_t v = 0;
-    for (unsigned shift = 0; r->p < r->end && shift < 64; shift += 7) {
-        uint8_t c = *r->p++;
-        v |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80))
-            return v;
-    }
-    r->bad = true;
-    return 0;
+    if (!pstore__uv_get(&r->p, r->end, &v))
+        r->bad = true;
+    return r->bad ? 0 : v;
 }
 
 static void put_le48(uint8_t *p, uint64_t v)
@@ -212,46 +203,17 @@ static int cluster_encode(struct bytes *b, const struct pstore_cluster *c, struc
     return 0;
 }
 
-/* Storage of clusters decoded in bulk (pstore_tx_clusters_get): chunks on huge pages that are
- * carved and never freed one by one, so loading 100,000 clusters is not 300,000 mallocs on a
- * heap that has to fault its pages in. */
-struct arena_chunk {
-    struct arena_chunk *next;
-    size_t used, cap;
-    uint8_t data[];
-};
-
+/* Clusters decoded in bulk (pstore_tx_clusters_get) live in a chunk arena (util/bigmem): loading
+ * 100,000 clusters is then not 300,000 mallocs on a heap that has to fault its pages in. */
 struct pstore_arena {
-    struct arena_chunk *head;
+    struct bigmem_arena a;
 };
-
-#define ARENA_CHUNK ((4u << 20) - 128)
-
-/* n zeroed bytes, 16-aligned (chunks come zeroed and are used once). */
-static void *arena_take(struct pstore_arena *a, size_t n)
-{
-    n = (n + 15) & ~(size_t)15;
-    struct arena_chunk *c = a->head;
-    if (!c || c->cap - c->used < n) {
-        size_t cap = n > ARENA_CHUNK ? n : ARENA_CHUNK;
-        c = bigmem_alloc(sizeof(*c) + cap);
-        c->cap = cap;
-        c->next = a->head;
-        a->head = c;
-    }
-    void *p = c->data + c->used;
-    c->used += n;
-    return p;
-}
 
 void pstore_arena_free(struct pstore_arena *a)
 {
     if (!a)
         return;
-    for (struct arena_chunk *c = a->head, *next; c; c = next) {
-        next = c->next;
-        bigmem_free(c);
-    }
+    bigmem_arena_clear(&a->a);
     free(a);
 }
 
@@ -269,9 +231,9 @@ static int cluster_decode(const uint8_t *p, size_t len, int64_t label, bool with
         return ing_err_set(err, ING_EINTERNAL, "pstore: cluster %lld is corrupt",
                            (long long)label);
     out->label = label;
-    out->members = ar ? arena_take(ar, (n ? n : 1) * sizeof(*out->members))
+    out->members = ar ? bigmem_arena_take(&ar->a, (n ? n : 1) * sizeof(*out->members), 16)
                      : xcalloc(n ? n : 1, sizeof(*out->members));
-    out->strings = ar ? arena_take(ar, len + n + 1) : xmalloc(len + n + 1);
+    out->strings = ar ? bigmem_arena_take(&ar->a, len + n + 1, 1) : xmalloc(len + n + 1);
     size_t so = 0;
     int64_t prev = 0;
     for (uint64_t i = 0; i < n && !r.bad; i++) {
@@ -294,7 +256,7 @@ static int cluster_decode(const uint8_t *p, size_t len, int64_t label, bool with
     }
     out->n = n;
     if (with_edges && !r.bad) {
-        out->edges = ar ? arena_take(ar, (ne ? ne : 1) * sizeof(*out->edges))
+        out->edges = ar ? bigmem_arena_take(&ar->a, (ne ? ne : 1) * sizeof(*out->edges), 16)
                        : xcalloc(ne ? ne : 1, sizeof(*out->edges));
         for (uint64_t i = 0; i < ne && !r.bad; i++) {
             struct pstore_cedge *e = &out->edges[i];
@@ -423,6 +385,16 @@ static uint64_t dict_addr(const struct dstate *d, uint64_t fp)
     return a;
 }
 
+/* The dictionary's shape from its kv value (level << 48 | split; 0 when never written). */
+static int dstate_decode(int64_t v, struct dstate *d, struct ing_err *err)
+{
+    d->level = (int)((uint64_t)v >> 48);
+    d->split = (uint64_t)v & ((1ULL << 48) - 1);
+    if (d->level > 47 || d->split >= (1ULL << d->level))
+        return ing_err_set(err, ING_EINTERNAL, "pstore: dictionary state is corrupt");
+    return 0;
+}
+
 /* The dictionary's shape; the count only when the caller is the writer. */
 static int dstate_read(struct pstore_conn *c, bool with_count, struct dstate *d,
                        struct ing_err *err)
@@ -430,24 +402,18 @@ static int dstate_read(struct pstore_conn *c, bool with_count, struct dstate *d,
     memset(d, 0, sizeof(*d));
     int64_t v = 0;
     int ret = pstore__kv_get(c, KV_DICT_STATE, &v, err);
-    if (ret == 0) {
-        d->level = (int)((uint64_t)v >> 48);
-        d->split = (uint64_t)v & ((1ULL << 48) - 1);
-        if (with_count)
-            ret = pstore__kv_get(c, KV_DICT_COUNT, &d->count, err);
-    }
+    if (ret == 0 && with_count)
+        ret = pstore__kv_get(c, KV_DICT_COUNT, &d->count, err);
     if (ret == ING_ENOTFOUND)
         ret = 0;
-    if (ret == 0 && (d->level > 47 || d->split >= (1ULL << d->level)))
-        ret = ing_err_set(err, ING_EINTERNAL, "pstore: dictionary state is corrupt");
-    return ret;
+    return ret ? ret : dstate_decode(v, d, err);
 }
 
-/* The labels of bucket entries with fingerprint fp, appended to *labels. */
-static void bucket_match(const uint8_t *body, size_t len, uint64_t fp, int64_t **labels,
-                         size_t *n, size_t *cap)
+/* The first entry of a bucket body (count entries sorted by fingerprint) whose fingerprint is
+ * not below fp. */
+static size_t bucket_lower(const uint8_t *body, size_t count, uint64_t fp)
 {
-    size_t count = len / ENTRY_SIZE, lo = 0, hi = count;
+    size_t lo = 0, hi = count;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (get_le48(body + mid * ENTRY_SIZE) < fp)
@@ -455,7 +421,16 @@ static void bucket_match(const uint8_t *body, size_t len, uint64_t fp, int64_t *
         else
             hi = mid;
     }
-    for (size_t i = lo; i < count && get_le48(body + i * ENTRY_SIZE) == fp; i++) {
+    return lo;
+}
+
+/* The labels of bucket entries with fingerprint fp, appended to *labels. */
+static void bucket_match(const uint8_t *body, size_t len, uint64_t fp, int64_t **labels,
+                         size_t *n, size_t *cap)
+{
+    size_t count = len / ENTRY_SIZE;
+    for (size_t i = bucket_lower(body, count, fp);
+         i < count && get_le48(body + i * ENTRY_SIZE) == fp; i++) {
         if (*n == *cap) {
             *cap = *cap ? *cap * 2 : 4;
             *labels = xrealloc(*labels, *cap * sizeof(**labels));
@@ -484,14 +459,43 @@ static int dict_find(struct pstore_conn *c, const struct dstate *d, uint64_t h, 
     return ret;
 }
 
-/* For pstore_view.c (pstore_int.h): candidate labels of identity hash h on a reader
- * connection. */
-int pstore__dict_lookup(struct pstore_conn *c, uint64_t h, int64_t **labels, size_t *n,
-                        size_t *cap, struct ing_err *err)
+/* For pstore_view.c (pstore_int.h): the hot path of a stored answer's lookup, so no
+ * allocation, and the dictionary's shape read once per snapshot instead of once per lookup
+ * (it was one of the three B-tree reads of a lookup). */
+int pstore__dict_lookup(struct pstore_conn *c, uint64_t h, int64_t *labels, size_t cap,
+                        size_t *n, struct ing_err *err)
 {
-    struct dstate d;
-    int ret = dstate_read(c, false, &d, err);
-    return ret ? ret : dict_find(c, &d, h, labels, n, cap, err);
+    *n = 0;
+    if (!c->dict_cached) {
+        int64_t v = 0;
+        int ret = pstore__kv_get(c, KV_DICT_STATE, &v, err);
+        if (ret && ret != ING_ENOTFOUND)
+            return ret;
+        c->dict_state = ret == 0 ? v : 0;
+        c->dict_cached = true;
+    }
+    struct dstate d = {0};
+    int ret = dstate_decode(c->dict_state, &d, err);
+    if (ret)
+        return ret;
+    sqlite3_stmt *s = NULL;
+    if ((ret = pstore__stmt(c, S_DICT_GET, &s, err)) != 0)
+        return ret;
+    uint64_t fp = fp_of(h);
+    sqlite3_bind_int64(s, 1, (int64_t)dict_addr(&d, fp));
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const uint8_t *body = sqlite3_column_blob(s, 0);
+        size_t count = (size_t)sqlite3_column_bytes(s, 0) / ENTRY_SIZE;
+        for (size_t i = bucket_lower(body, count, fp);
+             i < count && get_le48(body + i * ENTRY_SIZE) == fp; i++, (*n)++)
+            if (*n < cap)
+                labels[*n] = (int64_t)get_le48(body + i * ENTRY_SIZE + 6);
+    } else if (rc != SQLITE_DONE) {
+        ret = pstore__map_sqlite(err, c->db, rc, "dictionary");
+    }
+    sqlite3_reset(s); /* the one binding is an integer: nothing to clear */
+    return ret;
 }
 
 struct dentry {
@@ -1140,6 +1144,40 @@ int pstore_tx_clusters_get(struct pstore_tx *tx, const int64_t *labels, size_t n
         memset(out, 0, n * sizeof(*out));
         pstore_arena_free(a);
         *arena = NULL;
+    }
+    return ret;
+}
+
+int pstore__cluster_labels_after(struct pstore_tx *tx, int64_t after, size_t max,
+                                 int64_t **labels, size_t *n, struct ing_err *err)
+{
+    *labels = NULL;
+    *n = 0;
+    int ret = pstore__graph_flush(tx, err);
+    sqlite3_stmt *s = NULL;
+    if (ret || max == 0 || (ret = pstore__stmt(tx->c, S_CLU_SCAN, &s, err)) != 0)
+        return ret;
+    *labels = xmalloc(max * sizeof(**labels));
+    struct gent *ents = NULL;
+    size_t nents = 0, capents = 0;
+    sqlite3_bind_int64(s, 1, after < 0 ? 0 : after >> GROUP_SHIFT);
+    int rc = SQLITE_ROW;
+    while (ret == 0 && *n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t grp = sqlite3_column_int64(s, 0);
+        ret = group_parse(sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1), grp,
+                          &ents, &nents, &capents, err);
+        for (size_t i = 0; ret == 0 && i < nents && *n < max; i++)
+            if (ents[i].label > after)
+                (*labels)[(*n)++] = ents[i].label;
+    }
+    if (ret == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = pstore__map_sqlite(err, tx->c->db, rc, "cluster scan");
+    pstore__done(s);
+    free(ents);
+    if (ret) {
+        free(*labels);
+        *labels = NULL;
+        *n = 0;
     }
     return ret;
 }

@@ -30,6 +30,7 @@ enum pstore_stmt {
     S_CLU_GET,
     S_CLU_PUT,
     S_CLU_DEL,
+    S_CLU_SCAN,
     S_FWD_ADD,
     S_FWD_GET,
     S_GB_GET,
@@ -67,7 +68,16 @@ struct pstore_conn {
     bool snapshot;
     uint64_t snapshot_gen;  /* the commit generation it was taken at */
     int64_t snapshot_ns;    /* and when */
+    /* the dictionary's shape (pstore_graph.c) read in this snapshot: it changes only with a
+     * commit, so one read serves every lookup of the snapshot */
+    bool dict_cached;
+    int64_t dict_state;
+    uint64_t map_gen;       /* ps->ckpt_copied when the file was last mapped (pstore_view.c) */
 };
+
+/* How much of profile.db readers map: SQLite's compile-time ceiling in Debian (larger asks are
+ * cut to it). A page beyond the mapping is read with pread into the reader's page cache. */
+#define PSTORE_MMAP_BYTES ((int64_t)0x7fff0000)
 
 /* Namespaces never change once created: a small cache spares the lookup path a query. */
 struct pstore_ns_cache_entry {
@@ -89,6 +99,7 @@ struct pstore {
     void *view_ctx;
     struct pstore_conn *view_free; /* idle readers of stored answers (under mu) */
     _Atomic uint64_t commits;      /* commit generation, bumped after every commit */
+    _Atomic uint64_t ckpt_copied;  /* bumped after every checkpoint that copied pages */
     struct pstore_ckpt *ckpt;  /* pstore_ckpt.c: background WAL checkpoints; NULL: SQLite's */
 };
 
@@ -106,6 +117,34 @@ struct pstore_tx {
 };
 
 #define PSTORE_KV_NEXT_ID "next_id"
+
+/* LEB128 varints, the integers of the graph's documents (pstore_graph.c) and of the stored
+ * answers' member keys (pstore_view.c). put writes at most 10 bytes at p and returns how many;
+ * get reads one at *p (advanced), false when it runs past end or over 64 bits. */
+static inline size_t pstore__uv_put(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+static inline bool pstore__uv_get(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t c = *(*p)++;
+        v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
 
 int pstore__map_sqlite(struct ing_err *err, sqlite3 *db, int rc, const char *what);
 int pstore__exec(sqlite3 *db, const char *sql, struct ing_err *err);
@@ -148,9 +187,18 @@ void pstore__view_committed(struct pstore *ps);
 void pstore__view_tx_free(struct pstore_tx *tx);
 /* Sort v (skipped when already sorted) and drop repeats; returns the new count. */
 size_t pstore__sort_unique(int64_t *v, size_t n);
-/* pstore_graph.c: candidate labels of identity hash h (a hit is to be confirmed). */
-int pstore__dict_lookup(struct pstore_conn *c, uint64_t h, int64_t **labels, size_t *n,
-                        size_t *cap, struct ing_err *err);
+/* pstore_graph.c: candidate labels of identity hash h on a reader inside its snapshot (a hit
+ * is to be confirmed): the first `cap` go to labels[], *n counts them all (usually 0 or 1).
+ * The dictionary's shape is read once per snapshot (c->dict_cached, reset when one begins). */
+int pstore__dict_lookup(struct pstore_conn *c, uint64_t h, int64_t *labels, size_t cap,
+                        size_t *n, struct ing_err *err);
+/* pstore_graph.c: up to max labels of existing clusters above `after`, ascending, into *labels
+ * (new; *n of them). Flushes the transaction's graph writes first. */
+int pstore__cluster_labels_after(struct pstore_tx *tx, int64_t after, size_t max,
+                                 int64_t **labels, size_t *n, struct ing_err *err);
+/* pstore_view.c: the kv key of a pending backfill of stored answers (the last label done);
+ * migrate() sets it when a database from before stored answers gets the table. */
+#define PSTORE_KV_VIEW_BACKFILL "view_backfill"
 /* pstore_sqlite.c: namespace by gid on this connection (the writer sees its own inserts),
  * with its sandbox (out >= 65 bytes). */
 int pstore__ns_by_gid_conn(struct pstore *ps, struct pstore_conn *c, int64_t gid,

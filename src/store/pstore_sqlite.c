@@ -78,6 +78,7 @@ static const char *const k_sql[S_COUNT] = {
     [S_CLU_GET] = "SELECT body FROM gclu WHERE grp=?1",
     [S_CLU_PUT] = "INSERT OR REPLACE INTO gclu(grp, body) VALUES(?1,?2)",
     [S_CLU_DEL] = "DELETE FROM gclu WHERE grp=?1",
+    [S_CLU_SCAN] = "SELECT grp, body FROM gclu WHERE grp>=?1 ORDER BY grp",
     [S_FWD_ADD] = "INSERT OR IGNORE INTO gfwd(label, dest) VALUES(?1,?2)",
     [S_FWD_GET] = "SELECT dest FROM gfwd WHERE label=?1",
     [S_GB_GET] = "SELECT labels FROM gbatch WHERE seq=?1",
@@ -178,7 +179,9 @@ static int conn_open(struct pstore *ps, bool first, struct pstore_conn **out, st
      * the file mapped into memory spares copying pages out of the OS cache on a miss. */
     if ((ret = pstore__exec(c->db, "PRAGMA cache_size=-16384", err)) != 0)
         goto out;
-    if ((ret = pstore__exec(c->db, "PRAGMA mmap_size=1073741824", err)) != 0)
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA mmap_size=%lld", (long long)PSTORE_MMAP_BYTES);
+    if ((ret = pstore__exec(c->db, sql, err)) != 0)
         goto out;
     ret = pstore__exec(c->db, "PRAGMA temp_store=MEMORY", err);
 out:
@@ -246,6 +249,11 @@ static int migrate(struct pstore *ps, struct pstore_conn *c, struct ing_err *err
         if ((ret = pstore__exec(db, k_migrations[v], err)) != 0)
             goto out;
     if (version < 2 && (ret = convert_graph_v1(ps, c, err)) != 0)
+        goto out;
+    /* A database from before stored answers (version 3) has clusters without one: mark them
+     * all for the backfill (pstore_view_backfill), which runs once a builder is registered. */
+    if (version > 0 && version < 3 &&
+        (ret = pstore__kv_put(c, PSTORE_KV_VIEW_BACKFILL, 0, err)) != 0)
         goto out;
     char sql[64];
     snprintf(sql, sizeof(sql), "UPDATE pmeta SET version=%lld", (long long)known);
@@ -472,8 +480,9 @@ static void cache_add(struct pstore *ps, const char *sandbox, const struct pstor
 
 enum ns_key { NSK_CODE, NSK_GID, NSK_NSID };
 
+/* sandbox_out (may be NULL, else 65 bytes) gets the namespace's sandbox. */
 static bool cache_find(struct pstore *ps, enum ns_key key, const char *sandbox, const char *code,
-                       int64_t num, struct pstore_ns *out)
+                       int64_t num, struct pstore_ns *out, char *sandbox_out)
 {
     bool found = false;
     pthread_mutex_lock(&ps->mu);
@@ -486,29 +495,29 @@ static bool cache_find(struct pstore *ps, enum ns_key key, const char *sandbox, 
         case NSK_GID: found = e->ns.gid == num; break;
         case NSK_NSID: found = !strcmp(e->sandbox, sandbox) && e->ns.nsid == num; break;
         }
-        if (found)
+        if (found) {
             *out = e->ns;
+            if (sandbox_out)
+                snprintf(sandbox_out, 65, "%s", e->sandbox);
+        }
     }
     pthread_mutex_unlock(&ps->mu);
     return found;
 }
 
-static int ns_lookup(struct pstore *ps, enum ns_key key, const char *sandbox, const char *code,
-                     int64_t num, struct pstore_ns *out, struct ing_err *err)
+/* The namespace by key on connection c; row_sandbox (65 bytes) gets its sandbox. */
+static int ns_query(struct pstore_conn *c, enum ns_key key, const char *sandbox,
+                    const char *code, int64_t num, struct pstore_ns *out, char *row_sandbox,
+                    struct ing_err *err)
 {
-    if ((key != NSK_GID && !sandbox) || (key == NSK_CODE && !code))
-        return ing_err_set(err, ING_EINVAL, "pstore: namespace key missing");
-    if (cache_find(ps, key, sandbox, code, num, out))
-        return 0;
-    struct pstore_conn *c = NULL;
     sqlite3_stmt *s = NULL;
     char *lcode = NULL;
-    int ret = pstore__conn_acquire(ps, &c, err);
+    enum pstore_stmt id = key == NSK_CODE  ? S_NS_BY_CODE
+                          : key == NSK_GID ? S_NS_BY_GID
+                                           : S_NS_BY_NSID;
+    int ret = pstore__stmt(c, id, &s, err);
     if (ret)
         return ret;
-    enum pstore_stmt id = key == NSK_CODE ? S_NS_BY_CODE : key == NSK_GID ? S_NS_BY_GID : S_NS_BY_NSID;
-    if ((ret = pstore__stmt(c, id, &s, err)) != 0)
-        goto out;
     if (key == NSK_CODE) {
         lcode = lower_dup(code);
         bind_text(s, 1, sandbox);
@@ -520,20 +529,34 @@ static int ns_lookup(struct pstore *ps, enum ns_key key, const char *sandbox, co
         sqlite3_bind_int64(s, 2, num);
     }
     int rc = sqlite3_step(s);
-    char row_sandbox[65] = "";
     if (rc == SQLITE_ROW) {
         ns_from_row(s, out);
-        snprintf(row_sandbox, sizeof(row_sandbox), "%s", col_text(s, 4));
+        snprintf(row_sandbox, 65, "%s", col_text(s, 4));
     } else if (rc == SQLITE_DONE) {
         ret = ing_err_set(err, ING_ENOTFOUND, "the identity graph has no such namespace");
     } else {
         ret = pstore__map_sqlite(err, c->db, rc, "namespace");
     }
     pstore__done(s);
+    free(lcode);
+    return ret;
+}
+
+static int ns_lookup(struct pstore *ps, enum ns_key key, const char *sandbox, const char *code,
+                     int64_t num, struct pstore_ns *out, struct ing_err *err)
+{
+    if ((key != NSK_GID && !sandbox) || (key == NSK_CODE && !code))
+        return ing_err_set(err, ING_EINVAL, "pstore: namespace key missing");
+    if (cache_find(ps, key, sandbox, code, num, out, NULL))
+        return 0;
+    struct pstore_conn *c = NULL;
+    int ret = pstore__conn_acquire(ps, &c, err);
+    if (ret)
+        return ret;
+    char row_sandbox[65] = "";
+    ret = ns_query(c, key, sandbox, code, num, out, row_sandbox, err);
     if (ret == 0)
         cache_add(ps, row_sandbox, out);
-out:
-    free(lcode);
     pstore__conn_release(ps, c);
     return ret;
 }
@@ -541,35 +564,10 @@ out:
 int pstore__ns_by_gid_conn(struct pstore *ps, struct pstore_conn *c, int64_t gid,
                            struct pstore_ns *out, char *sandbox, struct ing_err *err)
 {
-    bool found = false;
-    pthread_mutex_lock(&ps->mu);
-    for (size_t i = 0; i < ps->ncache && !found; i++) {
-        if (ps->cache[i].ns.gid == gid) {
-            found = true;
-            *out = ps->cache[i].ns;
-            snprintf(sandbox, 65, "%s", ps->cache[i].sandbox);
-        }
-    }
-    pthread_mutex_unlock(&ps->mu);
-    if (found)
+    if (cache_find(ps, NSK_GID, NULL, NULL, gid, out, sandbox))
         return 0;
-    sqlite3_stmt *s = NULL;
-    int ret = pstore__stmt(c, S_NS_BY_GID, &s, err);
-    if (ret)
-        return ret;
-    sqlite3_bind_int64(s, 1, gid);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        ns_from_row(s, out);
-        snprintf(sandbox, 65, "%s", col_text(s, 4));
-    } else if (rc == SQLITE_DONE) {
-        ret = ing_err_set(err, ING_ENOTFOUND, "the identity graph has no such namespace");
-    } else {
-        ret = pstore__map_sqlite(err, c->db, rc, "namespace");
-    }
-    pstore__done(s);
     /* Not cached: the writer may see a namespace of a transaction that then rolls back. */
-    return ret;
+    return ns_query(c, NSK_GID, NULL, NULL, gid, out, sandbox, err);
 }
 
 int pstore_ns_by_code(struct pstore *ps, const char *sandbox, const char *code,

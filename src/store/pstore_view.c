@@ -18,10 +18,16 @@
  *   - an identity that moved from cluster A to B: B is rebuilt when A had a body;
  *   - an identity whose fragments or events changed (put, or deleted with a batch): the clusters
  *     the dictionary says may hold it are rebuilt.
- * A rebuild reads the cluster, its members' namespaces and fragments (and, with no fragment,
- * whether they have events) and asks the builder (the profile module) for the body. Bodies are
- * keyed by label, so a fresh batch's bodies are appended in label order; its identity stage
- * costs nothing here, its profile stage one build per cluster it wrote to.
+ * A rebuild reads the clusters in bulk (each group row once), their members' namespaces and
+ * fragments (and, with no fragment, whether they have events) and asks the builder (the profile
+ * module) for each body. Bodies are keyed by label, so a fresh batch's bodies are appended in
+ * label order; its identity stage costs nothing here, its profile stage one build per cluster
+ * it wrote to. A database from before stored answers is marked at migration and backfilled in
+ * label-ordered slices (pstore_view_backfill) once the builder is registered.
+ *
+ * The read side is a lookup's hot path: a reader keeps its snapshot between lookups (below),
+ * reads the dictionary's shape once per snapshot, and copies the body once, from the mapped page
+ * into the caller's buffer.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -228,27 +234,7 @@ static int has_event(struct pstore_tx *tx, const struct pstore_member *m, bool *
 static void put_uv(struct buf *b, uint64_t v)
 {
     uint8_t tmp[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        tmp[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    tmp[n++] = (uint8_t)v;
-    buf_append(b, tmp, n);
-}
-
-static bool get_uv(const uint8_t **p, const uint8_t *end, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
-        uint8_t c = *(*p)++;
-        v |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *out = v;
-            return true;
-        }
-    }
-    return false;
+    buf_append(b, tmp, pstore__uv_put(tmp, v));
 }
 
 /* The members' keys of a body: per member, gid and value length (varints), value bytes. */
@@ -257,7 +243,8 @@ static bool keys_have(const uint8_t *p, size_t len, int64_t gid, const char *val
     const uint8_t *end = p + len;
     while (p < end) {
         uint64_t g = 0, n = 0;
-        if (!get_uv(&p, end, &g) || !get_uv(&p, end, &n) || n > (uint64_t)(end - p))
+        if (!pstore__uv_get(&p, end, &g) || !pstore__uv_get(&p, end, &n) ||
+            n > (uint64_t)(end - p))
             return false;
         if (g == (uint64_t)gid && n == vlen && memcmp(p, value, vlen) == 0)
             return true;
@@ -290,32 +277,34 @@ static int store_answer(struct pstore_tx *tx, const struct pstore_cluster *c, in
     return ret;
 }
 
-static int build(struct pstore_tx *tx, int64_t label, struct ing_err *err)
+/* Build and store (or drop) the answer of cluster `label`, whose document c was read in this
+ * transaction (label 0: the cluster does not exist). */
+static int build_one(struct pstore_tx *tx, int64_t label, const struct pstore_cluster *c,
+                     struct ing_err *err)
 {
     struct pstore *ps = tx->ps;
-    struct pstore_cluster c = {0};
     struct pstore_ns *ns = NULL;
     struct gather g = {0};
     char *body = NULL;
-    int ret = pstore_tx_cluster_get(tx, label, &c, err);
-    if (ret == ING_ENOTFOUND || (ret == 0 && (!ps->view_fn || c.n == 0)))
+    int ret = 0;
+    if (c->label == 0 || c->n == 0 || !ps->view_fn) {
         ret = body_delete(tx, label, NULL, err);
-    if (ret || !ps->view_fn || c.n == 0)
         goto out;
-    ns = xcalloc(c.n, sizeof(*ns));
+    }
+    ns = xcalloc(c->n, sizeof(*ns));
     char sandbox[65] = "";
     bool events = false;
-    for (size_t i = 0; i < c.n && ret == 0; i++) {
-        ret = pstore__ns_by_gid_conn(ps, tx->c, c.members[i].gid, &ns[i], sandbox, err);
+    for (size_t i = 0; i < c->n && ret == 0; i++) {
+        ret = pstore__ns_by_gid_conn(ps, tx->c, c->members[i].gid, &ns[i], sandbox, err);
         if (ret == 0)
-            ret = gather_frags(tx, i, &c.members[i], &g, err);
+            ret = gather_frags(tx, i, &c->members[i], &g, err);
     }
     /* Events matter only to a cluster without fragments (a profile of events alone). */
-    for (size_t i = 0; i < c.n && ret == 0 && g.n == 0 && !events; i++)
-        ret = has_event(tx, &c.members[i], &events, err);
+    for (size_t i = 0; i < c->n && ret == 0 && g.n == 0 && !events; i++)
+        ret = has_event(tx, &c->members[i], &events, err);
     if (ret)
         goto out;
-    struct pstore_view_src src = {.sandbox = sandbox, .cluster = &c, .ns = ns, .frags = g.frags,
+    struct pstore_view_src src = {.sandbox = sandbox, .cluster = c, .ns = ns, .frags = g.frags,
                                   .frag_member = g.member, .nfrags = g.n, .has_events = events};
     int64_t stamp = 0;
     size_t len = 0;
@@ -328,12 +317,36 @@ static int build(struct pstore_tx *tx, int64_t label, struct ing_err *err)
         free(body);
         body = NULL;
     }
-    ret = body ? store_answer(tx, &c, stamp, body, len, err) : body_delete(tx, label, NULL, err);
+    ret = body ? store_answer(tx, c, stamp, body, len, err) : body_delete(tx, label, NULL, err);
 out:
     free(body);
     free(ns);
     gather_free(&g);
-    pstore_cluster_clear(&c);
+    return ret;
+}
+
+/* Clusters read per bulk read: bounds the arena while keeping one read per group row. */
+#define BUILD_SLICE 1024
+
+/* Build the answers of n clusters (ascending, distinct labels), reading their documents in
+ * bulk (each group row once). */
+static int build_many(struct pstore_tx *tx, const int64_t *labels, size_t n, struct ing_err *err)
+{
+    while (n > 0 && labels[0] <= 0) { /* no cluster has such a label */
+        labels++;
+        n--;
+    }
+    struct pstore_cluster *cl = xcalloc(n < BUILD_SLICE ? (n ? n : 1) : BUILD_SLICE, sizeof(*cl));
+    int ret = 0;
+    for (size_t at = 0; at < n && ret == 0; at += BUILD_SLICE) {
+        size_t k = n - at < BUILD_SLICE ? n - at : BUILD_SLICE;
+        struct pstore_arena *arena = NULL;
+        ret = pstore_tx_clusters_get(tx, labels + at, k, cl, &arena, err);
+        for (size_t i = 0; i < k && ret == 0; i++)
+            ret = build_one(tx, labels[at + i], &cl[i], err);
+        pstore_arena_free(arena);
+    }
+    free(cl);
     return ret;
 }
 
@@ -387,8 +400,8 @@ int pstore__view_refresh(struct pstore_tx *tx, struct ing_err *err)
             push_i64(&rebuild, &nr, &capr, cand[i]);
     }
     nr = pstore__sort_unique(rebuild, nr);
-    for (size_t i = 0; i < nr && ret == 0; i++)
-        ret = build(tx, rebuild[i], err);
+    if (ret == 0)
+        ret = build_many(tx, rebuild, nr, err);
     v->nmoved = v->nlabels = v->nkeys = 0;
     bigmem_free(cand);
     bigmem_free(off);
@@ -424,6 +437,23 @@ static void snapshot_end(struct pstore_conn *c)
     if (c->snapshot && pstore__stmt(c, S_END, &s, NULL) == 0)
         pstore__step_done(c, s, "commit", NULL);
     c->snapshot = false;
+    c->dict_cached = false;
+}
+
+/* SQLite maps the file as long as it was when first read, and maps it again only after a commit
+ * changed the WAL; but the checkpoint thread grows the file after the commit (it copies the
+ * commit's new pages), so without this, every page a batch appended would be read with pread
+ * (a system call and a 16 KiB copy per page-cache miss) until the next commit. A new mapping
+ * limit makes the VFS map the file again (at most once per checkpoint that copied pages, between
+ * snapshots: no page of the old mapping is in use); the two limits alternate. */
+static void remap_if_grown(struct pstore *ps, struct pstore_conn *c)
+{
+    uint64_t copied = atomic_load(&ps->ckpt_copied);
+    if (copied == c->map_gen)
+        return;
+    sqlite3_int64 limit = PSTORE_MMAP_BYTES - (sqlite3_int64)(copied & 1) * 65536;
+    sqlite3_file_control(c->db, "main", SQLITE_FCNTL_MMAP_SIZE, &limit);
+    c->map_gen = copied;
 }
 
 static int view_conn_get(struct pstore *ps, struct pstore_conn **out, struct ing_err *err)
@@ -443,10 +473,12 @@ static int view_conn_get(struct pstore *ps, struct pstore_conn **out, struct ing
     if (c->snapshot && (c->snapshot_gen != gen || now - c->snapshot_ns > SNAPSHOT_MAX_NS))
         snapshot_end(c);
     if (!c->snapshot) {
+        remap_if_grown(ps, c);
         sqlite3_stmt *s = NULL;
         if ((ret = pstore__stmt(c, S_BEGIN, &s, err)) == 0)
             ret = pstore__step_done(c, s, "begin", err);
         c->snapshot = ret == 0;
+        c->dict_cached = false; /* read again in the new snapshot */
         c->snapshot_gen = gen;
         c->snapshot_ns = now;
     }
@@ -477,18 +509,24 @@ void pstore__view_committed(struct pstore *ps)
     pthread_mutex_unlock(&ps->mu);
 }
 
+/* More candidate clusters than this for one identity hash (48-bit fingerprints colliding in
+ * one bucket) is left to the general path. */
+#define VIEW_CANDIDATES 8
+
 int pstore_view_get(struct pstore *ps, int64_t gid, const char *value, int64_t *stamp,
                     struct buf *out, struct ing_err *err)
 {
     struct pstore_conn *c = NULL;
-    int64_t *cand = NULL;
-    size_t ncand = 0, capcand = 0;
+    int64_t cand[VIEW_CANDIDATES];
+    size_t ncand = 0;
     size_t vlen = strlen(value);
     int ret = view_conn_get(ps, &c, err);
     if (ret)
         return ret;
-    ret = pstore__dict_lookup(c, pstore_ident_hash(gid, value, vlen), &cand, &ncand, &capcand,
-                              err);
+    ret = pstore__dict_lookup(c, pstore_ident_hash(gid, value, vlen), cand, VIEW_CANDIDATES,
+                              &ncand, err);
+    if (ncand > VIEW_CANDIDATES)
+        ncand = 0; /* not found here: the general path confirms every candidate */
     bool found = false;
     for (size_t i = 0; i < ncand && ret == 0 && !found; i++) {
         sqlite3_stmt *s = NULL;
@@ -502,6 +540,7 @@ int pstore_view_get(struct pstore *ps, int64_t gid, const char *value, int64_t *
             if (keys && keys_have(keys, klen, gid, value, vlen)) {
                 found = true;
                 *stamp = sqlite3_column_int64(s, 0);
+                /* straight from the mapped page into the caller's buffer: the one copy */
                 const void *body = sqlite3_column_blob(s, 2);
                 size_t len = (size_t)sqlite3_column_bytes(s, 2);
                 if (buf_append(out, body, len) != 0)
@@ -511,9 +550,8 @@ int pstore_view_get(struct pstore *ps, int64_t gid, const char *value, int64_t *
         } else if (rc != SQLITE_DONE) {
             ret = pstore__map_sqlite(err, c->db, rc, "stored answer");
         }
-        pstore__done(s);
+        sqlite3_reset(s); /* the one binding is an integer: nothing to clear */
     }
-    free(cand);
     view_conn_put(ps, c, ret != 0);
     return ret ? ret : found ? 0 : ING_ENOTFOUND;
 }
@@ -539,8 +577,8 @@ int pstore_view_rebuild(struct pstore *ps, size_t max, int64_t *after, size_t *d
     if (rc != SQLITE_DONE)
         ret = pstore__map_sqlite(err, tx->c->db, rc, "stored answers");
     pstore__done(s);
-    for (size_t i = 0; i < n && ret == 0; i++)
-        ret = build(tx, labels[i], err);
+    if (ret == 0)
+        ret = build_many(tx, labels, n, err);
 out:
     if (ret) {
         pstore_rollback(tx);
@@ -548,6 +586,39 @@ out:
         *after = labels[n - 1];
         *done = n;
     }
+    free(labels);
+    return ret;
+}
+
+int pstore_view_backfill(struct pstore *ps, size_t max, size_t *done, struct ing_err *err)
+{
+    *done = 0;
+    struct pstore_tx *tx = NULL;
+    int64_t *labels = NULL, after = 0;
+    size_t n = 0;
+    int ret = pstore_begin(ps, &tx, err);
+    if (ret)
+        return ret;
+    ret = pstore__kv_get(tx->c, PSTORE_KV_VIEW_BACKFILL, &after, err);
+    if (ret == ING_ENOTFOUND) { /* nothing pending */
+        pstore_rollback(tx);
+        return 0;
+    }
+    if (ret == 0 && !ps->view_fn)
+        ret = ing_err_set(err, ING_ESTATE, "pstore: no builder of stored answers");
+    if (ret == 0)
+        ret = pstore__cluster_labels_after(tx, after, max ? max : 1, &labels, &n, err);
+    if (ret == 0)
+        ret = build_many(tx, labels, n, err);
+    /* the cursor moves with the answers it built, in the same transaction: a crash resumes */
+    if (ret == 0 && n == (max ? max : 1))
+        ret = pstore__kv_put(tx->c, PSTORE_KV_VIEW_BACKFILL, labels[n - 1], err);
+    else if (ret == 0)
+        ret = pstore__exec(tx->c->db, "DELETE FROM kv WHERE k='" PSTORE_KV_VIEW_BACKFILL "'", err);
+    if (ret)
+        pstore_rollback(tx);
+    else if ((ret = pstore_commit(tx, err)) == 0)
+        *done = n;
     free(labels);
     return ret;
 }

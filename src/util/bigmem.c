@@ -170,3 +170,73 @@ bool bigmem_is_mapped(const void *p)
 {
     return p && hdr_of(p)->map_len != 0;
 }
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Chunk arena */
+
+struct bigmem_chunk {
+    struct bigmem_chunk *next;
+    size_t used, cap;
+    uint8_t data[];
+};
+
+/* Chunk payloads: 64 KiB and 128 KiB from malloc, then mappings that fill one and then two
+ * huge pages exactly with the headers (a mapping is made in whole huge pages anyway). */
+#define ARENA_FIRST ((size_t)64 << 10)
+#define ARENA_MAPPED(mib) (((size_t)(mib) << 20) - HDR_SIZE - sizeof(struct bigmem_chunk))
+#define ARENA_LAST ARENA_MAPPED(4)
+
+static size_t arena_next_cap(size_t cap)
+{
+    if (cap < ((size_t)128 << 10))
+        return cap * 2;
+    return cap < ARENA_MAPPED(2) ? ARENA_MAPPED(2) : ARENA_LAST;
+}
+
+/* The offset from `used` on at which a piece of this alignment can start. */
+static size_t chunk_align(const struct bigmem_chunk *c, size_t used, size_t align)
+{
+    uintptr_t at = (uintptr_t)(c->data + used);
+    return used + (size_t)(((at + align - 1) & ~(uintptr_t)(align - 1)) - at);
+}
+
+void *bigmem_arena_take(struct bigmem_arena *a, size_t n, size_t align)
+{
+    if (align == 0 || align > 64 || (align & (align - 1)))
+        align = 16;
+    struct bigmem_chunk *c = a->head;
+    if (c && a->cur) /* the inline path moved on */
+        c->used = (size_t)((uint8_t *)a->cur - c->data);
+    size_t at = c ? chunk_align(c, c->used, align) : 0;
+    if (!c || at > c->cap || c->cap - at < n) {
+        size_t cap = a->next_cap ? a->next_cap : ARENA_FIRST;
+        a->next_cap = arena_next_cap(cap);
+        if (n > SIZE_MAX - sizeof(*c) - 64)
+            oom(n);
+        if (n + 64 > cap)
+            cap = n + 64; /* room for the alignment too */
+        c = bigmem_alloc(sizeof(*c) + cap);
+        c->cap = cap;
+        c->next = a->head;
+        a->head = c;
+        at = chunk_align(c, 0, align);
+    }
+    void *p = c->data + at;
+    c->used = at + n;
+    a->cur = (char *)c->data + c->used;
+    a->end = (char *)c->data + c->cap;
+    return p;
+}
+
+void bigmem_arena_clear(struct bigmem_arena *a)
+{
+    if (!a)
+        return;
+    for (struct bigmem_chunk *c = a->head, *next; c; c = next) {
+        next = c->next;
+        bigmem_free(c);
+    }
+    a->head = NULL;
+    a->next_cap = 0;
+    a->cur = a->end = NULL;
+}

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 /* From 256 KiB a mapping of its own pays: one huge-page fault (zeroing 2 MiB) costs less than
  * the 64 small-page faults it replaces. */
@@ -31,5 +32,36 @@ void bigmem_free(void *p); /* NULL is a no-op */
 size_t bigmem_size(const void *p);
 /* True when p is a huge-page mapping of its own (not malloc). */
 bool bigmem_is_mapped(const void *p);
+
+/* A chunk arena: many small pieces carved from large chunks and released all at once, so
+ * decoding a batch's values or clusters is not one malloc each on a heap that has to fault its
+ * pages in. Chunks start small (a short-lived use stays small) and double up to just under
+ * 4 MiB, two huge pages with bigmem's header. Pieces are zeroed (chunks come zeroed and are
+ * used once) and aligned as asked (a power of two, at most 64). Zero-initialise the struct;
+ * one thread at a time. */
+struct bigmem_chunk;
+struct bigmem_arena {
+    struct bigmem_chunk *head;
+    size_t next_cap; /* payload bytes of the next chunk */
+    char *cur, *end; /* the free part of the head chunk (the inline path below) */
+};
+void *bigmem_arena_take(struct bigmem_arena *a, size_t n, size_t align);
+/* A copy of the len bytes at s (not NUL-terminated) with a NUL added. Inline: a batch copies
+ * millions of identity values this way. */
+static inline char *bigmem_arena_strdup(struct bigmem_arena *a, const char *s, size_t len)
+{
+    char *d;
+    if (a->cur && (size_t)(a->end - a->cur) > len) {
+        d = a->cur;
+        a->cur += len + 1;
+    } else {
+        d = bigmem_arena_take(a, len + 1, 1);
+    }
+    memcpy(d, s, len);
+    d[len] = '\0';
+    return d;
+}
+/* Release every chunk; the arena is empty again, ready for reuse. */
+void bigmem_arena_clear(struct bigmem_arena *a);
 
 #endif

@@ -1,9 +1,10 @@
 /* test_bigmem.c - unit tests of util/bigmem: large arrays on huge-page mappings, small ones
- * from malloc, zeroed on allocation, contents kept when grown. */
+ * from malloc, zeroed on allocation, contents kept when grown; the chunk arena. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -77,12 +78,53 @@ static void test_realloc_keeps_contents(void **state)
     bigmem_free(q);
 }
 
+/* The chunk arena: pieces aligned as asked, zeroed, distinct and intact whatever came after
+ * (across chunk changes and pieces larger than a chunk); clear makes it empty and reusable. */
+static void test_arena(void **state)
+{
+    (void)state;
+    struct bigmem_arena a = {0};
+    enum { N = 20000 };
+    uint8_t **piece = calloc(N, sizeof(*piece));
+    size_t *len = calloc(N, sizeof(*len));
+    uint8_t *zeros = calloc(9u << 19, 1);
+    for (size_t i = 0; i < N; i++) {
+        size_t align = (size_t)1 << (i % 7); /* 1 .. 64 */
+        len[i] = i % 1999 == 0 ? (9u << 19) : 1 + (i * 7919) % 700;
+        if (i % 3 == 2) { /* the inline copy between aligned takes */
+            piece[i] = (uint8_t *)bigmem_arena_strdup(&a, (const char *)zeros, len[i] - 1);
+        } else {
+            piece[i] = bigmem_arena_take(&a, len[i], align);
+            assert_int_equal((uintptr_t)piece[i] & (align - 1), 0);
+        }
+        for (size_t k = 0; k < len[i]; k += 61)
+            assert_int_equal(piece[i][k], 0);
+        memset(piece[i], (int)(i & 0xff), len[i]);
+    }
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(piece[i][0], (uint8_t)(i & 0xff));
+        assert_int_equal(piece[i][len[i] - 1], (uint8_t)(i & 0xff));
+    }
+    char *s = bigmem_arena_strdup(&a, "lumaCrmId!", 9);
+    assert_string_equal(s, "lumaCrmId");
+    bigmem_arena_clear(&a);
+    assert_null(a.head);
+    uint8_t *again = bigmem_arena_take(&a, 100, 8);
+    assert_int_equal(again[99], 0);
+    bigmem_arena_clear(&a);
+    bigmem_arena_clear(NULL);
+    free(piece);
+    free(len);
+    free(zeros);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_small_from_malloc),
         cmocka_unit_test(test_large_mapped_aligned_zeroed),
         cmocka_unit_test(test_realloc_keeps_contents),
+        cmocka_unit_test(test_arena),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

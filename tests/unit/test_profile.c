@@ -2,8 +2,9 @@
  * merging fragments under timestampOrdered and dataSetPrecedence (newest per dataset, upserts,
  * excluded datasets), projection, the merge policy documents (one default per class, the built-in
  * default) over the real store, lookups that assemble a profile from pstore under pdg and
- * none, stored answers (always the general path's bytes) and their direct writer
- * (profile_fast.c: jansson's bytes, or declined). */
+ * none, stored answers (always the general path's bytes), their backfill when a database from
+ * before them is opened, and their direct writer (profile_fast.c: jansson's bytes, or
+ * declined). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -21,6 +22,8 @@
 #include "store/store.h"
 #include "util/fs.h"
 #include "util/mem.h"
+
+#include <sqlite3.h>
 
 static json_t *js(const char *text)
 {
@@ -819,6 +822,121 @@ static void test_stored_answers_fast(void **state)
     free(several);
 }
 
+/* A profile.db of schema version 2 (before stored answers): once opened, every cluster gets its
+ * stored answer in the background, byte for byte the general path's. */
+static void test_stored_answers_backfill(void **state)
+{
+    struct fixture *fx = *state;
+    struct pstore_tx *tx = NULL;
+    int64_t seq = 0;
+    enum { N = 40 };
+    char lid[N][16], cid[N][16];
+    assert_int_equal(pstore_begin(fx->ps, &tx, NULL), 0);
+    assert_int_equal(pstore_tx_ns_ensure(tx, "prod", "lumaLoyaltyId", 1001, "CROSS_DEVICE",
+                                         &fx->loyalty, NULL), 0);
+    assert_int_equal(pstore_tx_ns_ensure(tx, "prod", "lumaCrmId", 1002, "CROSS_DEVICE", &fx->crm,
+                                         NULL), 0);
+    assert_int_equal(pstore_tx_batch_seq(tx, "BB", "dsL", &seq, NULL), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(lid[i], sizeof(lid[i]), "L%d", i);
+        snprintf(cid[i], sizeof(cid[i]), "C%d", i);
+        link(fx, tx, seq, lid[i], cid[i]);
+        char doc[96];
+        snprintf(doc, sizeof(doc), "{\"loyalty\":{\"points\":%d}}", i);
+        put_frag(fx, tx, fx->loyalty, lid[i], "dsL", seq, 100 + i, doc);
+        if (i % 3 == 0) /* several fragments: the jansson builder */
+            put_frag(fx, tx, fx->crm, cid[i], "dsC", seq, 200 + i, "{\"person\":{\"x\":1}}");
+    }
+    assert_int_equal(pstore_commit(tx, NULL), 0);
+    char *before[N];
+    for (int i = 0; i < N; i++)
+        before[i] = same_answer(fx, "lumaLoyaltyId", lid[i]);
+
+    /* back to version 2: no table of stored answers */
+    profiles_free(fx->pf);
+    idgraph_free(fx->g);
+    pstore_close(fx->ps);
+    char path[96];
+    snprintf(path, sizeof(path), "%s/profile.db", fx->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DROP TABLE pbody; UPDATE pmeta SET version=2", NULL, NULL,
+                                  NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    struct pstore_opts o = {.fast = true};
+    assert_int_equal(pstore_open(&fx->ps, fx->dir, &o, NULL), 0);
+    assert_int_equal(idgraph_new(&fx->g, fx->ps, NULL, NULL, NULL), 0);
+    /* migrated, not yet backfilled: no stored answer at all */
+    struct buf b = {0};
+    int64_t stamp = 0;
+    assert_int_equal(pstore_view_get(fx->ps, fx->loyalty, lid[1], &stamp, &b, NULL), ING_ENOTFOUND);
+    size_t done = 7;
+    assert_int_equal(pstore_view_backfill(fx->ps, 10, &done, NULL), ING_ESTATE); /* no builder */
+    assert_int_equal(profiles_new(&fx->pf, fx->st, fx->g, NULL), 0);
+    profiles_wait_rebuilt(fx->pf);
+    for (int i = 0; i < N; i++) {
+        char *s1 = same_answer(fx, "lumaLoyaltyId", lid[i]);
+        assert_string_equal(s1, before[i]);
+        char *s2 = same_answer(fx, "lumaCrmId", cid[i]);
+        assert_string_equal(s2, s1);
+        free(s1);
+        free(s2);
+        free(before[i]);
+    }
+    /* done once: nothing is left to backfill */
+    assert_int_equal(pstore_view_backfill(fx->ps, 10, &done, NULL), 0);
+    assert_int_equal(done, 0);
+    buf_free(&b);
+}
+
+/* The backfill in slices: each call builds the next clusters in label order and says how many;
+ * a slice that ends mid-group resumes after its last label. */
+static void test_backfill_slices(void **state)
+{
+    struct fixture *fx = *state;
+    struct pstore_tx *tx = NULL;
+    int64_t seq = 0;
+    enum { N = 300 }; /* clusters over several group rows (128 labels each) */
+    assert_int_equal(pstore_begin(fx->ps, &tx, NULL), 0);
+    assert_int_equal(pstore_tx_ns_ensure(tx, "prod", "lumaLoyaltyId", 1001, "CROSS_DEVICE",
+                                         &fx->loyalty, NULL), 0);
+    assert_int_equal(pstore_tx_ns_ensure(tx, "prod", "lumaCrmId", 1002, "CROSS_DEVICE", &fx->crm,
+                                         NULL), 0);
+    assert_int_equal(pstore_tx_batch_seq(tx, "BS", "dsL", &seq, NULL), 0);
+    for (int i = 0; i < N; i++) {
+        char l[16], c[16];
+        snprintf(l, sizeof(l), "S%d", i);
+        snprintf(c, sizeof(c), "T%d", i);
+        link(fx, tx, seq, l, c);
+        put_frag(fx, tx, fx->loyalty, l, "dsL", seq, 100, "{\"a\":1}");
+    }
+    assert_int_equal(pstore_commit(tx, NULL), 0);
+    profiles_wait_rebuilt(fx->pf);
+    /* mark the backfill by hand, as a migration does, and drop the answers */
+    char path[96];
+    snprintf(path, sizeof(path), "%s/profile.db", fx->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM pbody; INSERT INTO kv(k, v) "
+                                      "VALUES('view_backfill', 0)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    size_t done = 0, total = 0, calls = 0;
+    do {
+        assert_int_equal(pstore_view_backfill(fx->ps, 77, &done, NULL), 0);
+        assert_true(done <= 77);
+        total += done;
+        calls++;
+    } while (done > 0);
+    assert_int_equal(total, N);
+    assert_int_equal(calls, 5); /* 77, 77, 77, 69, then 0 */
+    for (int i = 0; i < N; i += 37) {
+        char l[16];
+        snprintf(l, sizeof(l), "S%d", i);
+        free(same_answer(fx, "lumaLoyaltyId", l));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -832,6 +950,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stored_answers, setup, teardown),
         cmocka_unit_test(test_fast_recode),
         cmocka_unit_test_setup_teardown(test_stored_answers_fast, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stored_answers_backfill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backfill_slices, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
