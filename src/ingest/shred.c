@@ -3,13 +3,15 @@
  *
  * The walk follows the record's tokens (jtok) and the plan side by side; no JSON tree is built on
  * the fast path. A good record is walked faster still by parsing its bytes as it goes (the fast
- * walk below); any record it gives up on takes the token walk, which reports the error. Values are staged in one log, in walk order, that keeps its capacity from record
- * to record: a string without escapes is staged as a pointer into the record itself (no copy),
- * decoded strings go into one scratch buffer, and a subtree that is absent or null is one entry
- * for its whole column range, however many columns it has. After the first records the shredder
- * allocates nothing. Only when the whole record is valid is the log replayed into the pq_writer,
- * which keeps the lake free of half rows; the replay preserves each column's order because the
- * walk visits a column's values in record order.
+ * walk below), and a record that repeats the last good one's bytes around different scalars
+ * faster again (the template walk); any record they give up on takes the token walk, which
+ * reports the error. Values are staged in one log, in walk order, that keeps its capacity from
+ * record to record: a string without escapes is staged as a pointer into the record itself (no
+ * copy), decoded strings go into one scratch buffer, and a subtree that is absent or null is one
+ * entry for its whole column range, however many columns it has. After the first records the
+ * shredder allocates nothing. Only when the whole record is valid is the log replayed into the
+ * pq_writer, which keeps the lake free of half rows; the replay preserves each column's order
+ * because the walk visits a column's values in record order.
  *
  * Key lookup: records of one file nearly always list an object's properties in the same order, so
  * each property remembers which one followed it last time and the walk tries that one first (one
@@ -20,12 +22,15 @@
  * which of its properties it saw (a per-field stamp against duplicates, and a list of them); at
  * the closing brace, the gaps between the column ranges of the properties seen get nulls (column
  * ranges are contiguous because the plan lays columns out depth first), so the cost follows the
- * properties present, not the width of the object. The repetition level handed down is used for the first value of each
- * column in that subtree; later elements of an array or map use the level of that container.
+ * properties present, not the width of the object. The fast walks hand the gaps of objects outside
+ * lists to the writer as one null set per record (pq_write_null_set), which records of the same
+ * shape share. The repetition level handed down is used for the first value of each column in
+ * that subtree; later elements of an array or map use the level of that container.
  */
 #include "ingest/shred.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +70,7 @@ struct snode {
                                   text is the name itself */
     bool str_checks;           /* strings: has length, enum, pattern or format constraints */
     bool required;             /* f->required, here so the absent-property loop stays in nodes */
+    bool in_list;              /* under an array or a map: an instance may come more than once */
     bool any_required;         /* objects: some child is required */
     /* Objects: the properties (node indexes, in the order they came) of the last instance that
      * staged its absent ones, and the column ranges (first, last pairs) that made. Records of
@@ -76,12 +82,31 @@ struct snode {
     size_t shape_n, shape_cap, gaps_n, gaps_cap;
 };
 
+/* A scalar of a record: its node and where its text lies (offsets in the record). */
+struct tpl_slot {
+    size_t node;
+    size_t start, end;
+};
+
+/* A good record made of objects and scalars only: its bytes, its scalars, its null set. */
+struct tpl {
+    bool valid;
+    char *bytes;
+    size_t len, bytes_cap;
+    struct tpl_slot *slots;
+    size_t n_slots, slots_cap;
+    int32_t *nulls;
+    size_t n_nulls, nulls_cap;
+};
+
 struct shred {
     const struct xdm_plan *plan;
     const char *rec;
     struct jlex lx;
     struct snode *nodes;
     size_t n_nodes;
+    int32_t *node_slots;       /* node index + 1 by field address (open addressing), 0 = empty */
+    size_t node_mask;
     struct staged *log;        /* the current record's values, in walk order */
     size_t n_log, log_cap;
     size_t n_cols;
@@ -90,6 +115,20 @@ struct shred {
     struct buf pattern_text;   /* NUL-terminated copy of a string checked against a pattern */
     size_t *seen;              /* node indexes of the properties seen, a frame per open object */
     size_t n_seen, seen_cap;
+    /* The fast walk's null ranges of objects outside lists: (first, last, def) triples, all at
+     * rep 0 and on columns nothing else of the record touches, so they reach the writer as one
+     * null set after the values. rset is the current record's; pset the list last written and
+     * pset_key its name for pq_write_null_set (a record of the same shape reuses it). */
+    int32_t *rset, *pset;
+    size_t rset_n, rset_cap, pset_n, pset_cap;
+    uint64_t pset_key;
+    /* The record template (see "the template walk"): the fast walk notes each scalar it staged
+     * (slots) and whether the record is of the kind a template can stand for; tpl is the last
+     * such record. */
+    struct tpl_slot *slots;
+    size_t n_slots, slots_cap;
+    bool tpl_ok;
+    struct tpl tpl;
     uint64_t stamp;            /* 64 bits: never wraps, so stale marks never alias */
     int64_t unknown;           /* dropped properties in the current record */
     struct shred_stats stats;
@@ -107,10 +146,12 @@ static size_t count_nodes(const struct xdm_field *f)
     return n;
 }
 
-static void build_nodes(struct shred *sh, size_t ni, const struct xdm_field *f, size_t *next)
+static void build_nodes(struct shred *sh, size_t ni, const struct xdm_field *f, size_t *next,
+                        bool in_list)
 {
     struct snode *nd = &sh->nodes[ni];
     nd->f = f;
+    nd->in_list = in_list;
     nd->first_col = nd->last_col = nd->key_col = -1;
     nd->name_len = f->name ? strlen(f->name) : 0;
     nd->required = f->required;
@@ -125,7 +166,7 @@ static void build_nodes(struct shred *sh, size_t ni, const struct xdm_field *f, 
         nd->child_base = *next;
         *next += f->n_children;
         for (size_t i = 0; i < f->n_children; i++) {
-            build_nodes(sh, nd->child_base + i, &f->children[i], next);
+            build_nodes(sh, nd->child_base + i, &f->children[i], next, in_list);
             const struct snode *c = &sh->nodes[nd->child_base + i];
             nd->any_required |= c->required;
             if (c->first_col < 0)
@@ -136,7 +177,7 @@ static void build_nodes(struct shred *sh, size_t ni, const struct xdm_field *f, 
         }
     } else if (f->type == XDM_ARRAY || f->type == XDM_MAP) {
         nd->item = (*next)++;
-        build_nodes(sh, nd->item, f->item, next);
+        build_nodes(sh, nd->item, f->item, next, true);
         const struct snode *it = &sh->nodes[nd->item];
         if (it->first_col >= 0) {
             /* A map's key column is laid out right before the columns of its value. */
@@ -149,6 +190,27 @@ static void build_nodes(struct shred *sh, size_t ni, const struct xdm_field *f, 
     }
 }
 
+static size_t field_slot(const struct xdm_field *f, size_t mask)
+{
+    return (size_t)(((uint64_t)(uintptr_t)f >> 3) * 0x9E3779B97F4A7C15ull >> 32) & mask;
+}
+
+/* shred_node_of's index: the Parquet path looks fields up per map entry. */
+static void index_nodes(struct shred *sh)
+{
+    size_t slots = 16;
+    while (slots < sh->n_nodes * 2)
+        slots *= 2;
+    sh->node_mask = slots - 1;
+    sh->node_slots = xcalloc(slots, sizeof(int32_t));
+    for (size_t i = 0; i < sh->n_nodes; i++) {
+        size_t s = field_slot(sh->nodes[i].f, sh->node_mask);
+        while (sh->node_slots[s])
+            s = (s + 1) & sh->node_mask;
+        sh->node_slots[s] = (int32_t)i + 1;
+    }
+}
+
 struct shred *shred_new(const struct xdm_plan *plan)
 {
     struct shred *sh = xcalloc(1, sizeof(*sh));
@@ -156,7 +218,8 @@ struct shred *shred_new(const struct xdm_plan *plan)
     sh->n_nodes = count_nodes(&plan->root);
     sh->nodes = xcalloc(sh->n_nodes, sizeof(struct snode));
     size_t next = 1;
-    build_nodes(sh, 0, &plan->root, &next);
+    build_nodes(sh, 0, &plan->root, &next, false);
+    index_nodes(sh);
     sh->n_cols = pq_schema_ncolumns(plan->pq);
     return sh;
 }
@@ -167,11 +230,18 @@ void shred_free(struct shred *sh)
         return;
     free(sh->log);
     free(sh->seen);
+    free(sh->rset);
+    free(sh->pset);
+    free(sh->slots);
+    free(sh->tpl.bytes);
+    free(sh->tpl.slots);
+    free(sh->tpl.nulls);
     for (size_t i = 0; i < sh->n_nodes; i++) {
         free(sh->nodes[i].shape);
         free(sh->nodes[i].gaps);
     }
     free(sh->nodes);
+    free(sh->node_slots);
     buf_free(&sh->strs);
     buf_free(&sh->tmp);
     buf_free(&sh->pattern_text);
@@ -198,6 +268,16 @@ int shred_debug_levels(struct shred *sh, int column, int *defs, int *reps, size_
             reps[n] = e->rep;
         }
         n++;
+    }
+    /* The null set's columns have no other entry in the record, so its place is immaterial. */
+    for (size_t i = 0; i < sh->rset_n; i++) {
+        if (sh->rset[3 * i] <= column && column <= sh->rset[3 * i + 1]) {
+            if (n < max) {
+                defs[n] = sh->rset[3 * i + 2];
+                reps[n] = 0;
+            }
+            n++;
+        }
     }
     return (int)n;
 }
@@ -674,25 +754,21 @@ static inline void push_seen(struct shred *sh, size_t ci)
 }
 
 /*
- * Nulls for the properties of object node `nd` that did not appear: the gaps between the column
- * ranges of the properties that did (seen[0, n), node indexes). A record fills a few properties
- * of a wide object, so this visits the seen ones, not every property; the ranges staged are the
- * ones a walk over the absent properties would stage (stage_nulls merges neighbours the same
- * way), since sibling column ranges are contiguous and in property order. The gaps depend only
- * on which properties came, so they are kept per object node with the list that made them, and
- * an instance with the same list (the same properties in the same order) replays them.
+ * The column ranges left without values by the properties of object node `nd` that did not
+ * appear: the gaps between the column ranges of the properties that did (seen[0, n), node
+ * indexes), as nd->gaps[0, 2 * nd->gaps_n). A record fills a few properties of a wide object,
+ * so this visits the seen ones, not every property; sibling column ranges are contiguous and in
+ * property order. The gaps depend only on which properties came, so they are kept per object
+ * node with the list that made them, and an instance with the same list (the same properties in
+ * the same order) reuses them.
  */
-static void stage_absent(struct shred *sh, struct snode *nd, size_t *seen, size_t n, int def,
-                         int rep)
+static void absent_gaps(struct shred *sh, struct snode *nd, size_t *seen, size_t n)
 {
     bool same = nd->shape_valid && nd->shape_n == n;
     for (size_t i = 0; same && i < n; i++)
         same = nd->shape[i] == seen[i];
-    if (same) {
-        for (size_t i = 0; i < nd->gaps_n; i++)
-            stage_null_range(sh, nd->gaps[2 * i], nd->gaps[2 * i + 1], def, rep);
+    if (same)
         return;
-    }
     if (n > nd->shape_cap) {
         nd->shape_cap = n;
         nd->shape = xrealloc(nd->shape, n * sizeof(size_t));
@@ -723,11 +799,78 @@ static void stage_absent(struct shred *sh, struct snode *nd, size_t *seen, size_
             nd->gaps[2 * nd->gaps_n] = from;
             nd->gaps[2 * nd->gaps_n + 1] = end;
             nd->gaps_n++;
-            stage_null_range(sh, from, end, def, rep);
         }
         if (i < n)
             from = sh->nodes[seen[i]].last_col + 1;
     }
+}
+
+/* Nulls for the properties of object node `nd` that did not appear, staged in the log (the
+ * ranges a walk over the absent properties would stage: stage_nulls merges neighbours). */
+static void stage_absent(struct shred *sh, struct snode *nd, size_t *seen, size_t n, int def,
+                         int rep)
+{
+    absent_gaps(sh, nd, seen, n);
+    for (size_t i = 0; i < nd->gaps_n; i++)
+        stage_null_range(sh, nd->gaps[2 * i], nd->gaps[2 * i + 1], def, rep);
+}
+
+/* The same nulls for an object outside lists, into the record's null set (rep 0): neighbours
+ * with the same level merge, as in the log. */
+static void set_absent(struct shred *sh, struct snode *nd, size_t *seen, size_t n, int def)
+{
+    absent_gaps(sh, nd, seen, n);
+    if (sh->rset_cap - sh->rset_n < nd->gaps_n) {
+        sh->rset_cap = (sh->rset_n + nd->gaps_n) * 2;
+        sh->rset = xrealloc(sh->rset, sh->rset_cap * 3 * sizeof(int32_t));
+    }
+    for (size_t i = 0; i < nd->gaps_n; i++) {
+        int32_t first = nd->gaps[2 * i], last = nd->gaps[2 * i + 1];
+        int32_t *prev = sh->rset_n ? &sh->rset[3 * (sh->rset_n - 1)] : NULL;
+        if (prev && prev[2] == def && prev[1] + 1 == first) {
+            prev[1] = last;
+            continue;
+        }
+        int32_t *e = &sh->rset[3 * sh->rset_n++];
+        e[0] = first;
+        e[1] = last;
+        e[2] = def;
+    }
+}
+
+/* Names of null sets for pq_write_null_set: process-wide, so no two shredders feeding one
+ * writer can give one name to different lists. */
+static _Atomic uint64_t null_set_keys;
+
+/* The record's null set to the writer: the list written last when it is the same (records of a
+ * file mostly share a shape), else a new one under a new name. */
+static void write_null_set(struct shred *sh, struct pq_writer *w)
+{
+    if (!sh->rset_n)
+        return;
+    if (sh->rset_n != sh->pset_n || !sh->pset_key ||
+        memcmp(sh->rset, sh->pset, sh->rset_n * 3 * sizeof(int32_t)) != 0) {
+        if (sh->pset_cap < sh->rset_n) {
+            sh->pset_cap = sh->rset_cap;
+            sh->pset = xrealloc(sh->pset, sh->pset_cap * 3 * sizeof(int32_t));
+        }
+        memcpy(sh->pset, sh->rset, sh->rset_n * 3 * sizeof(int32_t));
+        sh->pset_n = sh->rset_n;
+        sh->pset_key = atomic_fetch_add(&null_set_keys, 1) + 1;
+    }
+    pq_write_null_set(w, sh->pset, sh->pset_n, sh->pset_key);
+}
+
+/* A new record: nothing staged, nothing seen. */
+static void record_reset(struct shred *sh)
+{
+    sh->n_log = 0;
+    sh->n_seen = 0;
+    buf_reset(&sh->strs);
+    sh->unknown = 0;
+    sh->rset_n = 0;
+    sh->n_slots = 0;
+    sh->tpl_ok = true;
 }
 
 static int walk_object(struct shred *sh, size_t ni, int rep, json_t **jout, struct ing_err *err)
@@ -927,19 +1070,13 @@ struct fast {
     const char *end;
 };
 
-static inline const char *fast_ws(const char *p, const char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-        p++;
-    return p;
-}
-
 static int fast_value(struct fast *fw, size_t ni, const char **pp, int rep, int depth);
 
 /* A value the plan has no columns for (an unknown property, an object without properties):
  * checked and skipped by a lexer that knows how deep it starts, as the token walk skips it. */
 static int fast_skip(struct fast *fw, const char **pp, int depth)
 {
+    fw->sh->tpl_ok = false;
     struct jlex lx;
     struct jtok t;
     jlex_init(&lx, *pp, (size_t)(fw->end - *pp));
@@ -948,18 +1085,6 @@ static int fast_skip(struct fast *fw, const char **pp, int depth)
         return FAST_GIVE_UP;
     *pp = lx.p;
     return 0;
-}
-
-/* A literal word at p, not followed by what would make it a longer (invalid) word. */
-static inline bool fast_word(const char *p, const char *end, const char *word, size_t len)
-{
-    if ((size_t)(end - p) < len || memcmp(p, word, len) != 0)
-        return false;
-    if ((size_t)(end - p) == len)
-        return true;
-    unsigned char c = (unsigned char)p[len];
-    return !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-             c == '_');
 }
 
 /* A scalar token at p (a string, number, true or false); 0 with *t filled and *pp past it. */
@@ -984,7 +1109,7 @@ static int fast_scalar_token(struct fast *fw, const char **pp, struct jtok *t)
         t->n = (size_t)(q - p);
         break;
     case 't':
-        if (!fast_word(p, end, "true", 4))
+        if (!jtok_scan_literal(p, end, "true", 4))
             return FAST_GIVE_UP;
         t->type = JT_TRUE;
         t->p = p;
@@ -992,7 +1117,7 @@ static int fast_scalar_token(struct fast *fw, const char **pp, struct jtok *t)
         q = p + 4;
         break;
     case 'f':
-        if (!fast_word(p, end, "false", 5))
+        if (!jtok_scan_literal(p, end, "false", 5))
             return FAST_GIVE_UP;
         t->type = JT_FALSE;
         t->p = p;
@@ -1009,9 +1134,9 @@ static int fast_scalar_token(struct fast *fw, const char **pp, struct jtok *t)
 /* After a member or element: ',' (then more must follow) or the closer. 1 = more, 0 = closed. */
 static inline int fast_next(const char **pp, const char *end, char closer)
 {
-    const char *p = fast_ws(*pp, end);
+    const char *p = jtok_skip_ws(*pp, end);
     if (p < end && *p == ',') {
-        *pp = fast_ws(p + 1, end);
+        *pp = jtok_skip_ws(p + 1, end);
         return 1;
     }
     if (p < end && *p == closer) {
@@ -1027,7 +1152,7 @@ static int fast_object(struct fast *fw, size_t ni, const char **pp, int rep, int
     struct shred *sh = fw->sh;
     struct snode *nd = &sh->nodes[ni];
     const struct xdm_field *f = nd->f;
-    const char *p = fast_ws(*pp, fw->end), *end = fw->end;
+    const char *p = jtok_skip_ws(*pp, fw->end), *end = fw->end;
     uint64_t stamp = ++sh->stamp;
     size_t guess = nd->first_hint;
     struct snode *prev = NULL;
@@ -1069,10 +1194,10 @@ static int fast_object(struct fast *fw, size_t ni, const char **pp, int rep, int
             }
             idx = find_child(sh, nd, SIZE_MAX, name, n);
         }
-        p = fast_ws(q, end);
+        p = jtok_skip_ws(q, end);
         if (p >= end || *p != ':')
             goto out;
-        p = fast_ws(p + 1, end);
+        p = jtok_skip_ws(p + 1, end);
         if (p >= end)
             goto out;
         if (idx == SIZE_MAX) {
@@ -1103,8 +1228,10 @@ static int fast_object(struct fast *fw, size_t ni, const char **pp, int rep, int
         if (c->required && c->seen != stamp)
             goto out;
     }
-    if (nd->first_col >= 0)
+    if (nd->first_col >= 0 && nd->in_list)
         stage_absent(sh, nd, sh->seen + seen_base, sh->n_seen - seen_base, f->def_level, rep);
+    else if (nd->first_col >= 0)
+        set_absent(sh, nd, sh->seen + seen_base, sh->n_seen - seen_base, f->def_level);
     *pp = p;
     rc = 0;
 out:
@@ -1115,9 +1242,10 @@ out:
 static int fast_array(struct fast *fw, size_t ni, const char **pp, int rep, int depth)
 {
     struct shred *sh = fw->sh;
+    sh->tpl_ok = false;
     const struct snode *nd = &sh->nodes[ni];
     const struct xdm_field *f = nd->f;
-    const char *p = fast_ws(*pp, fw->end);
+    const char *p = jtok_skip_ws(*pp, fw->end);
     if (p < fw->end && *p == ']') {
         stage_nulls(sh, nd, f->def_level, rep);
         *pp = p + 1;
@@ -1142,9 +1270,10 @@ static int fast_array(struct fast *fw, size_t ni, const char **pp, int rep, int 
 static int fast_map(struct fast *fw, size_t ni, const char **pp, int rep, int depth)
 {
     struct shred *sh = fw->sh;
+    sh->tpl_ok = false;
     const struct snode *nd = &sh->nodes[ni];
     const struct xdm_field *f = nd->f;
-    const char *p = fast_ws(*pp, fw->end), *end = fw->end;
+    const char *p = jtok_skip_ws(*pp, fw->end), *end = fw->end;
     if (p < end && *p == '}') {
         stage_nulls(sh, nd, f->def_level, rep);
         *pp = p + 1;
@@ -1165,10 +1294,10 @@ static int fast_map(struct fast *fw, size_t ni, const char **pp, int rep, int de
         struct staged *e = stage(sh, nd->key_col, f->item->def_level - 1, r, SK_BYTES);
         e->v.s.off = off;
         e->v.s.len = sh->strs.len - off;
-        p = fast_ws(q, end);
+        p = jtok_skip_ws(q, end);
         if (p >= end || *p != ':')
             return FAST_GIVE_UP;
-        p = fast_ws(p + 1, end);
+        p = jtok_skip_ws(p + 1, end);
         if (p >= end || fast_value(fw, nd->item, &p, r, depth) != 0)
             return FAST_GIVE_UP;
         int more = fast_next(&p, end, '}');
@@ -1190,8 +1319,9 @@ static int fast_value(struct fast *fw, size_t ni, const char **pp, int rep, int 
     const struct xdm_field *f = nd->f;
     const char *p = *pp;
     if (*p == 'n') {
-        if (f->required || !fast_word(p, fw->end, "null", 4))
+        if (f->required || !jtok_scan_literal(p, fw->end, "null", 4))
             return FAST_GIVE_UP;
+        sh->tpl_ok = false;
         stage_nulls(sh, nd, f->def_level - 1, rep);
         *pp = p + 4;
         return 0;
@@ -1218,6 +1348,12 @@ static int fast_value(struct fast *fw, size_t ni, const char **pp, int rep, int 
         struct jtok t;
         if (fast_scalar_token(fw, pp, &t) != 0 || walk_scalar(sh, nd, &t, rep, NULL, NULL) < 0)
             return FAST_GIVE_UP;
+        if (sh->n_slots == sh->slots_cap) {
+            sh->slots_cap = sh->slots_cap ? sh->slots_cap * 2 : 32;
+            sh->slots = xrealloc(sh->slots, sh->slots_cap * sizeof(struct tpl_slot));
+        }
+        sh->slots[sh->n_slots++] = (struct tpl_slot){
+            .node = ni, .start = (size_t)(p - sh->rec), .end = (size_t)(*pp - sh->rec)};
         return 0;
     }
     }
@@ -1228,13 +1364,89 @@ static int fast_value(struct fast *fw, size_t ni, const char **pp, int rep, int 
 static int fast_record(struct shred *sh, const char *rec, size_t len)
 {
     struct fast fw = {.sh = sh, .end = rec + len};
-    const char *p = fast_ws(rec, fw.end);
+    const char *p = jtok_skip_ws(rec, fw.end);
     if (p >= fw.end || *p != '{')
         return FAST_GIVE_UP;
     p++;
     if (fast_object(&fw, 0, &p, 0, 1) != 0)
         return FAST_GIVE_UP;
-    return fast_ws(p, fw.end) == fw.end ? 0 : FAST_GIVE_UP;
+    return jtok_skip_ws(p, fw.end) == fw.end ? 0 : FAST_GIVE_UP;
+}
+
+/* ---- the template walk ---- */
+
+/*
+ * Records of one file mostly have the same keys in the same order with the same white space:
+ * they differ only in their scalars. A good record of objects and scalars only (no arrays, maps,
+ * nulls or dropped properties) becomes the template: its bytes, where its scalars lie and their
+ * nodes, and its null set. The next record is matched against it: the bytes between two scalars
+ * must be the template's exactly, and each scalar is scanned and converted where the template
+ * had one, by the fast walk's own steps (fast_scalar_token, walk_scalar). The bytes around the
+ * scalars carry all the structure the fast walk reads (keys, braces, commas, blanks), so a match
+ * stages what the fast walk would stage, in the same order, with the same null set; anything
+ * else (another shape, a null or a container where a scalar was, a bad value) gives up and the
+ * record takes the fast walk, which makes it the template when it can be one.
+ */
+static int tpl_record(struct shred *sh, const char *rec, size_t len)
+{
+    const struct tpl *t = &sh->tpl;
+    struct fast fw = {.sh = sh, .end = rec + len};
+    const char *p = rec;
+    size_t prev = 0; /* end of the template's previous scalar */
+    for (size_t i = 0; i < t->n_slots; i++) {
+        const struct tpl_slot *sl = &t->slots[i];
+        size_t seg = sl->start - prev;
+        if ((size_t)(fw.end - p) <= seg || !same_bytes(p, t->bytes + prev, seg))
+            return FAST_GIVE_UP;
+        p += seg;
+        struct jtok tok;
+        if (fast_scalar_token(&fw, &p, &tok) != 0 ||
+            walk_scalar(sh, &sh->nodes[sl->node], &tok, 0, NULL, NULL) < 0)
+            return FAST_GIVE_UP;
+        prev = sl->end;
+    }
+    size_t seg = t->len - prev;
+    if ((size_t)(fw.end - p) != seg || !same_bytes(p, t->bytes + prev, seg))
+        return FAST_GIVE_UP;
+    if (t->n_nulls > sh->rset_cap) {
+        sh->rset_cap = t->n_nulls;
+        sh->rset = xrealloc(sh->rset, sh->rset_cap * 3 * sizeof(int32_t));
+    }
+    if (t->n_nulls)
+        memcpy(sh->rset, t->nulls, t->n_nulls * 3 * sizeof(int32_t));
+    sh->rset_n = t->n_nulls;
+    return 0;
+}
+
+/* The record the fast walk just took becomes the template, when it can be one. */
+static void tpl_take(struct shred *sh, const char *rec, size_t len)
+{
+    struct tpl *t = &sh->tpl;
+    t->valid = false;
+    /* Every staged value is one of the slots: nothing else (nulls, lists) was staged. */
+    if (!sh->tpl_ok || sh->unknown || sh->n_log != sh->n_slots)
+        return;
+    if (len > t->bytes_cap) {
+        t->bytes_cap = len;
+        t->bytes = xrealloc(t->bytes, len);
+    }
+    memcpy(t->bytes, rec, len);
+    t->len = len;
+    if (sh->n_slots > t->slots_cap) {
+        t->slots_cap = sh->n_slots;
+        t->slots = xrealloc(t->slots, t->slots_cap * sizeof(struct tpl_slot));
+    }
+    if (sh->n_slots)
+        memcpy(t->slots, sh->slots, sh->n_slots * sizeof(struct tpl_slot));
+    t->n_slots = sh->n_slots;
+    if (sh->rset_n > t->nulls_cap) {
+        t->nulls_cap = sh->rset_n;
+        t->nulls = xrealloc(t->nulls, t->nulls_cap * 3 * sizeof(int32_t));
+    }
+    if (sh->rset_n)
+        memcpy(t->nulls, sh->rset, sh->rset_n * 3 * sizeof(int32_t));
+    t->n_nulls = sh->rset_n;
+    t->valid = true;
 }
 
 /* ---- one record ---- */
@@ -1254,21 +1466,23 @@ int shred_record(struct shred *sh, const char *rec, size_t len, struct pq_writer
         err->offset = -1;
     if (converted)
         *converted = NULL;
-    sh->n_log = 0;
-    sh->n_seen = 0;
-    buf_reset(&sh->strs);
-    sh->unknown = 0;
+    record_reset(sh);
     jlex_init(&sh->lx, rec, len);
     sh->rec = sh->lx.start; /* jlex substitutes "" for a NULL record; offsets are from its start */
 
-    /* The fast walk takes good records; previews (which build a JSON copy) and every record it
-     * gives up on take the token walk from the start, which reports the errors. */
-    if (!converted && rec && fast_record(sh, rec, len) == 0)
-        goto good;
-    sh->n_log = 0;
-    sh->n_seen = 0;
-    buf_reset(&sh->strs);
-    sh->unknown = 0;
+    /* The template walk, then the fast walk take good records; previews (which build a JSON
+     * copy) and every record they give up on take the token walk from the start, which reports
+     * the errors. */
+    if (!converted && rec) {
+        if (sh->tpl.valid && tpl_record(sh, rec, len) == 0)
+            goto good;
+        record_reset(sh);
+        if (fast_record(sh, rec, len) == 0) {
+            tpl_take(sh, rec, len);
+            goto good;
+        }
+        record_reset(sh);
+    }
 
     if ((rc = next_token(sh, &t, err)) < 0)
         goto out;
@@ -1291,6 +1505,7 @@ int shred_record(struct shred *sh, const char *rec, size_t len, struct pq_writer
 good:
     if (w) {
         emit(sh, w);
+        write_null_set(sh, w);
         if ((rc = pq_writer_end_row(w, err)) < 0)
             goto out;
     }
@@ -1314,18 +1529,17 @@ out:
 
 int shred_node_of(const struct shred *sh, const struct xdm_field *f)
 {
-    for (size_t i = 0; f && i < sh->n_nodes; i++)
-        if (sh->nodes[i].f == f)
-            return (int)i;
+    if (!f)
+        return -1;
+    for (size_t s = field_slot(f, sh->node_mask); sh->node_slots[s]; s = (s + 1) & sh->node_mask)
+        if (sh->nodes[sh->node_slots[s] - 1].f == f)
+            return sh->node_slots[s] - 1;
     return -1;
 }
 
 void shred_begin(struct shred *sh)
 {
-    sh->n_log = 0;
-    sh->n_seen = 0;
-    buf_reset(&sh->strs);
-    sh->unknown = 0;
+    record_reset(sh);
     jlex_init(&sh->lx, "", 0); /* scalar tokens never read it: jlex_skip of a scalar is a no-op */
     sh->rec = sh->lx.start;
 }

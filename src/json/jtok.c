@@ -68,21 +68,6 @@ static const uint8_t str_cls[256] = {
 };
 #undef R16
 
-static inline bool is_ws(unsigned char c)
-{
-    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
-}
-
-/* p moved past any white space, never beyond end. */
-static inline const char *skip_ws(const char *p, const char *end)
-{
-    if (p < end && (unsigned char)*p > ' ') /* the common case: records without blanks */
-        return p;
-    while (p < end && is_ws((unsigned char)*p))
-        p++;
-    return p;
-}
-
 static inline bool is_digit(unsigned char c)
 {
     return c >= '0' && c <= '9';
@@ -358,18 +343,24 @@ const char *jtok_scan_number(const char *p, const char *end, bool *integer)
     return lx.p;
 }
 
+const char *jtok_scan_literal(const char *p, const char *end, const char *word, size_t len)
+{
+    if ((size_t)(end - p) < len || memcmp(p, word, len) != 0)
+        return NULL;
+    if ((size_t)(end - p) > len) {
+        unsigned char c = (unsigned char)p[len];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_')
+            return NULL;
+    }
+    return p + len;
+}
+
 static int lex_literal(struct jlex *lx, struct jtok *t, struct ing_err *err, const char *word,
                        size_t len, enum jtok_type type)
 {
     const char *q = lx->p;
-    if ((size_t)(lx->end - q) < len || memcmp(q, word, len) != 0)
+    if (!jtok_scan_literal(q, lx->end, word, len))
         return fail(lx, q, ING_ESYNTAX, err, "invalid literal (expected true, false or null)");
-    if ((size_t)(lx->end - q) > len) {
-        unsigned char c = (unsigned char)q[len];
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_')
-            return fail(lx, q, ING_ESYNTAX, err,
-                        "invalid literal (expected true, false or null)");
-    }
     t->type = type;
     t->p = q;
     t->n = len;
@@ -471,7 +462,7 @@ int jlex_next(struct jlex *lx, struct jtok *t, struct ing_err *err)
 {
     tok_clear(t);
     const char *p = lx->p, *end = lx->end;
-    p = skip_ws(p, end);
+    p = jtok_skip_ws(p, end);
     lx->p = p;
     switch (lx->state) {
     case ST_VALUE:
@@ -488,7 +479,7 @@ int jlex_next(struct jlex *lx, struct jtok *t, struct ing_err *err)
     case ST_COLON:
         if (p >= end || *p != ':')
             return fail(lx, p, ING_ESYNTAX, err, "expected ':' after the object key");
-        p = skip_ws(p + 1, end);
+        p = jtok_skip_ws(p + 1, end);
         lx->p = p;
         return lex_value(lx, t, err, "expected a value after ':'");
     case ST_ARR_FIRST:
@@ -514,7 +505,7 @@ int jlex_next(struct jlex *lx, struct jtok *t, struct ing_err *err)
             }
             if (p >= end || *p != ',')
                 return fail(lx, p, ING_ESYNTAX, err, "expected ',' or '}' in object");
-            p = skip_ws(p + 1, end);
+            p = jtok_skip_ws(p + 1, end);
             lx->p = p;
             if (p < end && *p == '"')
                 return lex_key(lx, t, err);
@@ -526,7 +517,7 @@ int jlex_next(struct jlex *lx, struct jtok *t, struct ing_err *err)
         }
         if (p >= end || *p != ',')
             return fail(lx, p, ING_ESYNTAX, err, "expected ',' or ']' in array");
-        p = skip_ws(p + 1, end);
+        p = jtok_skip_ws(p + 1, end);
         lx->p = p;
         return lex_value(lx, t, err, "expected a value after ','");
     case ST_DONE:
@@ -737,10 +728,39 @@ static void sig_digits(const struct numparts *np, struct sigdigits *sd)
     sd->scale = np->exp - (long)np->flen + (long)(total - last);
 }
 
+/* The common number, a plain integer of 1 to max_digits digits ("0", "-12"; no leading zero,
+ * fraction or exponent): 0 with its sign and magnitude, or -1 for anything else (which the
+ * general path then reads). */
+static inline int plain_int(const char *p, size_t n, size_t max_digits, bool *neg, uint64_t *mag)
+{
+    if (!p || n == 0)
+        return -1;
+    size_t i = p[0] == '-';
+    size_t digits = n - i;
+    if (digits == 0 || digits > max_digits || (p[i] == '0' && digits > 1))
+        return -1;
+    uint64_t m = 0;
+    for (; i < n; i++) {
+        unsigned d = (unsigned)((unsigned char)p[i] - '0');
+        if (d > 9)
+            return -1;
+        m = m * 10 + d;
+    }
+    *neg = p[0] == '-';
+    *mag = m;
+    return 0;
+}
+
 int jtok_i64(const char *p, size_t n, int64_t *out)
 {
     struct numparts np;
     struct sigdigits sd;
+    bool neg;
+    uint64_t mag;
+    if (plain_int(p, n, 18, &neg, &mag) == 0) { /* < 10^18: fits either sign */
+        *out = neg ? -(int64_t)mag : (int64_t)mag;
+        return 0;
+    }
     if (!p || num_split(p, n, &np) < 0)
         return ING_ETYPE;
     sig_digits(&np, &sd);
@@ -779,6 +799,13 @@ int jtok_f64(const char *p, size_t n, double *out)
     };
     struct numparts np;
     struct sigdigits sd;
+    bool neg;
+    uint64_t mag;
+    if (plain_int(p, n, 15, &neg, &mag) == 0) { /* < 10^15 < 2^53: exact; "-0" is -0.0 */
+        double v = (double)mag;
+        *out = neg ? -v : v;
+        return 0;
+    }
     if (!p || num_split(p, n, &np) < 0)
         return ING_ETYPE;
     sig_digits(&np, &sd);

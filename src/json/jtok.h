@@ -63,6 +63,20 @@ int jlex_skip(struct jlex *lx, const struct jtok *first, struct ing_err *err);
  */
 const char *jtok_scan_string(const char *p, const char *end, bool *escaped);
 const char *jtok_scan_number(const char *p, const char *end, bool *integer);
+/* The literal `word` (true, false, null) at p, not followed by what would make it a longer
+ * (invalid) word: one past it, or NULL. */
+const char *jtok_scan_literal(const char *p, const char *end, const char *word, size_t len);
+
+/* p moved past any JSON white space, never beyond end (inline: it runs between every two
+ * tokens of both walks). */
+static inline const char *jtok_skip_ws(const char *p, const char *end)
+{
+    if (p < end && (unsigned char)*p > ' ') /* the common case: records without blanks */
+        return p;
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
+}
 
 /* Decode a JT_STRING/JT_KEY span into UTF-8 bytes appended to out (no NUL). ING_ESYNTAX for
  * a bad escape or a lone surrogate. */

@@ -1,6 +1,10 @@
 /*
  * pq_codec.c - zstd / snappy / gzip / none page compression; see pq_codec.h.
  */
+/* ZSTD_c_literalCompressionMode is an experimental parameter of libzstd: its number is part of
+ * the library's 1.5 series (Debian bookworm ships 1.5.4), and a library that does not know it
+ * refuses it, which only costs the entropy mode its literal coding (see set_mode). */
+#define ZSTD_STATIC_LINKING_ONLY
 #include "parquet/pq_codec.h"
 
 #include <limits.h>
@@ -12,10 +16,15 @@
 
 #include "util/mem.h"
 
+/* Level of the entropy mode: matches are sought with a large step, so hex ids (no repeats)
+ * cost little more than their Huffman coding. */
+#define ENTROPY_LEVEL (-3)
+
 struct pq_codec_ctx {
     enum pq_codec codec;
     int zstd_level;
     ZSTD_CCtx *zstd;
+    int zstd_mode;             /* parameters set on the context: -1 none, 0 normal, 1 entropy */
     z_stream gz;
     int gz_ready;
 };
@@ -38,6 +47,7 @@ int pq_codec_new(struct pq_codec_ctx **out, enum pq_codec codec, int zstd_level,
             rc = ing_err_set(err, ING_EINTERNAL, "zstd: cannot create a compression context");
             goto out;
         }
+        c->zstd_mode = -1;
         break;
     case PQ_CODEC_GZIP:
         /* windowBits 15 + 16 asks zlib for the gzip wrapper (Parquet's GZIP is RFC 1952). */
@@ -92,8 +102,26 @@ static int compress_gzip(struct pq_codec_ctx *c, const uint8_t *src, size_t n, s
     return 0;
 }
 
-int pq_codec_compress(struct pq_codec_ctx *c, const uint8_t *src, size_t n, struct buf *dst,
-                      struct ing_err *err)
+/* Parameters of the context for `mode` (0 normal, 1 entropy), set only when they change. */
+static int set_mode(struct pq_codec_ctx *c, int mode, struct ing_err *err)
+{
+    if (c->zstd_mode == mode)
+        return 0;
+    ZSTD_CCtx_reset(c->zstd, ZSTD_reset_parameters);
+    size_t r = ZSTD_CCtx_setParameter(c->zstd, ZSTD_c_compressionLevel,
+                                      mode ? ENTROPY_LEVEL : c->zstd_level);
+    if (ZSTD_isError(r))
+        return ing_err_set(err, ING_EINTERNAL, "zstd: %s", ZSTD_getErrorName(r));
+    /* Negative levels leave literals raw unless asked; a library without the parameter
+     * compresses those pages less well, never wrongly. */
+    if (mode)
+        (void)ZSTD_CCtx_setParameter(c->zstd, ZSTD_c_literalCompressionMode, ZSTD_ps_enable);
+    c->zstd_mode = mode;
+    return 0;
+}
+
+static int compress_page(struct pq_codec_ctx *c, const uint8_t *src, size_t n, struct buf *dst,
+                    int mode, struct ing_err *err)
 {
     int rc;
     buf_reset(dst);
@@ -106,7 +134,9 @@ int pq_codec_compress(struct pq_codec_ctx *c, const uint8_t *src, size_t n, stru
         rc = buf_reserve(dst, bound);
         if (rc)
             return ing_err_set(err, rc, "zstd: no memory for a %zu byte page", bound);
-        size_t got = ZSTD_compressCCtx(c->zstd, dst->data, bound, src, n, c->zstd_level);
+        if ((rc = set_mode(c, mode, err)) < 0)
+            return rc;
+        size_t got = ZSTD_compress2(c->zstd, dst->data, bound, src, n);
         if (ZSTD_isError(got))
             return ing_err_set(err, ING_EINTERNAL, "zstd: %s", ZSTD_getErrorName(got));
         dst->len = got;
@@ -127,4 +157,16 @@ int pq_codec_compress(struct pq_codec_ctx *c, const uint8_t *src, size_t n, stru
         return compress_gzip(c, src, n, dst, err);
     }
     return ing_err_set(err, ING_EINVAL, "unsupported Parquet codec %d", (int)c->codec);
+}
+
+int pq_codec_compress(struct pq_codec_ctx *c, const uint8_t *src, size_t n, struct buf *dst,
+                      struct ing_err *err)
+{
+    return compress_page(c, src, n, dst, 0, err);
+}
+
+int pq_codec_compress_entropy(struct pq_codec_ctx *c, const uint8_t *src, size_t n,
+                              struct buf *dst, struct ing_err *err)
+{
+    return compress_page(c, src, n, dst, 1, err);
 }

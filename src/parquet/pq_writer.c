@@ -21,6 +21,12 @@
  * applies the count to the columns in bulk: every SPAN_MAX_PENDING rows, before any other write
  * to one of its columns (the span is dropped then), and before a row group is written or a row
  * is checked column by column. The row group size estimate counts the span's levels at once.
+ * A null set (pq_write_null_set) is the same for several ranges at once: all the null ranges of
+ * a record shape, named by the caller's key, cost one step per row.
+ *
+ * zstd: a column whose pages compress poorly at the normal level (few repeats: random ids as
+ * text, measured numbers) gets its next pages in the codec's entropy mode, which skips most of
+ * the match search (see cut_page).
  */
 #include "parquet/pq_writer.h"
 
@@ -50,6 +56,15 @@
  * to overflow the dictionary later cost a cache miss per value (a tenth of a whole run). */
 #define PQ_DICT_PROBE 4096u
 #define PQ_DICT_PROBE_DISTINCT (PQ_DICT_PROBE / 4 * 3)
+
+/* Data pages of a column switch to zstd's entropy mode after a page compressed at the normal
+ * level to more than 3/10 of its size, and back after one in the entropy mode went below 1/5
+ * (cut_page); pages under 64 KiB do not count. */
+#define ENTROPY_ON_NUM 3u
+#define ENTROPY_ON_DEN 10u
+#define ENTROPY_OFF_NUM 1u
+#define ENTROPY_OFF_DEN 5u
+#define ENTROPY_MIN_PAGE ((size_t)64 << 10)
 
 /* Parquet enum values (parquet.thrift). */
 enum { PT_PLAIN = 0, PT_RLE = 3, PT_RLE_DICTIONARY = 8 };
@@ -84,6 +99,7 @@ struct pq_col {
     int64_t unc_bytes, comp_bytes; /* page headers + bodies */
     int dict_pages;            /* data pages that use the dictionary */
     unsigned encodings;        /* bit per Parquet Encoding value */
+    bool entropy;              /* zstd: the next data page in the entropy mode (see cut_page) */
 
     /* Dictionary (BYTE_ARRAY only): PLAIN entries, open-addressing hash of entry ids. */
     bool use_dict;             /* values go to the dictionary (until it overflows) */
@@ -108,12 +124,18 @@ struct pq_col {
 /* Narrower null ranges are written column by column. */
 #define SPAN_MIN_COLS 4
 
-/* Columns first..last took a null at `def` (rep 0) in `pending` rows not yet applied to them. */
+/* Columns first..last took a null at `def` (rep 0) in `pending` rows not yet applied to them.
+ * A null set (pq_write_null_set) is a span of several ranges: `ranges` holds (first, last, def)
+ * triples and first is -1, so pq_write_nulls never takes it for one of its own. */
 struct null_span {
     int first, last, def;
     uint32_t pending;
     int64_t last_row;          /* w->rows of the latest row that used the span */
     size_t lev_sum;            /* level bytes of one row over the columns */
+    int ncols;                 /* columns held */
+    int32_t *ranges;           /* null sets only: nranges (first, last, def) triples */
+    int nranges;
+    uint64_t key;              /* null sets only: the caller's name of the ranges */
 };
 
 struct pq_writer {
@@ -135,8 +157,9 @@ struct pq_writer {
     struct buf lev_scratch;    /* level encoder scratch, reused */
     int *cut_list;             /* columns whose pending page is full, cut at the row's end */
     int ncut;
-    struct null_span *spans;   /* live null spans (at most ncols / SPAN_MIN_COLS) */
+    struct null_span *spans;   /* live null spans and sets (disjoint: at most ncols) */
     int nspans;
+    int last_set;              /* the span index of the null set used last, or -1 */
     int *span_of_first;        /* per column: the span starting there, or -1 */
     int *span_cover;           /* per column: the span holding it, or -1 */
     int64_t row_starts;        /* columns that got their rep-0 entry in the current row */
@@ -191,15 +214,11 @@ static void misuse(struct pq_writer *w, const char *what, int column)
 
 static void close_run(struct pq_col *c);
 
-/* Apply a span's pending rows to its columns. */
-static void span_apply(struct pq_writer *w, struct null_span *sp)
+/* k rows of nulls at `def` (rep 0) on columns first..last. */
+static void apply_range(struct pq_writer *w, int first, int last, int def, uint32_t k)
 {
-    uint32_t k = sp->pending;
-    if (!k)
-        return;
-    sp->pending = 0;
-    uint32_t key = (uint32_t)sp->def;
-    for (int column = sp->first; column <= sp->last; column++) {
+    uint32_t key = (uint32_t)def;
+    for (int column = first; column <= last; column++) {
         struct pq_col *c = &w->cols[column];
         /* lev_bytes > 0: a span holds only columns that can be null (max_def > 0). */
         if (c->cur_key == key && c->cur_len && c->cur_len <= UINT32_MAX - k) {
@@ -221,6 +240,35 @@ static void span_apply(struct pq_writer *w, struct null_span *sp)
     }
 }
 
+/* Apply a span's pending rows to its columns. */
+static void span_apply(struct pq_writer *w, struct null_span *sp)
+{
+    uint32_t k = sp->pending;
+    if (!k)
+        return;
+    sp->pending = 0;
+    if (!sp->ranges) {
+        apply_range(w, sp->first, sp->last, sp->def, k);
+        return;
+    }
+    for (int r = 0; r < sp->nranges; r++)
+        apply_range(w, sp->ranges[3 * r], sp->ranges[3 * r + 1], sp->ranges[3 * r + 2], k);
+}
+
+/* Point span_cover (and span_of_first for a single range) of sp's columns at `i`. */
+static void span_mark(struct pq_writer *w, const struct null_span *sp, int i)
+{
+    if (!sp->ranges) {
+        for (int column = sp->first; column <= sp->last; column++)
+            w->span_cover[column] = i;
+        w->span_of_first[sp->first] = i;
+        return;
+    }
+    for (int r = 0; r < sp->nranges; r++)
+        for (int column = sp->ranges[3 * r]; column <= sp->ranges[3 * r + 1]; column++)
+            w->span_cover[column] = i;
+}
+
 static void spans_apply_all(struct pq_writer *w)
 {
     for (int i = 0; i < w->nspans; i++)
@@ -232,42 +280,42 @@ static void span_drop(struct pq_writer *w, int i)
 {
     struct null_span *sp = &w->spans[i];
     span_apply(w, sp);
-    for (int column = sp->first; column <= sp->last; column++)
-        w->span_cover[column] = -1;
-    w->span_of_first[sp->first] = -1;
+    span_mark(w, sp, -1);
+    free(sp->ranges);
+    if (w->last_set == i)
+        w->last_set = -1;
     int last = --w->nspans;
     if (i != last) {
         /* The last span moves into the hole: renumber its columns. */
         w->spans[i] = w->spans[last];
-        struct null_span *moved = &w->spans[i];
-        for (int column = moved->first; column <= moved->last; column++)
-            w->span_cover[column] = i;
-        w->span_of_first[moved->first] = i;
+        span_mark(w, &w->spans[i], i);
+        if (w->last_set == last)
+            w->last_set = i;
     }
 }
 
-/*
- * The rep-0 nulls of columns first..last as one span row. Returns false when the range cannot be
- * a span (a bad definition level for one of the columns: the caller reports it).
- */
-/* One more row of span sp (columns first..last). */
-static inline void span_hit(struct pq_writer *w, struct null_span *sp, int first, int last)
+/* One more row of span sp. */
+static inline void span_hit(struct pq_writer *w, struct null_span *sp)
 {
     /* Twice in one row: the row is broken; applying lets the end-of-row scan name it. */
     w->row_doubled |= sp->last_row == w->rows;
     sp->last_row = w->rows;
     sp->pending++;
     w->rg_bytes += sp->lev_sum;
-    w->row_starts += last - first + 1;
+    w->row_starts += sp->ncols;
     if (sp->pending >= SPAN_MAX_PENDING)
         span_apply(w, sp);
 }
 
+/*
+ * The rep-0 nulls of columns first..last as one span row. Returns false when the range cannot be
+ * a span (a bad definition level for one of the columns: the caller reports it).
+ */
 static bool span_row(struct pq_writer *w, int first, int last, int def)
 {
     int i = w->span_of_first[first];
     if (i >= 0 && w->spans[i].last == last && w->spans[i].def == def) {
-        span_hit(w, &w->spans[i], first, last);
+        span_hit(w, &w->spans[i]);
         return true;
     }
     size_t lev_sum = 0;
@@ -283,7 +331,7 @@ static bool span_row(struct pq_writer *w, int first, int last, int def)
     i = w->nspans++;
     struct null_span *sp = &w->spans[i];
     *sp = (struct null_span){.first = first, .last = last, .def = def, .pending = 1,
-                             .last_row = w->rows, .lev_sum = lev_sum};
+                             .last_row = w->rows, .lev_sum = lev_sum, .ncols = last - first + 1};
     for (int column = first; column <= last; column++) {
         struct pq_col *c = &w->cols[column];
         w->row_doubled |= c->rows != w->rg_rows;
@@ -403,7 +451,7 @@ void pq_write_nulls(struct pq_writer *w, int first_column, int last_column, int 
     if (rep == 0 && first_column >= 0 && first_column < w->ncols) {
         int i = w->span_of_first[first_column];
         if (i >= 0 && w->spans[i].last == last_column && w->spans[i].def == def) {
-            span_hit(w, &w->spans[i], first_column, last_column);
+            span_hit(w, &w->spans[i]);
             return;
         }
     }
@@ -451,6 +499,75 @@ __attribute__((noinline)) static void write_nulls_slow(struct pq_writer *w, int 
         wrote(w, c, 0, 0);
     }
     w->row_starts += last_column - first_column + 1;
+}
+
+static void null_set_slow(struct pq_writer *w, const int32_t *ranges, size_t n, uint64_t key);
+
+void pq_write_null_set(struct pq_writer *w, const int32_t *ranges, size_t n, uint64_t key)
+{
+    /* The common case: the set of the rows before, still live. */
+    int i = w->last_set;
+    if (i >= 0 && w->spans[i].key == key) {
+        span_hit(w, &w->spans[i]);
+        return;
+    }
+    null_set_slow(w, ranges, n, key);
+}
+
+__attribute__((noinline)) static void null_set_slow(struct pq_writer *w, const int32_t *ranges,
+                                                    size_t n, uint64_t key)
+{
+    if (n == 0)
+        return;
+    for (int i = 0; i < w->nspans; i++) {
+        if (w->spans[i].ranges && w->spans[i].key == key) {
+            w->last_set = i;
+            span_hit(w, &w->spans[i]);
+            return;
+        }
+    }
+    /* Check every range as pq_write_nulls would; anything off is written range by range, so
+     * that the misuse is reported by the same code, in the same words. */
+    size_t lev_sum = 0;
+    int ncols = 0;
+    for (size_t r = 0; r < n; r++) {
+        int first = ranges[3 * r], last = ranges[3 * r + 1], def = ranges[3 * r + 2];
+        bool ok = first >= 0 && last < w->ncols && first <= last && n <= INT32_MAX / 3;
+        for (int column = first; ok && column <= last; column++) {
+            const struct pq_col *c = &w->cols[column];
+            ok = def >= 0 && def < c->max_def;
+            lev_sum += c->lev_bytes;
+        }
+        if (!ok) {
+            for (r = 0; r < n; r++)
+                pq_write_nulls(w, ranges[3 * r], ranges[3 * r + 1], ranges[3 * r + 2], 0);
+            return;
+        }
+        ncols += last - first + 1;
+    }
+    for (size_t r = 0; r < n; r++)
+        for (int column = ranges[3 * r]; column <= ranges[3 * r + 1]; column++)
+            if (w->span_cover[column] >= 0)
+                span_drop(w, w->span_cover[column]);
+    int i = w->nspans++;
+    struct null_span *sp = &w->spans[i];
+    *sp = (struct null_span){.first = -1, .last = -1, .def = -1, .pending = 1,
+                             .last_row = w->rows, .lev_sum = lev_sum, .ncols = ncols,
+                             .nranges = (int)n, .key = key};
+    sp->ranges = xmalloc(n * 3 * sizeof(int32_t));
+    memcpy(sp->ranges, ranges, n * 3 * sizeof(int32_t));
+    for (size_t r = 0; r < n; r++) {
+        for (int column = ranges[3 * r]; column <= ranges[3 * r + 1]; column++) {
+            struct pq_col *c = &w->cols[column];
+            /* A column that already has this row's entry, or two ranges over one column: the
+             * row has a column twice, which the end-of-row check names. */
+            w->row_doubled |= c->rows != w->rg_rows || w->span_cover[column] == i;
+            w->span_cover[column] = i;
+        }
+    }
+    w->last_set = i;
+    w->rg_bytes += lev_sum;
+    w->row_starts += ncols;
 }
 
 static inline void stat_int(struct pq_col *c, int64_t v)
@@ -734,11 +851,13 @@ static int write_all(struct pq_writer *w, const void *p, size_t n)
 
 /* Compresses w->raw into a page: header then body appended to `dst`. Returns the sizes. */
 static int emit_page(struct pq_writer *w, struct buf *dst, int page_type, int32_t num_values,
-                     int encoding, int64_t *unc, int64_t *comp)
+                     int encoding, bool entropy, int64_t *unc, int64_t *comp)
 {
     const struct buf *body = &w->raw;
     if (w->codec != PQ_CODEC_UNCOMPRESSED) {
-        int rc = pq_codec_compress(w->cc, w->raw.data, w->raw.len, &w->comp, &w->ferr);
+        int rc = entropy ? pq_codec_compress_entropy(w->cc, w->raw.data, w->raw.len, &w->comp,
+                                                     &w->ferr)
+                         : pq_codec_compress(w->cc, w->raw.data, w->raw.len, &w->comp, &w->ferr);
         if (rc)
             return rc;
         body = &w->comp;
@@ -812,9 +931,21 @@ static int cut_page(struct pq_writer *w, struct pq_col *c)
         memcpy(buf_grab(&w->raw, c->vals.len), c->vals.data, c->vals.len);
     }
     int64_t unc, comp;
-    rc = emit_page(w, &c->pages, PT_DATA_PAGE, (int32_t)c->nlev, encoding, &unc, &comp);
+    rc = emit_page(w, &c->pages, PT_DATA_PAGE, (int32_t)c->nlev, encoding, c->entropy, &unc,
+                   &comp);
     if (rc)
         return rc;
+    /* zstd's level 1 spends most of its time looking for repeats; a page it could not shrink
+     * below ENTROPY_ON of its size had few (random ids as text, measured numbers) and shrank by
+     * entropy coding, which the entropy mode does at about half the cost. The column's next
+     * pages take that mode until one shrinks below ENTROPY_OFF (repeats came back). Small pages
+     * say too little either way. */
+    if (w->codec == PQ_CODEC_ZSTD && w->raw.len >= ENTROPY_MIN_PAGE) {
+        if (!c->entropy && w->comp.len * ENTROPY_ON_DEN > w->raw.len * ENTROPY_ON_NUM)
+            c->entropy = true;
+        else if (c->entropy && w->comp.len * ENTROPY_OFF_DEN < w->raw.len * ENTROPY_OFF_NUM)
+            c->entropy = false;
+    }
     c->encodings |= 1u << encoding | 1u << PT_RLE;
     c->unc_bytes += unc;
     c->comp_bytes += comp;
@@ -938,7 +1069,8 @@ static int write_chunk(struct pq_writer *w, struct pq_col *c, struct pq_tw *t, i
         memcpy(buf_grab(&w->raw, c->dict.len), c->dict.data, c->dict.len);
         struct buf page = {0};
         int64_t du, dc;
-        rc = emit_page(w, &page, PT_DICTIONARY_PAGE, (int32_t)c->ndict, PT_PLAIN, &du, &dc);
+        rc = emit_page(w, &page, PT_DICTIONARY_PAGE, (int32_t)c->ndict, PT_PLAIN, false, &du,
+                       &dc);
         if (!rc) {
             dict_offset = w->pos;
             rc = write_all(w, page.data, page.len);
@@ -1228,6 +1360,8 @@ static void free_writer(struct pq_writer *w)
     buf_free(&w->hdr);
     buf_free(&w->lev_scratch);
     free(w->cut_list);
+    for (int i = 0; w->spans && i < w->nspans; i++)
+        free(w->spans[i].ranges);
     free(w->spans);
     free(w->span_of_first);
     free(w->span_cover);
@@ -1286,8 +1420,9 @@ int pq_writer_open(struct pq_writer **out, const struct pq_schema *s, const char
         die_oom();
     memset(w->cols, 0, cols_bytes);
     w->cut_list = xcalloc((size_t)w->ncols + 1, sizeof(int));
-    /* Spans do not overlap and hold SPAN_MIN_COLS columns or more. */
-    w->spans = xcalloc((size_t)w->ncols / SPAN_MIN_COLS + 1, sizeof(*w->spans));
+    /* Spans and null sets do not overlap and hold a column or more. */
+    w->spans = xcalloc((size_t)w->ncols + 1, sizeof(*w->spans));
+    w->last_set = -1;
     w->span_of_first = xmalloc(((size_t)w->ncols + 1) * sizeof(int));
     w->span_cover = xmalloc(((size_t)w->ncols + 1) * sizeof(int));
     for (int i = 0; i <= w->ncols; i++)

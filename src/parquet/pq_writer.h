@@ -97,6 +97,11 @@ void pq_write_bytes(struct pq_writer *w, int column, const void *p, size_t n, in
 /* pq_write_null on every column of first_column..last_column (a subtree absent or null: its
  * columns are contiguous in depth-first order). */
 void pq_write_nulls(struct pq_writer *w, int first_column, int last_column, int def, int rep);
+/* Rep-0 nulls for several column ranges of one row: ranges holds n (first, last, def) triples,
+ * each as for pq_write_nulls, none overlapping another. `key` (non-zero) names this exact list:
+ * the caller promises that equal keys mean equal lists (e.g. a process-wide counter), so a row
+ * with the same list as earlier rows costs one step whatever the number of ranges and columns. */
+void pq_write_null_set(struct pq_writer *w, const int32_t *ranges, size_t n, uint64_t key);
 
 /* One record is complete (every column got its levels for it). May flush a row group. */
 int pq_writer_end_row(struct pq_writer *w, struct ing_err *err);

@@ -470,6 +470,14 @@ static void test_i64(void **state)
         {"9223372036854775808", ING_ETYPE, 0},
         {"-9223372036854775809", ING_ETYPE, 0},
         {"99999999999999999999", ING_ETYPE, 0},
+        /* around the plain-integer shortcut (up to 18 digits) and its refusals */
+        {"999999999999999999", 0, 999999999999999999},
+        {"-999999999999999999", 0, -999999999999999999},
+        {"1000000000000000000", 0, 1000000000000000000},
+        {"00", ING_ETYPE, 0},
+        {"-01", ING_ETYPE, 0},
+        {"--1", ING_ETYPE, 0},
+        {"1-", ING_ETYPE, 0},
         {"1e3", 0, 1000},
         {"1E+3", 0, 1000},
         {"1.5e1", 0, 15},
@@ -514,6 +522,9 @@ static void test_f64(void **state)
         "123456789012345", "1234567890123456789", "1e22", "1e23", "1.7976931348623157e308",
         "2.2250738585072014e-308", "4.9e-324", "1e-400", "0.000001", "-12.5e-3",
         "9007199254740993", "123.456789012345678901234567890",
+        /* around the plain-integer shortcut (up to 15 digits) */
+        "999999999999999", "-999999999999999", "1000000000000000", "-1234567890123456",
+        "581247", "-7",
     };
     for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
         double v = -99;
@@ -529,6 +540,9 @@ static void test_f64(void **state)
     assert_int_equal(jtok_f64("1.", 2, &v), ING_ETYPE);
     assert_int_equal(jtok_f64("", 0, &v), ING_ETYPE);
     assert_int_equal(jtok_f64("0x1p3", 5, &v), ING_ETYPE);
+    assert_int_equal(jtok_f64("01", 2, &v), ING_ETYPE);
+    assert_int_equal(jtok_f64("-", 1, &v), ING_ETYPE);
+    assert_int_equal(jtok_f64("1a", 2, &v), ING_ETYPE);
     /* bounded: the digits after n are not read ("1.25" of "1.2599") */
     assert_int_equal(jtok_f64("1.2599", 4, &v), 0);
     assert_true(v == 1.25);

@@ -1,8 +1,10 @@
 /*
  * test_shred.c - unit tests for ingest/shred: the Luma records (loyalty, CRM, offline purchases),
  * the conversion matrix, required/constraint/type/syntax errors with their field paths, unknown
- * fields, Dremel definition and repetition levels (through shred_debug_levels), and the promise
- * that a bad record leaves nothing in the Parquet writer.
+ * fields, Dremel definition and repetition levels (through shred_debug_levels), the promise
+ * that a bad record leaves nothing in the Parquet writer, and that records of changing shapes
+ * (whose absent properties the fast walk hands over as one null set) give the rows the token
+ * walk gives.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,8 @@
 #include <cmocka.h>
 
 #include "ingest/shred.h"
+#include "parquet/pq_reader.h"
+#include "util/buf.h"
 #include "util/mem.h"
 
 /* Luma Loyalty / CRM schema, resolved (xed-full) with the fields the tutorial data uses. */
@@ -568,6 +572,150 @@ static void test_writer_gets_only_valid_rows(void **state)
     assert_int_equal(st->records_failed, 2);
 }
 
+/* Every row of a Parquet file as JSON lines. */
+static void file_rows(const char *path, struct buf *out)
+{
+    struct pq_reader *rd = NULL;
+    struct ing_err err;
+    ing_err_clear(&err);
+    assert_int_equal(pq_reader_open(&rd, path, NULL, &err), 0);
+    struct buf line = {0};
+    int more;
+    while ((more = pq_reader_next(rd, &err)) > 0) {
+        buf_reset(&line);
+        assert_int_equal(pq_reader_row_json(rd, &line, &err), 0);
+        buf_append(out, line.data, line.len);
+        buf_append_byte(out, '\n');
+    }
+    assert_int_equal(more, 0);
+    pq_reader_free(rd);
+    buf_free(&line);
+}
+
+/* Shapes that come and go (objects absent, null, present with other properties, keys in
+ * another order) over more rows than the writer keeps a null set pending: the fast walk's
+ * file and the token walk's (previews take it) hold the same rows. */
+static void test_shapes_fast_and_token_walk_same_rows(void **state)
+{
+    struct fixture *fx = *state;
+    const char *shapes[] = {
+        "{\"_techmarketingdemos\":{\"systemIdentifier\":{\"loyaltyId\":5000000,"
+        "\"crmId\":\"f804\"}},\"loyalty\":{\"points\":581247,\"tier\":\"gold\","
+        "\"joinDate\":\"1988-02-01T00:00:00Z\"},\"person\":{\"name\":{\"firstName\":\"Zo\","
+        "\"lastName\":\"Tanaka\"}},\"homeAddress\":{\"city\":\"M\\u00fcnchen\"}}",
+        "{\"person\":{\"name\":{\"lastName\":\"X\"}},\"loyalty\":null}",
+        "{\"homeAddress\":{\"city\":\"Y\"},\"_techmarketingdemos\":{\"systemIdentifier\":"
+        "{\"crmId\":\"c\"}},\"person\":{\"gender\":\"male\"}}",
+        "{}",
+        "{\"loyalty\":{\"tier\":\"silver\",\"points\":1},\"homeAddress\":{},"
+        "\"_techmarketingdemos\":{\"systemIdentifier\":{\"crmId\":\"d\",\"loyaltyId\":\"7\"}}}",
+    };
+    const int order[] = {0, 0, 0, 0, 0, 1, 0, 2, 3, 4, 1, 1, 4, 0};
+    char paths[2][32];
+    struct ing_err err;
+    for (int walk = 0; walk < 2; walk++) {
+        snprintf(paths[walk], sizeof(paths[walk]), "/tmp/test_shred_XXXXXX");
+        int fd = mkstemp(paths[walk]);
+        assert_true(fd >= 0);
+        close(fd);
+        struct pq_writer *w = NULL;
+        assert_int_equal(pq_writer_open(&w, fx->plan->pq, paths[walk], NULL, &err), 0);
+        for (int r = 0; r < 3000; r++) {
+            /* long runs of shape 0 first, then the mixed order */
+            const char *rec = shapes[r < 1500 ? 0 : order[r % ING_ARRAY_LEN(order)]];
+            json_t *converted = NULL;
+            assert_int_equal(shred_record(fx->sh, rec, strlen(rec), w,
+                                          walk ? &converted : NULL, &err), 0);
+            json_decref(converted);
+        }
+        struct pq_file_info info;
+        assert_int_equal(pq_writer_close(w, &info, &err), 0);
+        assert_int_equal(info.rows, 3000);
+    }
+    struct buf fast = {0}, token = {0};
+    file_rows(paths[0], &fast);
+    file_rows(paths[1], &token);
+    assert_int_equal(fast.len, token.len);
+    assert_memory_equal(fast.data, token.data, fast.len);
+    buf_append_byte(&fast, 0);
+    /* shape 1: loyalty null, person.name with lastName only */
+    assert_non_null(strstr((const char *)fast.data, "\"firstName\":null,\"lastName\":\"X\""));
+    assert_non_null(strstr((const char *)fast.data, "\"city\":\"M\u00fcnchen\""));
+    buf_free(&fast);
+    buf_free(&token);
+    unlink(paths[0]);
+    unlink(paths[1]);
+}
+
+/* The template walk: records that match the last good one except in their scalars are taken
+ * with the same levels as the other walks; one that differs anywhere else, or has a bad value
+ * where the template had a good one, gets the error the token walk reports. */
+static void test_template_walk(void **state)
+{
+    struct fixture *fx = *state;
+    struct ing_err err;
+    const char *good = "{\"loyalty\":{\"points\":12,\"tier\":\"gold\"},\"person\":{\"name\":"
+                       "{\"firstName\":\"Ann\"}}}";
+    /* twice: the first makes the template, the second is taken by it */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(shred_record(fx->sh, good, strlen(good), NULL, NULL, &err), 0);
+    const char *same_shape = "{\"loyalty\":{\"points\":-3.5,\"tier\":\"s\\u00e9\"},\"person\":"
+                             "{\"name\":{\"firstName\":\"Bo\"}}}";
+    assert_int_equal(shred_record(fx->sh, same_shape, strlen(same_shape), NULL, NULL, &err), 0);
+    LEVELS(fx, column_of(fx, "loyalty.points"), L(2), L(0));
+    LEVELS(fx, column_of(fx, "loyalty.joinDate"), L(1), L(0));
+    LEVELS(fx, column_of(fx, "person.name.lastName"), L(2), L(0));
+    LEVELS(fx, column_of(fx, "person.gender"), L(1), L(0));
+    LEVELS(fx, column_of(fx, "homeAddress.city"), L(0), L(0));
+    /* a null where the template had a value: the fast walk takes it */
+    const char *with_null = "{\"loyalty\":{\"points\":null,\"tier\":\"g\"},\"person\":{\"name\":"
+                            "{\"firstName\":\"Ann\"}}}";
+    assert_int_equal(shred_record(fx->sh, with_null, strlen(with_null), NULL, NULL, &err), 0);
+    LEVELS(fx, column_of(fx, "loyalty.points"), L(1), L(0));
+    assert_int_equal(shred_record(fx->sh, good, strlen(good), NULL, NULL, &err), 0);
+
+    struct {
+        const char *rec;
+        int code;
+        const char *field;
+        int64_t offset;
+    } bad[] = {
+        /* a value of the wrong type where the template had a number */
+        {"{\"loyalty\":{\"points\":\"x\",\"tier\":\"gold\"},\"person\":{\"name\":"
+         "{\"firstName\":\"Ann\"}}}", ING_ETYPE, "loyalty.points", 22},
+        /* an object where a scalar was */
+        {"{\"loyalty\":{\"points\":{},\"tier\":\"gold\"},\"person\":{\"name\":"
+         "{\"firstName\":\"Ann\"}}}", ING_ETYPE, "loyalty.points", -2},
+        /* cut short, and trailing bytes */
+        {"{\"loyalty\":{\"points\":12,\"tier\":\"gold\"},\"person\":{\"name\":"
+         "{\"firstName\":\"Ann\"}}", ING_ESYNTAX, "", -2},
+        {"{\"loyalty\":{\"points\":12,\"tier\":\"gold\"},\"person\":{\"name\":"
+         "{\"firstName\":\"Ann\"}}}x", ING_ESYNTAX, "", -2},
+        /* a number the template's number scan must not run past */
+        {"{\"loyalty\":{\"points\":12x,\"tier\":\"gold\"},\"person\":{\"name\":"
+         "{\"firstName\":\"Ann\"}}}", ING_ESYNTAX, "", -2},
+    };
+    for (size_t i = 0; i < ING_ARRAY_LEN(bad); i++) {
+        /* what the token walk says (previews take it) */
+        json_t *converted = NULL;
+        struct ing_err want;
+        ing_err_clear(&want);
+        assert_int_equal(shred_record(fx->sh, bad[i].rec, strlen(bad[i].rec), NULL, &converted,
+                                      &want), bad[i].code);
+        assert_string_equal(want.field, bad[i].field);
+        if (bad[i].offset >= 0)
+            assert_int_equal(want.offset, bad[i].offset);
+        /* the template is still there: a good record first, then the bad one the fast way */
+        assert_int_equal(shred_record(fx->sh, good, strlen(good), NULL, NULL, &err), 0);
+        ing_err_clear(&err);
+        assert_int_equal(shred_record(fx->sh, bad[i].rec, strlen(bad[i].rec), NULL, NULL, &err),
+                         bad[i].code);
+        assert_int_equal(err.offset, want.offset);
+        assert_string_equal(err.msg, want.msg);
+        assert_string_equal(err.field, want.field);
+    }
+}
+
 static void test_debug_levels_bad_column(void **state)
 {
     struct fixture *fx = *state;
@@ -595,6 +743,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_syntax, setup_profile, teardown),
         cmocka_unit_test_setup_teardown(test_writer_gets_only_valid_rows, setup_event, teardown),
         cmocka_unit_test_setup_teardown(test_debug_levels_bad_column, setup_event, teardown),
+        cmocka_unit_test_setup_teardown(test_shapes_fast_and_token_walk_same_rows,
+                                        setup_profile, teardown),
+        cmocka_unit_test_setup_teardown(test_template_walk, setup_profile, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
