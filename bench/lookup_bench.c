@@ -24,7 +24,8 @@
  * > 0, requests/s in total, like wrk2): request k is due at start + k/R and goes out on an idle
  * connection; latency is measured from the due time, so waiting behind slow answers counts (no
  * coordinated omission). With 0 connections it only serves for the given seconds (port
- * printed, then the process CPU used), for an outside load generator:
+ * printed, then the process CPU used), for an outside load generator (LOOKUP_BENCH_DIR names the
+ * data directory, default /tmp/ingot-lookup-bench):
  *   PROFILES=N wrk -t1 -c64 -d10s --latency -s bench/lookup.lua http://127.0.0.1:PORT
  */
 #include <arpa/inet.h>
@@ -51,7 +52,9 @@
 #include "util/fs.h"
 #include "util/mem.h"
 
-#define DIR "/tmp/ingot-lookup-bench"
+/* The data directory (removed at the start and the end); LOOKUP_BENCH_DIR overrides it, so that
+ * two runs on one machine (A/B binaries, or two engineers) do not remove each other's data. */
+#define DEFAULT_DIR "/tmp/ingot-lookup-bench"
 
 static int die(const char *what, const struct ing_err *err)
 {
@@ -336,14 +339,17 @@ int main(int argc, char **argv)
     double warmup = argc > 6 ? strtod(argv[6], NULL) : 3;
     struct ing_err err;
     ing_err_clear(&err);
-    fs_rm_rf(DIR, NULL);
+    const char *dir = getenv("LOOKUP_BENCH_DIR");
+    if (!dir || !*dir)
+        dir = DEFAULT_DIR;
+    fs_rm_rf(dir, NULL);
     struct app app = {.tenant = "techmarketingdemos", .ims_org = "bench@AdobeOrg"};
     struct pstore *ps = NULL;
     struct pstore_opts po = {.fast = true}; /* population speed only; lookups do not write */
-    if (store_open(&app.store, DIR, &err) ||
+    if (store_open(&app.store, dir, &err) ||
         registry_new(&app.registry, app.store, app.tenant, &err) ||
         catalog_new(&app.catalog, app.store, app.registry, &err) ||
-        lake_open(&app.lake, DIR, &err) || pstore_open(&ps, DIR, &po, &err) ||
+        lake_open(&app.lake, dir, &err) || pstore_open(&ps, dir, &po, &err) ||
         idgraph_new(&app.idgraph, ps, app.registry, NULL, &err) ||
         profiles_new(&app.profiles, app.store, app.idgraph, &err))
         die("open", &err);
@@ -377,7 +383,7 @@ int main(int argc, char **argv)
         catalog_free(app.catalog);
         registry_free(app.registry);
         store_close(app.store);
-        fs_rm_rf(DIR, NULL);
+        fs_rm_rf(dir, NULL);
         return 0;
     }
 
@@ -449,6 +455,6 @@ int main(int argc, char **argv)
     catalog_free(app.catalog);
     registry_free(app.registry);
     store_close(app.store);
-    fs_rm_rf(DIR, NULL);
+    fs_rm_rf(dir, NULL);
     return total ? 0 : 1;
 }

@@ -24,8 +24,15 @@ static int hex_value(char c)
 
 size_t http__pct_decode(char *dst, const char *src, size_t n, bool plus_space)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
+    /* Most paths and arguments have nothing to decode: find the first byte that may need it
+     * and copy what comes before in one go. */
+    size_t i = 0;
+    while (i < n && src[i] != '%' && !(plus_space && src[i] == '+'))
+        i++;
+    if (dst != src)
+        memmove(dst, src, i);
+    size_t o = i;
+    for (; i < n; i++) {
         char c = src[i];
         if (c == '%' && i + 2 < n) {
             int hi = hex_value(src[i + 1]);

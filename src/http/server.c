@@ -57,6 +57,7 @@ struct http_server {
     struct MHD_Daemon *daemon;
     const struct http_route *routes;
     size_t nroutes;
+    size_t *route_lead;   /* per route: bytes of its pattern every matching path starts with */
     void *app;
     char *spool_dir;
     size_t max_json_body;
@@ -71,9 +72,10 @@ struct req_state {
     struct http_req req;
     const struct http_route *route;
     const char *method_name;
-    char *raw_path;      /* as received, percent-encoded */
-    char *path;          /* decoded */
-    char *scratch;       /* route parameters */
+    size_t raw_len;      /* strlen(raw_path) */
+    char *raw_path;      /* as received, percent-encoded (in paths[]) */
+    char *path;          /* decoded (in paths[]) */
+    char *scratch;       /* route parameters (in paths[]) */
     char sandbox[65];
     struct buf body;     /* HTTP_BODY_JSON */
     int fd;              /* HTTP_BODY_FILE(_RANGE): spool file, -1 when closed */
@@ -89,9 +91,11 @@ struct req_state {
     int64_t received;
     int64_t t0_ns;
     int status;          /* for the log line */
-    char **strings;      /* decoded query arguments: name, value (NULL: none) pairs */
+    char **strings;      /* decoded query arguments: name, value (NULL: none) pairs, the
+                            texts in the same allocation */
     size_t nstrings;
     bool args_done;      /* strings holds the query arguments */
+    char paths[];        /* raw_path, path and scratch: 3 x (raw_len + 1) bytes */
 };
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -105,24 +109,40 @@ const char *http_req_header(const struct http_req *req, const char *name)
     return MHD_lookup_connection_value(rs->mc, MHD_HEADER_KIND, name);
 }
 
-static char *decode_dup(const char *s)
-{
-    if (!s)
-        return NULL;
-    size_t n = strlen(s);
-    char *d = xmalloc(n + 1);
-    http__pct_decode(d, s, n, true);
-    return d;
-}
+/* Query arguments are gathered in two passes over libmicrohttpd's list: the first sizes one
+ * allocation for the pointers and the decoded texts, the second fills it (one malloc a request
+ * instead of three per argument). */
+struct args_fill {
+    size_t npairs, bytes; /* first pass: what the arguments need */
+    char **strings;       /* second pass: where the pointers go, texts after them */
+    char *text;
+    size_t n;
+};
 
-static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                  const char *value)
+static enum MHD_Result count_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 size_t key_size, const char *value, size_t value_size)
 {
     (void)kind;
-    struct req_state *rs = cls;
-    rs->strings = xrealloc(rs->strings, (rs->nstrings + 2) * sizeof(*rs->strings));
-    rs->strings[rs->nstrings++] = decode_dup(key ? key : "");
-    rs->strings[rs->nstrings++] = decode_dup(value);
+    (void)key;
+    struct args_fill *f = cls;
+    f->npairs++;
+    f->bytes += key_size + 1 + (value ? value_size + 1 : 0);
+    return MHD_YES;
+}
+
+static enum MHD_Result fill_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    struct args_fill *f = cls;
+    f->strings[f->n++] = f->text;
+    f->text += http__pct_decode(f->text, key ? key : "", key ? key_size : 0, true) + 1;
+    if (value) {
+        f->strings[f->n++] = f->text;
+        f->text += http__pct_decode(f->text, value, value_size, true) + 1;
+    } else {
+        f->strings[f->n++] = NULL;
+    }
     return MHD_YES;
 }
 
@@ -130,10 +150,19 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
  * decoded every argument for each name asked, ~30 allocations a request). */
 static void args_ready(struct req_state *rs)
 {
-    if (!rs->args_done) {
-        rs->args_done = true;
-        MHD_get_connection_values(rs->mc, MHD_GET_ARGUMENT_KIND, collect_arg, rs);
-    }
+    if (rs->args_done)
+        return;
+    rs->args_done = true;
+    struct args_fill f = {0};
+    MHD_get_connection_values_n(rs->mc, MHD_GET_ARGUMENT_KIND, count_arg, &f);
+    if (f.npairs == 0)
+        return;
+    size_t nptr = 2 * f.npairs;
+    rs->strings = xmalloc(nptr * sizeof(*rs->strings) + f.bytes);
+    f.strings = rs->strings;
+    f.text = (char *)(rs->strings + nptr);
+    MHD_get_connection_values_n(rs->mc, MHD_GET_ARGUMENT_KIND, fill_arg, &f);
+    rs->nstrings = f.n; /* the list cannot change in between: this thread owns the request */
 }
 
 const char *http_req_query(const struct http_req *req, const char *name)
@@ -143,7 +172,9 @@ const char *http_req_query(const struct http_req *req, const char *name)
     struct req_state *rs = req->conn;
     args_ready(rs);
     for (size_t i = 0; i + 1 < rs->nstrings; i += 2) {
-        if (!strcmp(rs->strings[i], name)) /* a valueless argument ("?flag") reads as "" */
+        const char *key = rs->strings[i];
+        /* a valueless argument ("?flag") reads as "" */
+        if (key[0] == name[0] && !strcmp(key, name))
             return rs->strings[i + 1] ? rs->strings[i + 1] : "";
     }
     return NULL;
@@ -339,6 +370,24 @@ static bool read_sandbox(struct req_state *rs)
     return true;
 }
 
+/* Bytes of `pattern` that every path it matches starts with: its literal segments up to the
+ * first capture, with their slashes (the whole pattern when it has no capture). Literal segments
+ * compare raw in http_route_match, so a path without this lead cannot match and find_route skips
+ * the pattern with one memcmp. */
+static size_t pattern_lead(const char *pattern)
+{
+    const char *p = pattern + (pattern[0] == '/');
+    for (;;) {
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len >= 3 && p[0] == '{' && p[len - 1] == '}') /* {name} or {*rest} */
+            return (size_t)(p - pattern);
+        if (!end)
+            return strlen(pattern);
+        p = end + 1;
+    }
+}
+
 /* Find the route: the first pattern match with this method wins (HEAD also takes a GET route).
  * When none, *path_known says whether some route has the path with other methods (listed in
  * allow). On success rs->req.params hold the route's decoded captures. */
@@ -349,15 +398,20 @@ static const struct http_route *find_route(struct req_state *rs, bool known_meth
     const struct http_server *srv = rs->srv;
     const struct http_route *found = NULL, *head_get = NULL;
     *path_known = false;
-    for (size_t i = 0; i < srv->nroutes && !found; i++) {
+    for (size_t i = 0; i < srv->nroutes; i++) {
         const struct http_route *rt = &srv->routes[i];
+        size_t lead = srv->route_lead[i];
+        if (lead > rs->raw_len || memcmp(rt->pattern, rs->raw_path, lead) != 0)
+            continue;
         const char *params[HTTP_MAX_PARAMS];
         size_t np = 0;
         if (!http_route_match(rt->pattern, rs->raw_path, rs->scratch, params, &np))
             continue;
         if (known_method && rt->method == m) {
-            found = rt;
-            break;
+            /* scratch holds this pattern's captures */
+            memcpy(rs->req.params, params, np * sizeof(*params));
+            rs->req.nparams = np;
+            return rt;
         }
         if (known_method && m == HTTP_HEAD && rt->method == HTTP_GET && !head_get)
             head_get = rt;
@@ -369,8 +423,7 @@ static const struct http_route *find_route(struct req_state *rs, bool known_meth
             buf_append_str(allow, name);
         }
     }
-    if (!found)
-        found = head_get;
+    found = head_get;
     if (found) /* match again: scratch holds the captures of the last pattern tried */
         http_route_match(found->pattern, rs->raw_path, rs->scratch, rs->req.params,
                          &rs->req.nparams);
@@ -429,15 +482,10 @@ static int open_spool(struct req_state *rs)
 }
 
 /* Returns MHD_YES to continue reading the body, or the result of an early error response. */
-static enum MHD_Result first_call(struct req_state *rs, const char *url, const char *method,
-                                  bool *responded)
+static enum MHD_Result first_call(struct req_state *rs, const char *method, bool *responded)
 {
     *responded = false;
-    rs->raw_path = xstrdup(url);
-    size_t n = strlen(url);
-    rs->scratch = xmalloc(n + 1);
-    rs->path = xmalloc(n + 1);
-    http__pct_decode(rs->path, url, n, false);
+    http__pct_decode(rs->path, rs->raw_path, rs->raw_len, false);
     rs->req.path = rs->path;
     rs->req.conn = rs;
     rs->req.sandbox = rs->sandbox;
@@ -653,16 +701,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     struct http_server *srv = cls;
     struct req_state *rs = *con_cls;
     if (!rs) {
-        rs = xcalloc(1, sizeof(*rs));
+        /* the state and its three path buffers in one allocation */
+        size_t n = strlen(url);
+        rs = xcalloc(1, sizeof(*rs) + 3 * (n + 1));
+        rs->raw_len = n;
+        rs->raw_path = rs->paths;
+        rs->path = rs->paths + (n + 1);
+        rs->scratch = rs->paths + 2 * (n + 1);
+        memcpy(rs->raw_path, url, n + 1);
         rs->srv = srv;
         rs->mc = mc;
         rs->fd = -1;
-        rs->t0_ns = clock_mono_ns();
+        /* only the debug log line reads the duration: no clock read per request without it */
+        rs->t0_ns = log_enabled(LOG_DEBUG) ? clock_mono_ns() : 0;
         rs->method_name = method;
         *con_cls = rs;
         atomic_fetch_add(&srv->in_flight, 1);
         bool responded = false;
-        enum MHD_Result r = first_call(rs, url, method, &responded);
+        enum MHD_Result r = first_call(rs, method, &responded);
         if (responded || r != MHD_YES)
             rs->route = NULL; /* answered already: later calls only drain */
         return r;
@@ -691,22 +747,19 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     if (!rs)
         return;
     *con_cls = NULL;
-    double ms = (double)(clock_mono_ns() - rs->t0_ns) / 1e6;
-    log_debug("http method=%s path=%s status=%d duration_ms=%.3f%s", rs->method_name,
-              rs->raw_path ? rs->raw_path : "?", rs->status, ms,
-              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
+    if (rs->t0_ns) {
+        double ms = (double)(clock_mono_ns() - rs->t0_ns) / 1e6;
+        log_debug("http method=%s path=%s status=%d duration_ms=%.3f%s", rs->method_name,
+                  rs->raw_path, rs->status, ms,
+                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
+    }
     close_spool(rs);
     unlink_spool(rs);
     if (rs->sink.release)
         rs->sink.release(rs->sink.ctx);
     buf_free(&rs->body);
     free(rs->stage);
-    for (size_t i = 0; i < rs->nstrings; i++)
-        free(rs->strings[i]);
     free(rs->strings);
-    free(rs->raw_path);
-    free(rs->path);
-    free(rs->scratch);
     free(rs);
     atomic_fetch_sub(&srv->in_flight, 1);
 }
@@ -787,6 +840,9 @@ int http_server_start(struct http_server **out, const struct http_server_opts *o
     struct http_server *srv = xcalloc(1, sizeof(*srv));
     srv->routes = routes;
     srv->nroutes = nroutes;
+    srv->route_lead = xcalloc(nroutes ? nroutes : 1, sizeof(*srv->route_lead));
+    for (size_t i = 0; i < nroutes; i++)
+        srv->route_lead[i] = routes[i].pattern ? pattern_lead(routes[i].pattern) : 0;
     srv->app = app;
     srv->spool_dir = xstrdup(opts->spool_dir ? opts->spool_dir : "/tmp");
     srv->max_json_body = opts->max_json_body ? opts->max_json_body : DEFAULT_MAX_JSON_BODY;
@@ -821,6 +877,7 @@ int http_server_start(struct http_server **out, const struct http_server_opts *o
     srv->port = info ? (int)info->port : -1;
 out:
     if (ret) {
+        free(srv->route_lead);
         free(srv->spool_dir);
         free(srv);
         srv = NULL;
@@ -847,6 +904,7 @@ void http_server_stop(struct http_server *srv)
         nanosleep(&ts, NULL);
     }
     MHD_stop_daemon(srv->daemon);
+    free(srv->route_lead);
     free(srv->spool_dir);
     free(srv);
 }

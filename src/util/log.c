@@ -33,6 +33,11 @@ static int current_level(void)
     return level;
 }
 
+int log_enabled(enum log_level level)
+{
+    return (int)level >= current_level();
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
     static const char *names[] = {"debug", "info", "warn", "error"};

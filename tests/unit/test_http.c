@@ -200,6 +200,12 @@ static const struct http_route k_routes[] = {
     {HTTP_GET, "/missing-file", h_missing_file, HTTP_BODY_NONE},
     {HTTP_GET, "/order/{a}", h_thing, HTTP_BODY_NONE},
     {HTTP_GET, "/order/fixed", h_query, HTTP_BODY_NONE},
+    /* patterns sharing leads and literal tails, for the router's lead filter */
+    {HTTP_GET, "/deep/one/two/{id}", h_thing, HTTP_BODY_NONE},
+    {HTTP_GET, "/deep/{id}/two/x", h_thing, HTTP_BODY_NONE},
+    {HTTP_PUT, "/deep/{id}/two/y", h_thing, HTTP_BODY_NONE},
+    {HTTP_GET, "/deep", h_thing, HTTP_BODY_NONE},
+    {HTTP_GET, "/", h_thing, HTTP_BODY_NONE},
 };
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -812,6 +818,147 @@ static void test_sink_pieces(void **state)
     pthread_mutex_unlock(&g_fx->app.mu);
 }
 
+/* The router skips patterns whose literal lead the path lacks: what it answers must be what a
+ * full scan of the table answers (first match wins, 405 with every method of the path). */
+static void test_route_leads(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *method, *path;
+        long status;
+        const char *param; /* first capture, or NULL: none */
+        const char *allow; /* 405: the Allow header */
+    } k_cases[] = {
+        {"GET", "/deep/one/two/7", 200, "7", NULL},
+        {"GET", "/deep/zz/two/x", 200, "zz", NULL},
+        {"GET", "/deep/one/two/x", 200, "x", NULL}, /* both match: the first pattern wins */
+        {"GET", "/deep/one/two/x/", 200, "x", NULL},
+        {"GET", "/deep", 200, NULL, NULL},
+        {"GET", "/deep/", 200, NULL, NULL},
+        {"GET", "/", 200, NULL, NULL},
+        {"PUT", "/deep/one/two/y", 200, "one", NULL},
+        {"DELETE", "/deep/one/two/y", 405, NULL, "GET, PUT"},
+        {"PUT", "/deep/a/two/x", 405, NULL, "GET"},
+        {"GET", "/deep/one", 404, NULL, NULL},
+        {"GET", "/dee", 404, NULL, NULL},
+        {"GET", "/deeper", 404, NULL, NULL},
+        {"GET", "/deep/one/two", 404, NULL, NULL},
+    };
+    for (size_t i = 0; i < ING_ARRAY_LEN(k_cases); i++) {
+        struct result r;
+        request(&r, k_cases[i].method, k_cases[i].path, NULL, NULL, NULL);
+        if (r.status != k_cases[i].status)
+            fail_msg("%s %s: %ld", k_cases[i].method, k_cases[i].path, r.status);
+        if (r.status == 200) {
+            json_t *doc = body_json(&r);
+            json_t *params = json_object_get(doc, "params");
+            if (k_cases[i].param)
+                assert_string_equal(json_string_value(json_array_get(params, 0)),
+                                    k_cases[i].param);
+            else
+                assert_int_equal(json_array_size(params), 0);
+            json_decref(doc);
+        } else if (r.status == 405) {
+            char allow[64];
+            assert_true(header_value(&r, "Allow", allow, sizeof(allow)));
+            assert_string_equal(allow, k_cases[i].allow);
+        }
+        result_free(&r);
+    }
+}
+
+/* Many arguments, long ones and repeated names: all kept in order, the first of a name wins. */
+static void test_many_query_args(void **state)
+{
+    (void)state;
+    struct buf url = {0};
+    buf_append_str(&url, "/query?");
+    for (int i = 0; i < 40; i++)
+        buf_printf(&url, "%sk%d=v%d", i ? "&" : "", i, i);
+    buf_append_str(&url, "&a=");
+    for (int i = 0; i < 1000; i++)
+        buf_append_str(&url, "%41");
+    buf_append_str(&url, "&a=second&empty=&bare");
+    struct result r;
+    request(&r, "GET", buf_cstr(&url), NULL, NULL, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *doc = body_json(&r);
+    json_t *all = json_object_get(doc, "all");
+    assert_int_equal(json_array_size(all), 44);
+    for (int i = 0; i < 40; i++) {
+        char k[16], v[16];
+        snprintf(k, sizeof(k), "k%d", i);
+        snprintf(v, sizeof(v), "v%d", i);
+        assert_string_equal(json_string_value(json_array_get(json_array_get(all, (size_t)i), 0)), k);
+        assert_string_equal(json_string_value(json_array_get(json_array_get(all, (size_t)i), 1)), v);
+    }
+    const char *a = json_string_value(json_object_get(doc, "a"));
+    assert_non_null(a);
+    assert_int_equal(strlen(a), 1000);
+    assert_int_equal(strspn(a, "A"), 1000);
+    assert_string_equal(json_string_value(json_array_get(json_array_get(all, 41), 1)), "second");
+    assert_string_equal(json_string_value(json_array_get(json_array_get(all, 42), 1)), "");
+    assert_true(json_is_null(json_array_get(json_array_get(all, 43), 1)));
+    json_decref(doc);
+    result_free(&r);
+    buf_free(&url);
+}
+
+/* Requests on one keep-alive connection each get their own state: arguments, captures and
+ * sandbox of one request do not leak into the next. */
+static void test_keep_alive_requests(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *path, *hdr, *a, *param, *sandbox;
+    } k_steps[] = {
+        {"/query?a=first", NULL, "first", NULL, NULL},
+        {"/query", NULL, NULL, NULL, NULL},
+        {"/things/one", "x-sandbox-name: Dev", NULL, "one", "dev"},
+        {"/things/two", NULL, NULL, "two", "prod"},
+        {"/query?b=1&a=again", NULL, "again", NULL, NULL},
+    };
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    for (size_t i = 0; i < ING_ARRAY_LEN(k_steps); i++) {
+        struct buf body = {0};
+        char *url = xasprintf("http://127.0.0.1:%d%s", g_fx->port, k_steps[i].path);
+        struct curl_slist *hl = k_steps[i].hdr ? curl_slist_append(NULL, k_steps[i].hdr) : NULL;
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+        assert_int_equal(curl_easy_perform(c), CURLE_OK);
+        long status = 0, connects = -1;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects);
+        assert_int_equal(status, 200);
+        assert_int_equal(connects, i == 0 ? 1 : 0); /* the connection was reused */
+        json_t *doc = json_loadb((const char *)body.data, body.len, 0, NULL);
+        assert_non_null(doc);
+        if (!strncmp(k_steps[i].path, "/query", 6)) {
+            const char *a = json_string_value(json_object_get(doc, "a"));
+            if (k_steps[i].a)
+                assert_string_equal(a, k_steps[i].a);
+            else
+                assert_null(a);
+        } else {
+            assert_string_equal(json_string_value(json_array_get(json_object_get(doc, "params"),
+                                                                 0)), k_steps[i].param);
+            assert_int_equal(json_array_size(json_object_get(doc, "params")), 1);
+            assert_string_equal(json_string_value(json_object_get(doc, "sandbox")),
+                                k_steps[i].sandbox);
+        }
+        json_decref(doc);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+        curl_slist_free_all(hl);
+        buf_free(&body);
+        free(url);
+    }
+    curl_easy_cleanup(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -828,6 +975,9 @@ int main(void)
         cmocka_unit_test(test_first_route_wins),
         cmocka_unit_test(test_spool_failure),
         cmocka_unit_test(test_sink_pieces),
+        cmocka_unit_test(test_route_leads),
+        cmocka_unit_test(test_many_query_args),
+        cmocka_unit_test(test_keep_alive_requests),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -119,6 +119,61 @@ static void test_percent_decoding(void **state)
     assert_string_equal(inplace, "ABc");
 }
 
+/* The byte-at-a-time rule, written plainly: the reference for the decoder's fast path. */
+static size_t reference_decode(char *dst, const char *src, size_t n, bool plus_space)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *hi = i + 2 < n && src[i] == '%' ? strchr(hex, src[i + 1] | 0x20) : NULL;
+        const char *lo = hi ? strchr(hex, src[i + 2] | 0x20) : NULL;
+        if (hi && lo && src[i + 1] && src[i + 2] && (hi != hex || lo != hex)) {
+            dst[o++] = (char)((hi - hex) * 16 + (lo - hex));
+            i += 2;
+        } else {
+            dst[o++] = src[i] == '+' && plus_space ? ' ' : src[i];
+        }
+    }
+    dst[o] = '\0';
+    return o;
+}
+
+/* Plain prefixes (copied in one go) then escapes; random texts over the bytes that matter,
+ * decoded into another buffer and in place, against the plain rule. */
+static void test_decode_fast_path(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_int_equal(http__pct_decode(out, "plain/text", 10, true), 10);
+    assert_string_equal(out, "plain/text");
+    assert_int_equal(http__pct_decode(out, "lumaLoyaltyId%20x+y", 19, true), 17);
+    assert_string_equal(out, "lumaLoyaltyId x y");
+    assert_int_equal(http__pct_decode(out, "abc+d", 5, false), 5);
+    assert_string_equal(out, "abc+d");
+    assert_int_equal(http__pct_decode(out, "", 0, true), 0);
+    assert_string_equal(out, "");
+    char inplace[] = "abcdef%41";
+    assert_int_equal(http__pct_decode(inplace, inplace, strlen(inplace), false), 7);
+    assert_string_equal(inplace, "abcdefA");
+
+    static const char alphabet[] = "ab%+04fFgG";
+    unsigned seed = 7;
+    for (int round = 0; round < 5000; round++) {
+        char src[40], want[41], got[41], same[41];
+        size_t n = (size_t)(rand_r(&seed) % 32);
+        for (size_t i = 0; i < n; i++)
+            src[i] = alphabet[rand_r(&seed) % (sizeof(alphabet) - 1)];
+        src[n] = '\0';
+        bool plus = round & 1;
+        size_t wn = reference_decode(want, src, n, plus);
+        assert_int_equal(http__pct_decode(got, src, n, plus), wn);
+        assert_string_equal(got, want);
+        memcpy(same, src, n + 1);
+        assert_int_equal(http__pct_decode(same, same, n, plus), wn);
+        assert_string_equal(same, want);
+    }
+}
+
 static void test_trailing_slash(void **state)
 {
     (void)state;
@@ -152,6 +207,7 @@ int main(void)
         cmocka_unit_test(test_params),
         cmocka_unit_test(test_rest_capture),
         cmocka_unit_test(test_percent_decoding),
+        cmocka_unit_test(test_decode_fast_path),
         cmocka_unit_test(test_trailing_slash),
         cmocka_unit_test(test_too_many_params),
     };
