@@ -13,6 +13,14 @@
  * ranges (no gap, no overlap) and renames the part file into staging. COMPLETE of the batch
  * queues it in the store and nudges the pipeline. Errors use AEP's problem shape with INGEST-*
  * codes.
+ *
+ * Processing that overlaps the upload: the first chunk sink of a fresh large-file upload starts a
+ * watch of the file's received prefix (lake/upload.h) and a speculative engine run over it
+ * (pipeline_speculate), as does a PUT of 1 MiB or more once it lands (its watch sealed at once).
+ * Acknowledged sinks keep it valid; file COMPLETE seals it with the final size; INITIALIZE, a
+ * spooled chunk (placed by rename or copy over bytes a reader may have read), a new PUT of the
+ * same path, ABORT and FAIL cancel it. The batch's COMPLETE is unchanged: the worker adopts the
+ * run only when the watch was sealed and never cancelled.
  */
 #include "api/api.h"
 
@@ -55,6 +63,9 @@
 #define DEFAULT_MAX_BATCH_BYTES (100LL << 30)
 /* Chunks recorded per large file: bounds the upload record (512 MB chunks make 5 TB). */
 #define MAX_CHUNKS_PER_FILE 10000
+/* A PUT file at least this large is processed as soon as it lands (a speculative run the batch's
+ * COMPLETE adopts); smaller ones are not worth a thread. */
+#define SPECULATE_MIN_PUT_BYTES (1LL << 20)
 
 /*
  * Uploads hold this lock shared while they check that the batch is "loading" and move the file
@@ -320,13 +331,16 @@ static bool within_batch_limits(struct app *app, struct http_resp *resp,
 
 /* ---- PUT /batches/{batchId}/datasets/{datasetId}/files/{*filePath} ------------------------- */
 
+static char *part_path(struct app *app, const char *sandbox, const char *batch_id,
+                       const char *dataset_id, const char *file_path);
+
 static void h_file_put(void *ctx, struct http_req *req, struct http_resp *resp)
 {
     struct app *app = ctx;
     struct ing_err err;
     char *staging = NULL, *dest = NULL, *parent = NULL;
-    bool locked = false;
-    const char *batch_id, *dataset_id, *file_path;
+    bool locked = false, speculate_put = false;
+    const char *batch_id = NULL, *dataset_id = NULL, *file_path = NULL;
     int rc;
     ing_err_clear(&err);
     if (!file_route_args(req, resp, &batch_id, &dataset_id, &file_path))
@@ -381,9 +395,25 @@ static void h_file_put(void *ctx, struct http_req *req, struct http_resp *resp)
     }
     /* AEP answers 200 with an empty body for both a new file and a replaced one. */
     resp->status = 200;
+    speculate_put = true;
 out:
     if (locked)
         pthread_rwlock_unlock(&staging_lock);
+    if (speculate_put) {
+        /* Whatever was read of an earlier file under this name is stale; a new file whole on
+         * disk can be processed now (the batch's COMPLETE adopts the run). */
+        char *key = part_path(app, req->sandbox, batch_id, dataset_id, file_path);
+        upl_watch_cancel(key);
+        if (speculate_put && app->pipeline && req->body_size >= SPECULATE_MIN_PUT_BYTES) {
+            struct upl_watch *w = upl_watch_start(key, req->body_size);
+            upl_watch_seal(key, req->body_size);
+            if (!pipeline_speculate(app->pipeline, req->sandbox, batch_id, dataset_id,
+                                    file_path, dest, key, w))
+                upl_watch_abandon(w);
+            upl_watch_release(w);
+        }
+        free(key);
+    }
     free(staging);
     free(dest);
     free(parent);
@@ -472,8 +502,10 @@ static void file_initialize(struct app *app, struct http_req *req, struct http_r
      * earlier INITIALIZE may remain in it; the new record does not cover them, and COMPLETE
      * cuts the file at the end of the recorded chunks. */
     part = part_path(app, req->sandbox, batch_id, dataset_id, file_path);
-    /* Chunks of the earlier record still arriving must not be acknowledged into the new one. */
+    /* Chunks of the earlier record still arriving must not be acknowledged into the new one,
+     * and what was read of it ahead is stale. */
     upl_fence(part);
+    upl_watch_cancel(part);
     parent = xstrdup(part);
     *strrchr(parent, '/') = '\0';
     rc = fs_mkdirs(parent, &err);
@@ -572,9 +604,12 @@ static void file_complete(struct app *app, struct http_req *req, struct http_res
         if (rc == 0)
             rc = fsync_dirs_up(parent, lake_data_dir(app->lake), &err);
         if (rc < 0) {
+            upl_watch_cancel(part);
             upload_io_fail(resp, rc, &err);
             goto out;
         }
+        /* The file is whole: a run reading it ahead may read to the end. */
+        upl_watch_seal(part, size);
     }
     rc = catalog_upload_remove(app->catalog, req->sandbox, batch_id, dataset_id, file_path, &err);
     if (rc < 0) {
@@ -666,8 +701,18 @@ static void patch_offer_sink(struct app *app, struct http_req *req)
         overlaps_recorded(doc, &chunk))
         goto out;
     part = part_path(app, req->sandbox, batch_id, dataset_id, file_path);
+    /* The first bytes of a fresh upload: a run may read the file while it arrives. The watch
+     * starts before the sink writes anything, so it sees every byte from 0. */
+    bool fresh = chunk.first == 0 && json_array_size(json_object_get(doc, "chunks")) == 0;
     if (upl_sink_open(&sink, part, chunk, &err) != 0)
         goto out;
+    if (fresh && app->pipeline) {
+        struct upl_watch *w = upl_watch_start(part, total);
+        if (!pipeline_speculate(app->pipeline, req->sandbox, batch_id, dataset_id, file_path,
+                                part, part, w))
+            upl_watch_abandon(w);
+        upl_watch_release(w);
+    }
     *req->sink = (struct http_body_sink){.ctx = sink, .write = sink_write,
                                          .release = sink_release};
 out:
@@ -822,6 +867,10 @@ static void h_file_patch(void *ctx, struct http_req *req, struct http_resp *resp
         upload_io_fail(resp, rc, &err);
         goto out;
     }
+    /* A spooled chunk replaces or overwrites bytes in place: a run reading the file ahead may
+     * have read the earlier ones. */
+    if (!sink)
+        upl_watch_cancel(part);
     /* No chunk recorded yet: whatever the part file holds (bytes of an earlier INITIALIZE or of
      * a chunk cut short by a crash) is not covered by the record, so the chunk can replace it. */
     bool renamed = false;
@@ -864,6 +913,7 @@ static void h_file_patch(void *ctx, struct http_req *req, struct http_resp *resp
         import_fail(resp, rc, &err);
         goto out;
     }
+    upl_sink_ack(sink); /* recorded: its bytes are the upload's for good */
     free(r);
     r = NULL;
     rc = upload_chunks(updated, &r, &n, &known_total, &err);
@@ -1089,6 +1139,7 @@ static void batch_stop(struct app *app, struct http_req *req, struct http_resp *
     }
     if (action_failed(resp, rc, &err, id))
         goto out;
+    pipeline_spec_drop(app->pipeline, req->sandbox, id);
     discard_inputs(app, req->sandbox, id);
     resp->status = 200;
 out:

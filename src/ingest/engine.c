@@ -21,12 +21,19 @@
  * the same code (rows spilled relative to the range; the rows before a range are its row_base).
  * Parquet rows reach the shredder as typed values (pq_shred); only rows that path hands back
  * (bad ones, shapes it leaves to the JSON rules) and preview rows are rendered as JSON text.
+ *
+ * A speculative run (engine_spec_*) is the ranges machinery over a file still arriving: range 0
+ * reads through a callback that hands out only bytes the source says are there and blocks at the
+ * mark; when the final size becomes known, what range 0 has not read yet is cut at a line start
+ * and range 1 starts on a thread of its own. engine_run adopts a finished run by merging its
+ * ranges exactly as it merges its own, so the outcome is the sequential one.
  */
 #include "ingest/engine.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,6 +350,10 @@ struct ranges {
     const struct engine_file *f;
     int fd;
     int n;
+    bool keep_raw;              /* spilled rows keep their raw text (diagnostics want it) */
+    jsplit_read_fn *read0;      /* range 0 reads through this instead of the fd (a speculative
+                                   run over a file still arriving), with read0_ctx */
+    void *read0_ctx;
     int64_t first_part;         /* output_files when the file started */
     struct range_job *jobs;
     atomic_int stop_at;         /* lowest range that ended the run; later ranges may stop */
@@ -430,7 +441,7 @@ static int spill_row(struct ranges *rs, struct range_job *job, const struct ing_
         if (rc != 0)
             return rc;
     }
-    if (!rs->r->opts->diag || !raw)
+    if (!rs->keep_raw || !raw)
         raw_len = 0;
     if (raw_len > DIAG_MAX_RAW)
         raw_len = DIAG_MAX_RAW;
@@ -528,7 +539,9 @@ static int range_work(void *ctx, int index, struct ing_err *unused)
     par_reader_init(&reader, rs->fd, &job->range);
     /* Lines whatever the range starts with: the file as a whole was found to be JSON Lines. */
     struct jsplit_opts jopts = {.mode = JSPLIT_LINES, .lazy_corrupt = true};
-    struct jsplit *split = jsplit_new_reader(par_read, &reader, &jopts);
+    struct jsplit *split = index == 0 && rs->read0
+                               ? jsplit_new_reader(rs->read0, rs->read0_ctx, &jopts)
+                               : jsplit_new_reader(par_read, &reader, &jopts);
     struct shred *sh = shred_new(rs->r->plan);
     struct pq_writer *w = NULL;
     struct ing_err rerr, serr;
@@ -742,17 +755,22 @@ static int merge_ranges(struct run *r, const struct engine_file *f, struct range
             continue;
         char name[sizeof(job->part_name)];
         snprintf(name, sizeof(name), "part-%05lld.parquet", (long long)res->output_files);
-        if (strcmp(name, job->part_name) != 0) {
-            /* An earlier range wrote no rows: close the gap so names stay consecutive. */
-            char *to = xasprintf("%s/%s", r->out_dir, name);
+        char *to = xasprintf("%s/%s", r->out_dir, name);
+        if (strcmp(to, job->part_path) != 0) {
+            /* An earlier range wrote no rows (close the gap so names stay consecutive), or the
+             * part was written by a speculative run into its own folder. */
             int e = rename(job->part_path, to) == 0 ? 0 : errno;
-            free(to);
             if (e) {
+                free(to);
                 rc = ing_err_errno(err, e, "cannot rename %s", job->part_path);
                 res->transient = is_transient(err, rc);
                 goto out;
             }
             memcpy(job->part_name, name, sizeof(name));
+            free(job->part_path);
+            job->part_path = to;
+        } else {
+            free(to);
         }
         res->output_files++;
         res->output_records += job->info.rows;
@@ -784,6 +802,7 @@ static int run_jobs(struct run *r, const struct engine_file *f, struct ranges *r
     rs->r = r;
     rs->f = f;
     rs->first_part = r->res->output_files;
+    rs->keep_raw = r->opts->diag != NULL;
     atomic_init(&rs->stop_at, INT_MAX);
     size_t preview_have = r->res->preview ? json_array_size(r->res->preview) : 0;
     for (int i = 0; i < n; i++) {
@@ -1116,10 +1135,17 @@ out:
     return rc;
 }
 
+static int adopt_spec(struct run *r, const struct engine_file *f, struct ing_err *err);
+
 static int run_file(struct run *r, const struct engine_file *f, struct ing_err *err)
 {
     if (r->opts->format == ENGINE_PARQUET)
         return run_parquet_file(r, f, err);
+    if (f->spec) {
+        int taken = adopt_spec(r, f, err);
+        if (taken != RANGES_NOT_SPLIT)
+            return taken;
+    }
     struct jsplit *split = NULL;
     struct inread *in = NULL;
     int rc = 0;
@@ -1210,6 +1236,323 @@ out:
     inread_free(in);
     close(fd);
     return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Speculative runs: a file read while it arrives                                              */
+
+struct engine_spec {
+    struct engine_opts opts;    /* the caller's, without diag and fault hook */
+    struct engine_result res;   /* the private run's (the merge fills the adopting run's) */
+    struct run run;             /* out_dir: the private folder */
+    struct ranges rs;           /* one range, two once the tail is cut */
+    struct engine_source src;
+    struct engine_file file;    /* a name for errors until the run is adopted */
+    char *out_dir;
+    int fd;
+    dev_t dev;
+    ino_t ino;
+    /* The reader of range 0 (its thread only). */
+    int64_t pos;                /* bytes handed to the splitter */
+    int64_t end;                /* where range 0 ends (INT64_MAX until known) */
+    int64_t avail;              /* bytes there, as the source said last */
+    int64_t final;              /* the final size (-1 until known) */
+    bool checked;               /* the start was looked at (not compressed, not an array) */
+    bool unusable;              /* gave up, stopped or cannot be adopted */
+    bool ran;                   /* engine_spec_run returned */
+    bool tail_live;             /* range 1 runs on `tail` */
+    pthread_t tail;
+};
+
+/* Ask the source for more than s->avail bytes (have < 0: only look, never block); the first
+ * final size cuts the tail. */
+static int spec_wait(struct engine_spec *s, int64_t have, struct ing_err *err);
+
+/* The start of the file decides whether it may be read as lines at all: not compressed, not an
+ * array, not too blank to tell (what ranges_ok and inread decide for a whole file). */
+static int spec_check_head(struct engine_spec *s, struct ing_err *err)
+{
+    while (s->final < 0 && s->avail < RANGES_PEEK_BYTES) {
+        int rc = spec_wait(s, s->avail, err);
+        if (rc != 0)
+            return rc;
+    }
+    size_t want = s->avail < RANGES_PEEK_BYTES ? (size_t)s->avail : RANGES_PEEK_BYTES;
+    uint8_t *peek = xmalloc(want + 1);
+    int rc = 0;
+    ssize_t got;
+    do {
+        got = pread(s->fd, peek, want, 0);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) {
+        rc = ing_err_errno(err, errno, "cannot read the input file");
+        goto out;
+    }
+    size_t n = (size_t)got;
+    if ((n >= 2 && peek[0] == 0x1f && peek[1] == 0x8b) ||
+        (n >= 4 && peek[0] == 0x28 && peek[1] == 0xb5 && peek[2] == 0x2f && peek[3] == 0xfd)) {
+        rc = ing_err_set(err, ING_EINVAL, "a compressed file is read whole");
+        goto out;
+    }
+    size_t i = n >= 3 && peek[0] == 0xEF && peek[1] == 0xBB && peek[2] == 0xBF ? 3 : 0;
+    while (i < n && (peek[i] == ' ' || peek[i] == '\n' || peek[i] == '\r' || peek[i] == '\t'))
+        i++;
+    if (i == n || peek[i] == '[')
+        rc = ing_err_set(err, ING_EINVAL, "an array (or a blank start) is read whole");
+out:
+    free(peek);
+    s->checked = rc == 0;
+    return rc;
+}
+
+static void *spec_tail_main(void *arg)
+{
+    struct engine_spec *s = arg;
+    range_work(&s->rs, 1, NULL);
+    return NULL;
+}
+
+/* The final size is known: cut what range 0 has not read yet in two at a line start, when that
+ * is worth a thread, and start the second range. */
+static void spec_cut_tail(struct engine_spec *s)
+{
+    int64_t left = s->final - s->pos;
+    log_debug("engine: speculative run: final size %lld bytes, %lld left", (long long)s->final,
+              (long long)left);
+    if (s->run.threads < 2 || left < 2)
+        return;
+    int64_t at = s->pos + left / 2, cut = -1;
+    if (s->run.threads == 2 && s->final >= s->run.split_min) {
+        /* Where a two-thread run of the whole file cuts it: when range 0 has not passed that
+         * line yet, the ranges and so the part files are that run's, byte for byte. */
+        struct par_range whole[2];
+        if (par_split_lines(s->fd, s->final, 2, whole, NULL) == 2 && whole[1].start > s->pos)
+            cut = whole[1].start;
+    }
+    if (cut < 0 && left < s->run.split_min)
+        return;
+    uint8_t *block = xmalloc(RANGES_PEEK_BYTES);
+    while (cut < 0 && at < s->final) {
+        ssize_t got;
+        do {
+            got = pread(s->fd, block, RANGES_PEEK_BYTES, at);
+        } while (got < 0 && errno == EINTR);
+        if (got <= 0)
+            break;
+        const uint8_t *nl = memchr(block, '\n', (size_t)got);
+        if (nl)
+            cut = at + (nl - block) + 1;
+        at += got;
+    }
+    if (cut > 0 && cut < s->final) {
+        /* A range's splitter would skip a byte-order mark the whole file's reads as text. */
+        uint8_t bom[3] = {0};
+        if (s->final - cut >= 3 && pread(s->fd, bom, 3, cut) == 3 && bom[0] == 0xEF &&
+            bom[1] == 0xBB && bom[2] == 0xBF)
+            cut = -1;
+    }
+    free(block);
+    if (cut <= 0 || cut >= s->final)
+        return;
+    s->rs.jobs[1].range = (struct par_range){cut, s->final};
+    s->rs.n = 2;
+    if (pthread_create(&s->tail, NULL, spec_tail_main, s) != 0) {
+        s->rs.n = 1;
+        return;
+    }
+    s->tail_live = true;
+    s->end = cut;
+}
+
+static int spec_wait(struct engine_spec *s, int64_t have, struct ing_err *err)
+{
+    int64_t avail = 0, final = -1;
+    int rc = s->src.wait(s->src.ctx, have, &avail, &final, err);
+    if (rc != 0)
+        return rc;
+    if (final >= 0)
+        avail = final;
+    if (avail > s->avail)
+        s->avail = avail;
+    if (final >= 0 && s->final < 0) {
+        s->final = final;
+        if (s->end > final)
+            s->end = final;
+        if (s->checked)
+            spec_cut_tail(s);
+    }
+    return 0;
+}
+
+/* jsplit's read callback for range 0: bytes below the mark, blocking at it. */
+static int64_t spec_read(void *ctx, void *buf, size_t n, struct ing_err *err)
+{
+    struct engine_spec *s = ctx;
+    int rc = 0;
+    if (!s->checked) {
+        rc = spec_check_head(s, err);
+        if (rc == 0 && s->final >= 0)
+            spec_cut_tail(s); /* the final size came before the check */
+    } else if (s->final < 0) {
+        /* The reader is often behind the upload: learn the final size as soon as it is known,
+         * so that what is left is cut for the second thread then, not when the reader catches
+         * up. */
+        rc = spec_wait(s, -1, err);
+    }
+    for (;;) {
+        if (rc != 0 || atomic_load(&s->rs.stop_at) < 0) {
+            s->unusable = true;
+            return rc ? rc : ing_err_set(err, ING_ESTATE, "the speculative run was stopped");
+        }
+        int64_t limit = s->avail < s->end ? s->avail : s->end;
+        if (s->pos < limit) {
+            size_t want = (int64_t)n < limit - s->pos ? n : (size_t)(limit - s->pos);
+            ssize_t got;
+            do {
+                got = pread(s->fd, buf, want, s->pos);
+            } while (got < 0 && errno == EINTR);
+            if (got <= 0) {
+                s->unusable = true;
+                return ing_err_errno(err, got < 0 ? errno : EIO, "cannot read the input file");
+            }
+            s->pos += got;
+            return got;
+        }
+        if (s->pos >= s->end || s->final >= 0)
+            return 0;
+        rc = spec_wait(s, s->avail, err);
+    }
+}
+
+int engine_spec_new(struct engine_spec **out, const struct xdm_plan *plan,
+                    const struct engine_opts *opts, bool diagnostics, int fd,
+                    const struct engine_source *src, const char *out_dir, struct ing_err *err)
+{
+    *out = NULL;
+    struct stat st;
+    if (!plan || !plan->pq || !opts || !src || !src->wait || !out_dir || fd < 0 ||
+        fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return ing_err_set(err, ING_EINVAL, "engine: a plan, options, a source, a folder and "
+                                            "an open file are required");
+    }
+    int rc = fs_mkdirs(out_dir, err);
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    struct engine_spec *s = xcalloc(1, sizeof(*s));
+    s->opts = *opts;
+    s->opts.diag = NULL;
+    s->opts.fault_write_errno = 0;
+    s->src = *src;
+    s->out_dir = xstrdup(out_dir);
+    s->fd = fd;
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    s->end = INT64_MAX;
+    s->final = -1;
+    s->res.errors = json_array();
+    s->res.files = json_array();
+    s->run = (struct run){.opts = &s->opts, .plan = plan, .out_dir = s->out_dir, .res = &s->res,
+                          .threads = opts->threads > 0 ? opts->threads : online_cpus(),
+                          .split_min = opts->split_min_bytes > 0 ? opts->split_min_bytes
+                                                                 : PAR_MIN_SPLIT_BYTES,
+                          .pq = plan->pq};
+    ing_err_clear(&s->run.rerr);
+    s->file = (struct engine_file){.path = "", .name = ""};
+    s->rs = (struct ranges){.r = &s->run, .f = &s->file, .fd = fd, .n = 1,
+                            .keep_raw = diagnostics, .read0 = spec_read, .read0_ctx = s};
+    atomic_init(&s->rs.stop_at, INT_MAX);
+    s->rs.jobs = xcalloc(2, sizeof(*s->rs.jobs));
+    for (int i = 0; i < 2; i++) {
+        struct range_job *job = &s->rs.jobs[i];
+        job->index = i;
+        ing_err_clear(&job->err);
+        if (opts->preview_rows > 0) {
+            job->preview = json_array();
+            job->preview_want = (size_t)opts->preview_rows;
+            job->preview_row = xcalloc(job->preview_want, sizeof(*job->preview_row));
+        }
+    }
+    s->rs.jobs[0].range = (struct par_range){0, INT64_MAX};
+    *out = s;
+    return 0;
+}
+
+void engine_spec_run(struct engine_spec *s)
+{
+    if (!s || s->ran)
+        return;
+    /* jansson seeds its object hashing once; before this thread builds preview rows. */
+    json_object_seed(0);
+    range_work(&s->rs, 0, NULL);
+    if (s->tail_live)
+        pthread_join(s->tail, NULL);
+    s->tail_live = false;
+    for (int i = 0; i < s->rs.n; i++)
+        if (s->rs.jobs[i].rc != 0)
+            s->unusable = true; /* a batch-level failure: the usual run reports it */
+    s->ran = true;
+}
+
+void engine_spec_stop(struct engine_spec *s)
+{
+    if (s)
+        stop_from(&s->rs, -1);
+}
+
+/* engine_run's use of a finished speculative run; RANGES_NOT_SPLIT when it cannot be used. */
+static int adopt_spec(struct run *r, const struct engine_file *f, struct ing_err *err)
+{
+    struct engine_spec *s = f->spec;
+    const struct engine_opts *o = r->opts, *so = &s->opts;
+    if (!s->ran || s->unusable || atomic_load(&s->rs.stop_at) < 0 || o->multiline ||
+        so->multiline || o->max_failed_rows != so->max_failed_rows ||
+        o->preview_rows != so->preview_rows || (o->diag != NULL) != s->rs.keep_raw ||
+        memcmp(&o->parquet, &so->parquet, sizeof(o->parquet)) != 0 ||
+        (o->fault_write_errno && !r->fault_used))
+        return RANGES_NOT_SPLIT;
+    struct stat st;
+    if (stat(f->path, &st) != 0 || st.st_dev != s->dev || st.st_ino != s->ino ||
+        (s->final >= 0 && (int64_t)st.st_size != s->final))
+        return RANGES_NOT_SPLIT;
+    log_debug("engine: speculative run adopted path=%s ranges=%d", f->path, s->rs.n);
+    r->res->input_bytes += (int64_t)st.st_size;
+    s->rs.r = r;
+    s->rs.f = f;
+    int rc = merge_ranges(r, f, &s->rs, err);
+    for (int i = 0; i < s->rs.n; i++)
+        r->unknown_fields += s->rs.jobs[i].unknown_fields;
+    s->unusable = true; /* merged once: its parts moved or removed */
+    return rc;
+}
+
+void engine_spec_free(struct engine_spec *s)
+{
+    if (!s)
+        return;
+    if (s->tail_live) {
+        engine_spec_stop(s);
+        pthread_join(s->tail, NULL);
+    }
+    for (int i = 0; i < 2; i++) {
+        struct range_job *job = &s->rs.jobs[i];
+        if (job->has_part)
+            unlink(job->part_path);
+        if (job->spill)
+            fclose(job->spill);
+        json_decref(job->preview);
+        free(job->preview_row);
+        free(job->part_path);
+    }
+    free(s->rs.jobs);
+    engine_result_free(&s->res);
+    close(s->fd);
+    fs_rm_rf(s->out_dir, NULL);
+    free(s->out_dir);
+    free(s);
 }
 
 int engine_run(const struct xdm_plan *plan, const struct engine_file *files, size_t nfiles,

@@ -54,9 +54,14 @@ struct engine_opts {
                                           tests use small values) */
 };
 
+struct engine_spec;
+
 struct engine_file {
     const char *path;                  /* where to read */
     const char *name;                  /* batch-relative name, for errors and diagnostics */
+    struct engine_spec *spec;          /* borrowed: a speculative run over this file, finished
+                                          (engine_spec_run returned), or NULL; taken when it is
+                                          usable (see below), else the file runs as usual */
 };
 
 struct engine_result {
@@ -92,5 +97,50 @@ int engine_run(const struct xdm_plan *plan, const struct engine_file *files, siz
                const struct engine_opts *opts, const char *out_dir, struct engine_result *res,
                struct ing_err *err);
 void engine_result_free(struct engine_result *res);
+
+/*
+ * Speculative runs: one plain JSON Lines file read while it is still being uploaded, so that the
+ * processing overlaps the upload. The run reads only bytes the source says are there (blocking
+ * for more), cuts lines only below that mark, and writes its part files into a private folder.
+ * When the source gives the file's final size, what is left is cut at a line start into two
+ * ranges (opts.threads >= 2): where a two-thread run of the whole file cuts it when the reader
+ * has not passed that line yet (the part files are then that run's), else in the middle of what
+ * is left when that is at least opts.split_min_bytes; the second range runs on a thread of its
+ * own. Bad rows are kept as the parallel path keeps them (spilled,
+ * numbered per range); nothing is reported until the run is adopted.
+ *
+ * engine_run adopts a finished run given in engine_file.spec when it is usable: the file at
+ * engine_file.path is the very file it read (same device and inode, and the final size it was
+ * given, if it got one), the opts match (format JSON, not multi-line, the same row limit,
+ * previews and Parquet options, diagnostics on or off alike), no write fault is pending, and it
+ * met no batch-level failure (a read error, the source giving up, a compressed or array file).
+ * Its ranges are then merged exactly as the parallel path merges its own (row numbers, errors[],
+ * first_error, previews and diagnostics as a one-thread run has them; the part files are moved
+ * into out_dir). Otherwise the file is read as usual.
+ */
+struct engine_source {
+    /* Block until more than `have` bytes from the file's start are there, or the final size is
+     * known (have < 0: never block, say how things stand): 0 with *avail (bytes there; the
+     * final size once known) and *final_size (-1 while unknown), or a negative ING_E* when the
+     * run must give up (err filled). */
+    int (*wait)(void *ctx, int64_t have, int64_t *avail, int64_t *final_size,
+                struct ing_err *err);
+    void *ctx;
+};
+
+/* Set up a run over the file open on `fd` (taken: closed by engine_spec_free) writing into
+ * `out_dir` (created). opts is copied (its diag and fault hook are ignored); `diagnostics` says
+ * whether the raw text of bad rows must be kept for a diagnostics writer at adoption. */
+int engine_spec_new(struct engine_spec **out, const struct xdm_plan *plan,
+                    const struct engine_opts *opts, bool diagnostics, int fd,
+                    const struct engine_source *src, const char *out_dir, struct ing_err *err);
+/* Read the file to its end (or to the row limit, or until the source gives up or
+ * engine_spec_stop). Blocks; call it on a thread of its own, once. */
+void engine_spec_run(struct engine_spec *s);
+/* Ask a run to stop at its next record (it is then unusable). Any thread. */
+void engine_spec_stop(struct engine_spec *s);
+/* After engine_spec_run returned (or without it ever running): close the file, remove part files
+ * not adopted and the folder. NULL is a no-op. */
+void engine_spec_free(struct engine_spec *s);
 
 #endif

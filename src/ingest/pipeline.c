@@ -10,10 +10,17 @@
  * Crash recovery (pipeline_start, before any worker runs): a batch left "processing" had its run
  * cut short. Its temporary output and any promoted output whose catalog commit never happened are
  * removed (the staged input is kept) and it goes back to "queued" to run again.
+ *
+ * Speculative runs (pipeline_speculate): one thread per file being uploaded runs the engine over
+ * the bytes received so far (engine_spec_*), into a private folder. run_batch takes the runs of
+ * its batch off the list, waits for those whose upload was sealed (the rest are stopped), and
+ * hands them to engine_run, which merges each one that still stands for its staged file. Runs
+ * live in memory only; their folders are removed at start-up.
  */
 #include "ingest/pipeline.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -24,6 +31,7 @@
 
 #include "ingest/diag.h"
 #include "ingest/engine.h"
+#include "lake/upload.h"
 #include "schema/xdm_plan.h"
 #include "util/clock.h"
 #include "util/fs.h"
@@ -43,6 +51,11 @@
 #define PIPELINE_MAX_BACKOFF_MS (10 * 60 * 1000)
 #define PIPELINE_DEFAULT_RETENTION_MS ((int64_t)30 * 24 * 3600 * 1000)
 #define PIPELINE_DEFAULT_SWEEP_MS ((int64_t)3600 * 1000)
+/* Speculative runs alive at once (each holds a thread, one or two cores while the upload lasts,
+ * and a row group of memory per range). */
+#define PIPELINE_MAX_SPECS 2
+
+struct spec_entry;
 
 struct pipeline {
     struct catalog *cat;
@@ -65,6 +78,9 @@ struct pipeline {
     int64_t faults_left;        /* INGOT_FAULT_WRITE_FAILS: runs still to fail (test hook) */
     pthread_t sweeper;
     bool sweeper_live;
+    struct spec_entry *specs;   /* speculative runs, under mu */
+    unsigned nspecs;
+    unsigned spec_seq;          /* names their folders, under mu */
 };
 
 
@@ -108,8 +124,8 @@ static int collect_staged(void *ctx, const char *relpath, int64_t size)
         s->cap = s->cap ? s->cap * 2 : 8;
         s->files = xrealloc(s->files, s->cap * sizeof(*s->files));
     }
-    s->files[s->n].path = xasprintf("%s/%s", s->root, relpath);
-    s->files[s->n].name = xstrdup(relpath);
+    s->files[s->n] = (struct engine_file){.path = xasprintf("%s/%s", s->root, relpath),
+                                          .name = xstrdup(relpath)};
     s->n++;
     s->bytes += size;
     if (!s->listing)
@@ -180,7 +196,7 @@ static bool is_multiline(const json_t *input_format)
 
 /* Compile the plan of a dataset's schema. Returns 0 or an ING_E* code with err filled. */
 static int compile_plan(struct pipeline *p, const char *sandbox, const json_t *dataset,
-                        struct xdm_plan **plan, struct ing_err *err)
+                        struct xdm_plan **plan, char **fingerprint, struct ing_err *err)
 {
     const char *schema_id =
         json_string_value(json_object_get(json_object_get(dataset, "schemaRef"), "id"));
@@ -192,6 +208,14 @@ static int compile_plan(struct pipeline *p, const char *sandbox, const json_t *d
         rc = registry_identity_descriptors(p->reg, sandbox, schema_id, &idds, err);
     if (rc == 0)
         rc = xdm_plan_compile(full, idds, plan, err);
+    if (rc == 0 && fingerprint) {
+        /* What the plan was made of, to tell whether a speculative run used the same schema. */
+        char *a = json_dumps(full, JSON_COMPACT | JSON_SORT_KEYS);
+        char *b = idds ? json_dumps(idds, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        *fingerprint = xasprintf("%s\n%s", a ? a : "", b ? b : "");
+        free(a);
+        free(b);
+    }
     json_decref(full);
     json_decref(idds);
     return rc;
@@ -336,6 +360,289 @@ static bool wait_retry(struct pipeline *p, const char *sandbox, const char *batc
     return rc == 0;
 }
 
+/* The engine options of a batch's run; a speculative run takes the same. */
+static struct engine_opts batch_engine_opts(const struct pipeline *p, const json_t *input_format,
+                                            bool parquet, const struct batch_settings *set)
+{
+    return (struct engine_opts){
+        .format = parquet ? ENGINE_PARQUET : ENGINE_JSON,
+        .multiline = is_multiline(input_format),
+        .parquet = {.codec = p->codec},
+        .threads = p->ingest_threads,
+        .preview_rows = PIPELINE_PREVIEW_ROWS,
+        /* Without partial ingestion the first bad row decides, unless diagnostics should name
+         * every bad row; with it, the share of bad rows is known only at the end. */
+        .max_failed_rows = set->partial || set->diagnostics ? -1 : 0,
+    };
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Speculative runs                                                                            */
+
+struct spec_entry {
+    struct spec_entry *next;    /* p->specs, under p->mu; or a batch's list once taken */
+    struct pipeline *p;
+    char *sandbox, *batch_id, *dataset_id, *file_path, *key;
+    int fd;                     /* the file, until the run takes it */
+    struct upl_watch *watch;
+    struct engine_spec *spec;   /* set (under p->mu) once the run is set up; NULL if it gave up */
+    struct xdm_plan *plan;
+    char *fingerprint;
+    unsigned seq;
+    bool stop;                  /* under p->mu: the run must not start (or stop) */
+    bool joined;                /* its thread was waited for */
+    pthread_t thread;
+};
+
+static int spec_source_wait(void *ctx, int64_t have, int64_t *avail, int64_t *final_size,
+                            struct ing_err *err)
+{
+    return upl_watch_wait(ctx, have, avail, final_size, err);
+}
+
+/* Set up the engine's run: what run_batch would run the file with, as the batch and dataset
+ * stand now. False when the file cannot be processed ahead (then the batch runs it as usual). */
+static bool spec_setup(struct spec_entry *e, struct engine_spec **out)
+{
+    struct pipeline *p = e->p;
+    struct ing_err err;
+    ing_err_clear(&err);
+    json_t *batch = NULL, *dataset = NULL;
+    char *dir = NULL;
+    bool ok = false;
+    if (catalog_batch_get(p->cat, e->sandbox, e->batch_id, &batch, &err) != 0)
+        goto out;
+    /* Queued or processing too: a client may COMPLETE right after the last bytes, before this
+     * thread got here; the batch's run has taken this entry and waits for it. */
+    const char *status = json_string_value(json_object_get(batch, "status"));
+    const char *ds = catalog_batch_dataset_id(batch);
+    if (!status ||
+        (strcmp(status, "loading") != 0 && strcmp(status, "queued") != 0 &&
+         strcmp(status, "processing") != 0) ||
+        !ds || strcmp(ds, e->dataset_id) != 0)
+        goto out;
+    const json_t *input_format = json_object_get(batch, "inputFormat");
+    const char *format = json_string_value(json_object_get(input_format, "format"));
+    if ((format && strcasecmp(format, "json") != 0) || is_multiline(input_format))
+        goto out;
+    if (catalog_dataset_get(p->cat, e->sandbox, e->dataset_id, &dataset, &err) != 0 ||
+        compile_plan(p, e->sandbox, dataset, &e->plan, &e->fingerprint, &err) != 0)
+        goto out;
+    struct batch_settings set = read_settings(batch, dataset);
+    struct engine_opts eopts = batch_engine_opts(p, input_format, false, &set);
+    struct engine_source src = {.wait = spec_source_wait, .ctx = e->watch};
+    dir = lake_spec_dir(p->lake, e->sandbox, e->dataset_id, e->batch_id, e->seq);
+    int fd = e->fd;
+    e->fd = -1;
+    ok = engine_spec_new(out, e->plan, &eopts, set.diagnostics, fd, &src, dir, &err) == 0;
+out:
+    if (!ok)
+        log_debug("speculative run not started batch=%s path=%s: %s", e->batch_id, e->file_path,
+                  err.msg[0] ? err.msg : "not a plain JSON batch, or no longer open");
+    json_decref(batch);
+    json_decref(dataset);
+    free(dir);
+    return ok;
+}
+
+static void *spec_main(void *arg)
+{
+    struct spec_entry *e = arg;
+    struct engine_spec *spec = NULL;
+    if (!spec_setup(e, &spec))
+        return NULL;
+    pthread_mutex_lock(&e->p->mu);
+    bool stop = e->stop;
+    if (!stop)
+        e->spec = spec;
+    pthread_mutex_unlock(&e->p->mu);
+    if (stop) {
+        engine_spec_free(spec);
+        return NULL;
+    }
+    int64_t t0 = clock_mono_ns();
+    engine_spec_run(spec);
+    log_debug("speculative run ended batch=%s path=%s ms=%.1f", e->batch_id, e->file_path,
+              (double)(clock_mono_ns() - t0) / 1e6);
+    return NULL;
+}
+
+/* Stop a run taken off p->specs, wait for its thread and free it. */
+static void spec_entry_free(struct spec_entry *e)
+{
+    pthread_mutex_lock(&e->p->mu);
+    e->stop = true;
+    if (e->spec)
+        engine_spec_stop(e->spec);
+    pthread_mutex_unlock(&e->p->mu);
+    upl_watch_abandon(e->watch); /* wakes a run waiting for bytes */
+    if (!e->joined)
+        pthread_join(e->thread, NULL);
+    engine_spec_free(e->spec);
+    upl_watch_release(e->watch);
+    if (e->fd >= 0)
+        close(e->fd);
+    xdm_plan_free(e->plan);
+    free(e->fingerprint);
+    free(e->sandbox);
+    free(e->batch_id);
+    free(e->dataset_id);
+    free(e->file_path);
+    free(e->key);
+    free(e);
+}
+
+static void specs_free(struct spec_entry *list)
+{
+    while (list) {
+        struct spec_entry *next = list->next;
+        spec_entry_free(list);
+        list = next;
+    }
+}
+
+/* Take off p->specs the runs of a batch (all when batch_id is NULL), or the one under `key`. */
+static struct spec_entry *take_specs_where(struct pipeline *p, const char *sandbox,
+                                           const char *batch_id, const char *key)
+{
+    struct spec_entry *taken = NULL;
+    pthread_mutex_lock(&p->mu);
+    for (struct spec_entry **pp = &p->specs; *pp;) {
+        struct spec_entry *e = *pp;
+        bool hit = key ? strcmp(e->key, key) == 0
+                       : !batch_id || (strcmp(e->sandbox, sandbox) == 0 &&
+                                       strcmp(e->batch_id, batch_id) == 0);
+        if (!hit) {
+            pp = &e->next;
+            continue;
+        }
+        *pp = e->next;
+        e->next = taken;
+        taken = e;
+        p->nspecs--;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return taken;
+}
+
+static struct spec_entry *take_specs(struct pipeline *p, const char *sandbox,
+                                     const char *batch_id)
+{
+    return take_specs_where(p, sandbox, batch_id, NULL);
+}
+
+/*
+ * Give each staged file its speculative run when the run can stand for reading it now: the
+ * upload was sealed with the file's final size and never cancelled, the schema is the one the
+ * batch runs with. Each run is waited for here (it reads the rest of the file); the engine makes
+ * the last checks (same file, same options) and merges it. Runs that cannot be used are stopped.
+ */
+static void attach_specs(struct pipeline *p, struct spec_entry *specs, const char *dataset_id,
+                         const char *fingerprint, struct staged *in)
+{
+    (void)p;
+    for (struct spec_entry *e = specs; e; e = e->next) {
+        int64_t final_size = -1;
+        bool cancelled = upl_watch_state(e->watch, &final_size);
+        bool usable = !cancelled && final_size >= 0 && strcmp(e->dataset_id, dataset_id) == 0;
+        if (!usable) {
+            pthread_mutex_lock(&p->mu);
+            e->stop = true;
+            if (e->spec)
+                engine_spec_stop(e->spec);
+            pthread_mutex_unlock(&p->mu);
+            upl_watch_abandon(e->watch);
+        }
+        int64_t t0 = clock_mono_ns();
+        pthread_join(e->thread, NULL);
+        e->joined = true;
+        if (!usable || !e->spec || !e->fingerprint || !fingerprint ||
+            strcmp(e->fingerprint, fingerprint) != 0)
+            continue;
+        for (size_t i = 0; i < in->n; i++) {
+            if (strcmp(in->files[i].name, e->file_path) == 0) {
+                in->files[i].spec = e->spec;
+                log_debug("speculative run ready batch=%s path=%s wait_ms=%.1f", e->batch_id,
+                          e->file_path, (double)(clock_mono_ns() - t0) / 1e6);
+                break;
+            }
+        }
+    }
+}
+
+bool pipeline_speculate(struct pipeline *p, const char *sandbox, const char *batch_id,
+                        const char *dataset_id, const char *file_path, const char *read_path,
+                        const char *key, struct upl_watch *watch)
+{
+    if (!p || !sandbox || !batch_id || !dataset_id || !file_path || !read_path || !key ||
+        !watch)
+        return false;
+    /* A new file under the same name: the earlier run read another file. */
+    specs_free(take_specs_where(p, NULL, NULL, key));
+    int fd = open(read_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    struct spec_entry *e = xcalloc(1, sizeof(*e));
+    e->p = p;
+    e->sandbox = xstrdup(sandbox);
+    e->batch_id = xstrdup(batch_id);
+    e->dataset_id = xstrdup(dataset_id);
+    e->file_path = xstrdup(file_path);
+    e->key = xstrdup(key);
+    e->fd = fd;
+    e->watch = watch;
+    upl_watch_ref(watch);
+    pthread_mutex_lock(&p->mu);
+    /* Full: the oldest run goes (a batch whose upload stopped half-way, or that will never be
+     * completed, must not keep newer uploads from being read ahead). Its batch, if completed
+     * later, reads the file as usual. */
+    struct spec_entry *evicted = NULL;
+    if (!p->stopping && p->nspecs >= PIPELINE_MAX_SPECS) {
+        struct spec_entry **pp = &p->specs;
+        while ((*pp)->next)
+            pp = &(*pp)->next;
+        evicted = *pp;
+        *pp = NULL;
+        p->nspecs--;
+    }
+    bool room = !p->stopping && p->nspecs < PIPELINE_MAX_SPECS;
+    if (room) {
+        e->seq = ++p->spec_seq;
+        if (pthread_create(&e->thread, NULL, spec_main, e) != 0) {
+            room = false;
+        } else {
+            e->next = p->specs;
+            p->specs = e;
+            p->nspecs++;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (evicted) {
+        log_debug("speculative run dropped batch=%s path=%s: too many runs", evicted->batch_id,
+                  evicted->file_path);
+        specs_free(evicted);
+    }
+    if (!room) {
+        upl_watch_release(watch);
+        close(fd);
+        free(e->sandbox);
+        free(e->batch_id);
+        free(e->dataset_id);
+        free(e->file_path);
+        free(e->key);
+        free(e);
+        return false;
+    }
+    log_debug("speculative run starting batch=%s path=%s", batch_id, file_path);
+    return true;
+}
+
+void pipeline_spec_drop(struct pipeline *p, const char *sandbox, const char *batch_id)
+{
+    if (p && sandbox && batch_id)
+        specs_free(take_specs(p, sandbox, batch_id));
+}
+
 static void run_batch(struct pipeline *p, const char *sandbox, const char *batch_id)
 {
     int64_t t0 = clock_mono_ns();
@@ -346,6 +653,8 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
     ing_err_clear(&err);
     json_t *batch = NULL, *dataset = NULL, *metrics = NULL, *errors = json_array();
     struct xdm_plan *plan = NULL;
+    char *fingerprint = NULL;
+    struct spec_entry *specs = take_specs(p, sandbox, batch_id);
     struct staged in = {0};
     struct engine_result res = {0};
     char *tmp = NULL, *preview_path = NULL, *diag_tmp = NULL, *diag_final = NULL;
@@ -396,7 +705,7 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
     log_info("batch start sandbox=%s batch=%s dataset=%s files=%zu bytes=%lld", sandbox,
              batch_id, dataset_id, in.n, (long long)in.bytes);
 
-    if (compile_plan(p, sandbox, dataset, &plan, &err) != 0) {
+    if (compile_plan(p, sandbox, dataset, &plan, &fingerprint, &err) != 0) {
         char *d = err.field[0] ? xasprintf("The dataset's schema cannot be used: field '%s': %s",
                                            err.field, err.msg)
                                : xasprintf("The dataset's schema cannot be used: %s", err.msg);
@@ -410,16 +719,9 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
     tmp = lake_batch_tmp_dir(p->lake, sandbox, dataset_id, batch_id);
     diag_tmp = diag_batch_tmp_dir(lake_data_dir(p->lake), sandbox, batch_id);
     diag_final = diag_batch_dir(lake_data_dir(p->lake), sandbox, batch_id);
-    struct engine_opts eopts = {
-        .format = parquet ? ENGINE_PARQUET : ENGINE_JSON,
-        .multiline = is_multiline(input_format),
-        .parquet = {.codec = p->codec},
-        .threads = p->ingest_threads,
-        .preview_rows = PIPELINE_PREVIEW_ROWS,
-        /* Without partial ingestion the first bad row decides, unless diagnostics should name
-         * every bad row; with it, the share of bad rows is known only at the end. */
-        .max_failed_rows = set.partial || set.diagnostics ? -1 : 0,
-    };
+    struct engine_opts eopts = batch_engine_opts(p, input_format, parquet, &set);
+    if (!parquet)
+        attach_specs(p, specs, dataset_id, fingerprint, &in);
     for (int attempt = 0;; attempt++) {
         /* Every run starts from nothing: leftovers of an interrupted or failed run go. */
         fs_rm_rf(tmp, NULL);
@@ -432,6 +734,11 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
             eopts.diag = dw;
             eopts.fault_write_errno = take_fault(p) ? ENOSPC : 0;
             rc = engine_run(plan, in.files, in.n, &eopts, tmp, &res, &err);
+            /* A speculative run is merged once: a rerun reads the files. */
+            for (size_t i = 0; i < in.n; i++)
+                in.files[i].spec = NULL;
+            specs_free(specs);
+            specs = NULL;
             struct ing_err cerr;
             ing_err_clear(&cerr);
             int crc = diag_writer_close(dw, &cerr);
@@ -587,10 +894,12 @@ out:
         free(quoted);
     }
 out_quiet:
+    specs_free(specs);
     if (diag_tmp)
         fs_rm_rf(diag_tmp, NULL);
     engine_result_free(&res);
     xdm_plan_free(plan);
+    free(fingerprint);
     staged_free(&in);
     free(tmp);
     free(preview_path);
@@ -778,6 +1087,7 @@ static void stop_threads(struct pipeline *p)
     pthread_cond_broadcast(&p->cv);
     pthread_cond_broadcast(&p->stop_cv);
     pthread_mutex_unlock(&p->mu);
+    specs_free(take_specs_where(p, NULL, NULL, NULL));
     for (unsigned i = 0; i < p->nthreads; i++)
         pthread_join(p->threads[i], NULL);
     p->nthreads = 0;
@@ -839,6 +1149,10 @@ int pipeline_start(struct pipeline **out, struct catalog *cat, struct registry *
     }
 
     recover_processing(p);
+    /* A speculative run does not survive its process: its folder is of no use. */
+    int swept = lake_sweep_spec_dirs(lake);
+    if (swept > 0)
+        log_info("pipeline: removed %d speculative run folder(s) of the last process", swept);
     int64_t queued = count_queued(p);
     p->pending = queued > (int64_t)want ? want : (unsigned)queued;
 

@@ -27,6 +27,7 @@
 #ifndef ING_INGEST_PIPELINE_H
 #define ING_INGEST_PIPELINE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "catalog/catalog.h"
@@ -54,6 +55,26 @@ int pipeline_start(struct pipeline **out, struct catalog *cat, struct registry *
                    struct lake *lake, const struct pipeline_opts *opts, struct ing_err *err);
 /* Wake a worker for a batch that is now "queued" (the store is the queue; this is a nudge). */
 void pipeline_enqueue(struct pipeline *p, const char *sandbox, const char *batch_id);
+/*
+ * Speculative runs (processing that overlaps the upload): a file of a loading batch is arriving
+ * (a chunk at offset 0 of a fresh large-file upload is being received, or a PUT has landed).
+ * When the batch is a JSON batch (not multi-line) whose dataset's schema compiles, one engine run
+ * starts on a thread of its own over `read_path` (opened here, so a later rename does not matter),
+ * reading only what `watch` says has arrived, into a private folder (lake_spec_dir). The batch's
+ * run at COMPLETE adopts it when the file, the schema and the settings are still the same and the
+ * watch was sealed, never cancelled (engine.h); otherwise it is thrown away and the file runs as
+ * usual. `key` (the upload's part path) names the file: a new speculation under the same key
+ * replaces the old one. True when a run was started (the pipeline then holds a reference of
+ * `watch`); false when not (too many runs already, the file cannot be opened, stopping): the
+ * caller may drop the watch. Nothing of a speculative run
+ * is visible, and none survives a restart (their folders are removed at start).
+ */
+struct upl_watch;
+bool pipeline_speculate(struct pipeline *p, const char *sandbox, const char *batch_id,
+                        const char *dataset_id, const char *file_path, const char *read_path,
+                        const char *key, struct upl_watch *watch);
+/* Stop and forget the speculative runs of a batch (ABORT, FAIL). */
+void pipeline_spec_drop(struct pipeline *p, const char *sandbox, const char *batch_id);
 /* Let running batches finish, then stop the workers. NULL is a no-op. */
 void pipeline_stop(struct pipeline *p);
 

@@ -7,8 +7,10 @@
  */
 #include "lake/lake.h"
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "util/fs.h"
@@ -84,6 +86,67 @@ char *lake_batch_tmp_dir(const struct lake *lake, const char *sandbox, const cha
 {
     return xasprintf("%s/sandboxes/%s/lake/%s/.tmp-%s", lake->data_dir, sandbox, dataset_id,
                      batch_id);
+}
+
+char *lake_spec_dir(const struct lake *lake, const char *sandbox, const char *dataset_id,
+                    const char *batch_id, unsigned n)
+{
+    return xasprintf("%s/sandboxes/%s/lake/%s/.spec-%s-%u", lake->data_dir, sandbox, dataset_id,
+                     batch_id, n);
+}
+
+/* Sub-folders of `dir` (not starting with '.'), for the sweep's walk. NULL-terminated, new. */
+static char **list_dirs(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return NULL;
+    size_t n = 0, cap = 8;
+    char **out = xcalloc(cap, sizeof(*out));
+    size_t plen = prefix ? strlen(prefix) : 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (prefix ? strncmp(e->d_name, prefix, plen) != 0 : e->d_name[0] == '.')
+            continue;
+        if (n + 1 >= cap) {
+            cap *= 2;
+            out = xrealloc(out, cap * sizeof(*out));
+        }
+        out[n++] = xasprintf("%s/%s", dir, e->d_name);
+    }
+    out[n] = NULL;
+    closedir(d);
+    return out;
+}
+
+static void free_list(char **list)
+{
+    for (size_t i = 0; list && list[i]; i++)
+        free(list[i]);
+    free(list);
+}
+
+int lake_sweep_spec_dirs(struct lake *lake)
+{
+    int removed = 0;
+    char *root = xasprintf("%s/sandboxes", lake->data_dir);
+    char **sandboxes = list_dirs(root, NULL);
+    for (size_t i = 0; sandboxes && sandboxes[i]; i++) {
+        char *lake_dir = xasprintf("%s/lake", sandboxes[i]);
+        char **datasets = list_dirs(lake_dir, NULL);
+        for (size_t k = 0; datasets && datasets[k]; k++) {
+            char **spec = list_dirs(datasets[k], ".spec-");
+            for (size_t j = 0; spec && spec[j]; j++)
+                if (fs_rm_rf(spec[j], NULL) == 0)
+                    removed++;
+            free_list(spec);
+        }
+        free_list(datasets);
+        free(lake_dir);
+    }
+    free_list(sandboxes);
+    free(root);
+    return removed;
 }
 
 /* Every id ends up in a path: refuse anything that could climb out of the data directory. */

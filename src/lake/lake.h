@@ -6,6 +6,8 @@
  *   <data>/sandboxes/<sandbox>/staging/<batchId>/<datasetId>/<filePath>   uploaded input files
  *   <data>/sandboxes/<sandbox>/lake/<datasetId>/<batchId>/part-NNNNN.parquet  promoted output
  *   <data>/sandboxes/<sandbox>/lake/<datasetId>/.tmp-<batchId>/            output being written
+ *   <data>/sandboxes/<sandbox>/lake/<datasetId>/.spec-<batchId>-<n>/       a speculative run's
+ *                                        output, written while the batch loads (never promoted)
  *   <data>/sandboxes/<sandbox>/uploads/<batchId>/<datasetId>/<filePath>    large files being
  *                                                        assembled from chunks (sparse part files)
  *   <data>/spool/                                                          request bodies in flight
@@ -35,6 +37,13 @@ char *lake_batch_tmp_dir(const struct lake *lake, const char *sandbox, const cha
  * which reads only staging). */
 char *lake_upload_dir(const struct lake *lake, const char *sandbox, const char *batch_id,
                       const char *dataset_id);
+/* The private folder of a speculative run (output written while the batch is still loading,
+ * adopted at its COMPLETE): <data>/sandboxes/<sb>/lake/<ds>/.spec-<batch>-<n>. */
+char *lake_spec_dir(const struct lake *lake, const char *sandbox, const char *dataset_id,
+                    const char *batch_id, unsigned n);
+/* Remove every speculative run's folder (start-up: a run does not survive its process).
+ * Returns how many were removed. */
+int lake_sweep_spec_dirs(struct lake *lake);
 /* rename tmp -> final (durably). ING_EEXIST if final exists. */
 int lake_promote(struct lake *lake, const char *sandbox, const char *dataset_id,
                  const char *batch_id, struct ing_err *err);

@@ -354,6 +354,8 @@ struct upl_sink {
     int write_errno;
     int64_t received;          /* body bytes seen, also past the range */
     int64_t kicked;            /* bytes whose write-back has been started */
+    bool wrote_any;            /* a byte went into the part file */
+    bool acked;                /* upl_sink_ack: the chunk was recorded */
 };
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -417,14 +419,20 @@ void upl_sink_write(struct upl_sink *s, const void *data, size_t n)
     size_t want = (int64_t)n > length - at ? (size_t)(length - at) : n;
     if ((s->write_errno = fs_pwrite_all(s->fd, data, want, s->range.first + at)) != 0)
         goto out;
+    int64_t from = s->range.first + at;
     at += (int64_t)want;
     int64_t written = at;
+    s->wrote_any = true;
     if (written - s->kicked >= SINK_KICK_BYTES) {
         /* Only a hint: errors surface at the fsync. */
         (void)sync_file_range(s->fd, s->range.first + s->kicked, written - s->kicked,
                               SYNC_FILE_RANGE_WRITE);
         s->kicked = written;
     }
+    pthread_mutex_unlock(&s->mu);
+    /* Outside the sink's lock: upl_fence holds the registry's lock while it takes sink locks. */
+    upl_watch_wrote(s->part_path, from, s->range.first + written);
+    return;
 out:
     pthread_mutex_unlock(&s->mu);
 }
@@ -463,10 +471,23 @@ bool upl_sink_fenced(struct upl_sink *s)
     return f;
 }
 
+void upl_sink_ack(struct upl_sink *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->acked = true;
+    pthread_mutex_unlock(&s->mu);
+}
+
 void upl_sink_free(struct upl_sink *s)
 {
     if (!s)
         return;
+    /* Bytes written and never acknowledged may come again, different: a reader of the prefix
+     * may have read them. */
+    if (s->wrote_any && !s->acked)
+        upl_watch_cancel(s->part_path);
     pthread_mutex_lock(&registry_mu);
     for (struct upl_sink **pp = &registry; *pp; pp = &(*pp)->next) {
         if (*pp == s) {
@@ -504,4 +525,248 @@ bool upl_inflight(const char *part_path, const struct upl_range *range)
     bool busy = inflight_locked(part_path, range);
     pthread_mutex_unlock(&registry_mu);
     return busy;
+}
+
+/* ---- watches of the received prefix -------------------------------------------------------- */
+
+struct upl_watch {
+    struct upl_watch *next;    /* registry list, under watch_mu */
+    char *part_path;
+    int refs;                  /* the registry's (while listed) and the callers' */
+    bool listed;
+    bool cancelled;
+    bool sealed;
+    int64_t mark;              /* bytes [0, mark) are written */
+    int64_t high;              /* end of the highest byte written */
+    int64_t final_size;        /* once sealed */
+    int64_t expected;          /* the announced size, or -1 */
+    struct upl_range *pieces;  /* written pieces past the mark, [first, last + 1) as first/last */
+    size_t npieces, cap;
+    pthread_cond_t cv;         /* the mark moved, or sealed, or cancelled */
+};
+
+/* One lock for every watch: few exist at a time and each call holds it briefly. */
+static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct upl_watch *watches;
+
+/* Under watch_mu. */
+static struct upl_watch *watch_find_locked(const char *part_path)
+{
+    for (struct upl_watch *w = watches; w; w = w->next)
+        if (strcmp(w->part_path, part_path) == 0)
+            return w;
+    return NULL;
+}
+
+/* Under watch_mu: drop a reference, freeing the watch with the last one. */
+static void watch_unref_locked(struct upl_watch *w)
+{
+    if (--w->refs > 0)
+        return;
+    pthread_cond_destroy(&w->cv);
+    free(w->pieces);
+    free(w->part_path);
+    free(w);
+}
+
+/* Under watch_mu: cancel, wake the readers and take the watch off the registry. */
+static void watch_cancel_locked(struct upl_watch *w)
+{
+    w->cancelled = true;
+    pthread_cond_broadcast(&w->cv);
+    if (!w->listed)
+        return;
+    for (struct upl_watch **pp = &watches; *pp; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    }
+    w->listed = false;
+    watch_unref_locked(w);
+}
+
+struct upl_watch *upl_watch_start(const char *part_path, int64_t expected_size)
+{
+    pthread_mutex_lock(&watch_mu);
+    struct upl_watch *old = watch_find_locked(part_path);
+    if (old)
+        watch_cancel_locked(old);
+    struct upl_watch *w = xcalloc(1, sizeof(*w));
+    w->part_path = xstrdup(part_path);
+    w->refs = 2; /* the registry's and the caller's */
+    w->listed = true;
+    w->final_size = -1;
+    w->expected = expected_size > 0 ? expected_size : -1;
+    pthread_cond_init(&w->cv, NULL);
+    w->next = watches;
+    watches = w;
+    pthread_mutex_unlock(&watch_mu);
+    /* Chunks already arriving at other offsets wrote bytes before the watch existed: their
+     * sinks know how far they got. Bytes they write from now on are reported as usual; a piece
+     * reported twice is harmless. */
+    struct upl_range seen[16];
+    size_t nseen = 0;
+    pthread_mutex_lock(&registry_mu);
+    for (struct upl_sink *s = registry; s && nseen < 16; s = s->next) {
+        if (strcmp(s->part_path, part_path) != 0)
+            continue;
+        pthread_mutex_lock(&s->mu);
+        int64_t length = s->range.last - s->range.first + 1;
+        int64_t written = s->received < length ? s->received : length;
+        if (!s->write_errno && written > 0)
+            seen[nseen++] = (struct upl_range){s->range.first, s->range.first + written};
+        pthread_mutex_unlock(&s->mu);
+    }
+    pthread_mutex_unlock(&registry_mu);
+    for (size_t i = 0; i < nseen; i++)
+        upl_watch_wrote(part_path, seen[i].first, seen[i].last);
+    return w;
+}
+
+int upl_watch_wait(struct upl_watch *w, int64_t have, int64_t *avail, int64_t *final_size,
+                   struct ing_err *err)
+{
+    pthread_mutex_lock(&watch_mu);
+    while (!w->cancelled && !w->sealed && w->mark <= have &&
+           !(w->expected >= 0 && w->mark >= w->expected))
+        pthread_cond_wait(&w->cv, &watch_mu);
+    int rc = 0;
+    if (w->cancelled) {
+        rc = ing_err_set(err, ING_ESTATE, "the upload of the file changed while it was read");
+    } else if (w->sealed) {
+        *final_size = *avail = w->final_size;
+    } else if (w->expected >= 0 && w->mark >= w->expected) {
+        /* Every byte of the announced file is there: the end is known before the seal. */
+        *final_size = *avail = w->expected;
+    } else {
+        *final_size = -1;
+        *avail = w->mark;
+    }
+    pthread_mutex_unlock(&watch_mu);
+    return rc;
+}
+
+bool upl_watch_state(struct upl_watch *w, int64_t *final_size)
+{
+    pthread_mutex_lock(&watch_mu);
+    bool cancelled = w->cancelled;
+    *final_size = w->sealed ? w->final_size : -1;
+    pthread_mutex_unlock(&watch_mu);
+    return cancelled;
+}
+
+void upl_watch_ref(struct upl_watch *w)
+{
+    pthread_mutex_lock(&watch_mu);
+    w->refs++;
+    pthread_mutex_unlock(&watch_mu);
+}
+
+void upl_watch_release(struct upl_watch *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&watch_mu);
+    watch_unref_locked(w);
+    pthread_mutex_unlock(&watch_mu);
+}
+
+void upl_watch_wrote(const char *part_path, int64_t first, int64_t end)
+{
+    if (!part_path || end <= first)
+        return;
+    pthread_mutex_lock(&watch_mu);
+    struct upl_watch *w = watch_find_locked(part_path);
+    if (!w || w->cancelled || w->sealed)
+        goto out;
+    if (end > w->high)
+        w->high = end;
+    if (first > w->mark) {
+        /* Past a hole: kept until the hole fills. A sink's next piece extends its last one. */
+        for (size_t i = 0; i < w->npieces; i++) {
+            if (w->pieces[i].last == first) {
+                w->pieces[i].last = end;
+                goto out;
+            }
+        }
+        if (w->npieces == w->cap) {
+            w->cap = w->cap ? w->cap * 2 : 8;
+            w->pieces = xrealloc(w->pieces, w->cap * sizeof(*w->pieces));
+        }
+        w->pieces[w->npieces++] = (struct upl_range){first, end};
+        goto out;
+    }
+    if (end <= w->mark)
+        goto out;
+    w->mark = end;
+    /* Pieces the mark reaches now join the prefix. */
+    for (bool moved = true; moved;) {
+        moved = false;
+        for (size_t i = 0; i < w->npieces; i++) {
+            if (w->pieces[i].first > w->mark)
+                continue;
+            if (w->pieces[i].last > w->mark)
+                w->mark = w->pieces[i].last;
+            w->pieces[i] = w->pieces[--w->npieces];
+            moved = true;
+            break;
+        }
+    }
+    pthread_cond_broadcast(&w->cv);
+out:
+    pthread_mutex_unlock(&watch_mu);
+}
+
+void upl_watch_seal(const char *part_path, int64_t size)
+{
+    if (!part_path)
+        return;
+    pthread_mutex_lock(&watch_mu);
+    struct upl_watch *w = watch_find_locked(part_path);
+    if (w && !w->cancelled) {
+        if (w->high > size || size < 0) {
+            watch_cancel_locked(w);
+        } else {
+            w->sealed = true;
+            w->final_size = size;
+            pthread_cond_broadcast(&w->cv);
+        }
+    }
+    pthread_mutex_unlock(&watch_mu);
+}
+
+void upl_watch_abandon(struct upl_watch *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&watch_mu);
+    watch_cancel_locked(w);
+    pthread_mutex_unlock(&watch_mu);
+}
+
+void upl_watch_cancel(const char *part_path)
+{
+    if (!part_path)
+        return;
+    pthread_mutex_lock(&watch_mu);
+    struct upl_watch *w = watch_find_locked(part_path);
+    if (w)
+        watch_cancel_locked(w);
+    pthread_mutex_unlock(&watch_mu);
+}
+
+void upl_watch_cancel_prefix(const char *prefix)
+{
+    if (!prefix)
+        return;
+    size_t len = strlen(prefix);
+    pthread_mutex_lock(&watch_mu);
+    for (struct upl_watch *w = watches, *next; w; w = next) {
+        next = w->next;
+        if (strncmp(w->part_path, prefix, len) == 0 &&
+            (w->part_path[len] == '/' || w->part_path[len] == '\0'))
+            watch_cancel_locked(w);
+    }
+    pthread_mutex_unlock(&watch_mu);
 }

@@ -128,4 +128,53 @@ void upl_fence(const char *part_path);
  * range is NULL). */
 bool upl_inflight(const char *part_path, const struct upl_range *range);
 
+/* The chunk was recorded (acknowledged): its bytes are part of the upload for good. A sink freed
+ * without this after writing bytes cancels the watch of its part file (below): those bytes may
+ * be sent again differently. */
+void upl_sink_ack(struct upl_sink *s);
+
+/*
+ * Watches of the received prefix, for processing a file while it arrives (the pipeline's
+ * speculative runs). A watch follows one part file from a fresh start (nothing written yet):
+ * the chunk sinks report the bytes they write, and the watch keeps the prefix mark, the length
+ * of the prefix from byte 0 that has been written (the union of the sinks' written bytes).
+ * Readers wait on it for more. The file's COMPLETE seals it with the final size; anything that
+ * may change bytes already written (INITIALIZE again, a spooled chunk placed by rename or copy,
+ * a chunk written but not acknowledged, ABORT, a new file over the same path) cancels it, for
+ * good. Watches live in memory only: after a restart there are none.
+ */
+struct upl_watch;
+
+/* Start watching `part_path` from nothing written, replacing (and cancelling) an earlier watch
+ * of it. `expected_size` is the size the upload announces (Content-Range's total; -1 when not
+ * given): once the prefix reaches it, waits report it as the final size before the seal, so a
+ * reader can plan its end early (whoever uses what it read checks that the seal agrees). The
+ * caller holds one reference (upl_watch_release). */
+struct upl_watch *upl_watch_start(const char *part_path, int64_t expected_size);
+/* Wait until the prefix is longer than `have` bytes (have < 0: no wait), the final size is known
+ * (sealed, or the prefix reached the expected size) or the watch is cancelled. 0 with *avail
+ * (the prefix mark; the final size once known) and *final_size (-1 while not known), or
+ * ING_ESTATE (err filled) once cancelled. */
+int upl_watch_wait(struct upl_watch *w, int64_t have, int64_t *avail, int64_t *final_size,
+                   struct ing_err *err);
+/* Whether the watch was cancelled; *final_size is its sealed size (-1 when not sealed: an
+ * expected size the prefix reached does not count here). */
+bool upl_watch_state(struct upl_watch *w, int64_t *final_size);
+/* One more reference (for another holder). */
+void upl_watch_ref(struct upl_watch *w);
+/* Give the caller's reference back. NULL is a no-op. */
+void upl_watch_release(struct upl_watch *w);
+/* The bytes [first, end) of `part_path` were written (used by the sinks; exported for the
+ * spooled path and tests). */
+void upl_watch_wrote(const char *part_path, int64_t first, int64_t end);
+/* The file is complete with `size` bytes: readers may read to the end. A watch whose written
+ * bytes ran past `size` is cancelled instead (a reader may have read them). */
+void upl_watch_seal(const char *part_path, int64_t size);
+/* Cancel this watch (if still listed, it is forgotten). */
+void upl_watch_abandon(struct upl_watch *w);
+/* Cancel the watch of `part_path` (if any) and forget it. */
+void upl_watch_cancel(const char *part_path);
+/* Cancel every watch whose part path starts with `prefix` (a batch's uploads folder). */
+void upl_watch_cancel_prefix(const char *prefix);
+
 #endif

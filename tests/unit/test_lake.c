@@ -1,4 +1,5 @@
-/* test_lake.c - unit tests of the lake layout: paths, promotion by rename, discarding output. */
+/* test_lake.c - unit tests of the lake layout: paths, promotion by rename, discarding output,
+ * the start-up sweep of speculative runs' folders. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -167,6 +168,32 @@ static void test_discard_uploads(void **state)
     free(uploads), free(staging), free(part), free(sub), free(batch_uploads);
 }
 
+/* Speculative runs' folders are removed at start-up, and nothing else is. */
+static void test_sweep_spec_dirs(void **state)
+{
+    struct fixture *fx = *state;
+    struct ing_err err;
+    ing_err_clear(&err);
+    char *spec1 = lake_spec_dir(fx->lake, "prod", "D1", "B7", 1);
+    char *spec2 = lake_spec_dir(fx->lake, "dev", "D2", "B8", 12);
+    char *tmp = lake_batch_tmp_dir(fx->lake, "prod", "D1", "B7");
+    char *final = lake_batch_dir(fx->lake, "prod", "D1", "B6");
+    assert_non_null(strstr(spec1, "/sandboxes/prod/lake/D1/.spec-B7-1"));
+    char *part = xasprintf("%s/part-00000.parquet", spec1);
+    assert_int_equal(fs_mkdirs(spec1, &err), 0);
+    assert_int_equal(fs_mkdirs(spec2, &err), 0);
+    assert_int_equal(fs_mkdirs(tmp, &err), 0);
+    assert_int_equal(fs_mkdirs(final, &err), 0);
+    write_file(part, "PAR1");
+    assert_int_equal(lake_sweep_spec_dirs(fx->lake), 2);
+    assert_false(fs_exists(spec1));
+    assert_false(fs_exists(spec2));
+    assert_true(fs_exists(tmp));
+    assert_true(fs_exists(final));
+    assert_int_equal(lake_sweep_spec_dirs(fx->lake), 0);
+    free(spec1), free(spec2), free(tmp), free(final), free(part);
+}
+
 static void test_open_needs_dir(void **state)
 {
     (void)state;
@@ -187,6 +214,7 @@ int main(void)
         cmocka_unit_test(test_promote_rejects_unsafe_ids),
         cmocka_unit_test(test_discard),
         cmocka_unit_test(test_discard_uploads),
+        cmocka_unit_test(test_sweep_spec_dirs),
         cmocka_unit_test(test_open_needs_dir),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -2,7 +2,8 @@
  * Content-Range parsing, merging, gap and overlap detection, formatting, the JSON form, and the
  * chunk copy into a sparse part file, the first chunk placed by rename, and chunk sinks (bodies
  * written straight into the part file: ranges in flight kept apart, fences, bytes never written
- * past the range). */
+ * past the range), and watches of the received prefix (the mark over pieces in any order, waits,
+ * seal, cancel, and what the sinks report). */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -434,6 +435,175 @@ static void test_sink_threads(void **state)
     free(part);
 }
 
+/* What a wait that does not block says: (cancelled ? -1 : mark), final size in *final. */
+static int64_t look(struct upl_watch *w, int64_t *final)
+{
+    int64_t avail = -2;
+    *final = -2;
+    if (upl_watch_wait(w, -1, &avail, final, NULL) != 0)
+        return -1;
+    return avail;
+}
+
+static void test_watch_mark(void **state)
+{
+    (void)state;
+    const char *part = "/nonexistent/ingot-watch-a";
+    struct upl_watch *w = upl_watch_start(part, -1);
+    int64_t final;
+    assert_int_equal(look(w, &final), 0);
+    assert_int_equal(final, -1);
+    /* Past a hole: not part of the prefix yet. */
+    upl_watch_wrote(part, 100, 150);
+    upl_watch_wrote(part, 150, 200);
+    upl_watch_wrote(part, 300, 400);
+    assert_int_equal(look(w, &final), 0);
+    upl_watch_wrote(part, 0, 60);
+    assert_int_equal(look(w, &final), 60);
+    /* The hole fills: the mark runs over every piece it reaches. */
+    upl_watch_wrote(part, 60, 100);
+    assert_int_equal(look(w, &final), 200);
+    upl_watch_wrote(part, 200, 300);
+    assert_int_equal(look(w, &final), 400);
+    /* Other paths do not count. */
+    upl_watch_wrote("/nonexistent/ingot-watch-b", 400, 500);
+    assert_int_equal(look(w, &final), 400);
+    /* A blocking wait returns at once when there is more than `have`. */
+    int64_t avail = 0;
+    assert_int_equal(upl_watch_wait(w, 399, &avail, &final, NULL), 0);
+    assert_int_equal(avail, 400);
+    upl_watch_seal(part, 450);
+    assert_int_equal(look(w, &final), 450);
+    assert_int_equal(final, 450);
+    assert_int_equal(upl_watch_wait(w, 450, &avail, &final, NULL), 0); /* sealed: no wait */
+    assert_false(upl_watch_state(w, &final));
+    assert_int_equal(final, 450);
+    /* Cancelled for good, whoever asks. */
+    upl_watch_cancel(part);
+    struct ing_err err;
+    ing_err_clear(&err);
+    assert_int_equal(upl_watch_wait(w, 0, &avail, &final, &err), ING_ESTATE);
+    assert_true(upl_watch_state(w, &final));
+    upl_watch_release(w);
+}
+
+/* An announced size (Content-Range's total): once the prefix reaches it, waits report it as
+ * the final size; the watch's own state still waits for the seal. */
+static void test_watch_expected_size(void **state)
+{
+    (void)state;
+    const char *part = "/nonexistent/ingot-watch-e";
+    struct upl_watch *w = upl_watch_start(part, 100);
+    int64_t final;
+    upl_watch_wrote(part, 0, 60);
+    assert_int_equal(look(w, &final), 60);
+    assert_int_equal(final, -1);
+    upl_watch_wrote(part, 60, 100);
+    assert_int_equal(look(w, &final), 100);
+    assert_int_equal(final, 100);
+    int64_t avail = 0;
+    assert_int_equal(upl_watch_wait(w, 100, &avail, &final, NULL), 0); /* known: no wait */
+    assert_false(upl_watch_state(w, &final));
+    assert_int_equal(final, -1);
+    upl_watch_seal(part, 100);
+    assert_false(upl_watch_state(w, &final));
+    assert_int_equal(final, 100);
+    upl_watch_cancel(part);
+    upl_watch_release(w);
+}
+
+/* Sealing below bytes already written (a chunk past the end that COMPLETE cuts off) cancels:
+ * a reader may have read them. A new watch of the same path cancels the old one. */
+static void test_watch_seal_short_and_restart(void **state)
+{
+    (void)state;
+    const char *part = "/nonexistent/ingot-watch-c";
+    struct upl_watch *w = upl_watch_start(part, -1);
+    upl_watch_wrote(part, 0, 100);
+    upl_watch_seal(part, 80);
+    int64_t final;
+    assert_true(upl_watch_state(w, &final));
+    upl_watch_release(w);
+
+    w = upl_watch_start(part, -1);
+    struct upl_watch *w2 = upl_watch_start(part, -1);
+    assert_true(upl_watch_state(w, &final));
+    assert_false(upl_watch_state(w2, &final));
+    upl_watch_wrote(part, 0, 10);
+    assert_int_equal(look(w2, &final), 10);
+    assert_int_equal(look(w, &final), -1);
+    upl_watch_cancel_prefix("/nonexistent");
+    assert_true(upl_watch_state(w2, &final));
+    upl_watch_release(w);
+    upl_watch_release(w2);
+}
+
+struct waiter {
+    struct upl_watch *w;
+    int64_t have, avail, final;
+    int rc;
+};
+
+static void *wait_main(void *arg)
+{
+    struct waiter *wt = arg;
+    wt->rc = upl_watch_wait(wt->w, wt->have, &wt->avail, &wt->final, NULL);
+    return NULL;
+}
+
+/* Sinks report what they write; a reader blocked at the mark wakes. A sink freed after writing
+ * without being acknowledged cancels the watch; an acknowledged one does not. */
+static void test_watch_sinks(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ingot-test-upload-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *part = xasprintf("%s/part", dir);
+    write_file(part, "");
+    struct ing_err err;
+    ing_err_clear(&err);
+    struct upl_sink *late = NULL, *a = NULL, *b = NULL;
+    /* A chunk arriving before the watch starts: its bytes so far are taken from its sink. */
+    assert_int_equal(upl_sink_open(&late, part, (struct upl_range){5, 9}, &err), 0);
+    upl_sink_write(late, "wo", 2);
+    struct upl_watch *w = upl_watch_start(part, -1);
+    struct waiter wt = {.w = w, .have = 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, wait_main, &wt), 0);
+    assert_int_equal(upl_sink_open(&a, part, (struct upl_range){0, 4}, &err), 0);
+    upl_sink_write(a, "hello", 5);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(wt.rc, 0);
+    assert_true(wt.avail >= 5);
+    int64_t final;
+    assert_int_equal(look(w, &final), 7);
+    upl_sink_write(late, "rld", 3);
+    assert_int_equal(look(w, &final), 10);
+    assert_int_equal(upl_sink_sync(a, &err), 0);
+    assert_int_equal(upl_sink_sync(late, &err), 0);
+    upl_sink_ack(a);
+    upl_sink_ack(late);
+    upl_sink_free(a);
+    upl_sink_free(late);
+    assert_false(upl_watch_state(w, &final));
+    /* A chunk cut short (never acknowledged) may come again with other bytes. */
+    assert_int_equal(upl_sink_open(&b, part, (struct upl_range){10, 19}, &err), 0);
+    upl_sink_write(b, "abc", 3);
+    assert_int_equal(look(w, &final), 13);
+    upl_sink_free(b);
+    assert_true(upl_watch_state(w, &final));
+    upl_watch_release(w);
+    /* A sink that wrote nothing does not cancel. */
+    w = upl_watch_start(part, -1);
+    assert_int_equal(upl_sink_open(&b, part, (struct upl_range){10, 19}, &err), 0);
+    upl_sink_free(b);
+    assert_false(upl_watch_state(w, &final));
+    upl_watch_cancel(part);
+    upl_watch_release(w);
+    fs_rm_rf(dir, NULL);
+    free(part);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +617,10 @@ int main(void)
         cmocka_unit_test(test_sink_wrong_length),
         cmocka_unit_test(test_sink_fence),
         cmocka_unit_test(test_sink_threads),
+        cmocka_unit_test(test_watch_mark),
+        cmocka_unit_test(test_watch_expected_size),
+        cmocka_unit_test(test_watch_seal_short_and_restart),
+        cmocka_unit_test(test_watch_sinks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
