@@ -62,6 +62,7 @@ struct pstore_tx;
 struct pstore_opts {
     bool fast; /* synchronous=OFF: for tests and benchmarks only (a power cut may lose data) */
     int checkpoint_frames; /* WAL pages that wake the background checkpoint; 0: 1000 */
+    bool no_lookup_hint; /* no in-memory dictionary for stored answers (pstore_view_hint) */
 };
 
 int pstore_open(struct pstore **out, const char *dir, const struct pstore_opts *opts,
@@ -309,5 +310,18 @@ int pstore_view_rebuild(struct pstore *ps, size_t max, int64_t *after, size_t *d
  * more clusters in label order, in one transaction that also records how far it got (a restart
  * resumes). *done counts them; 0 when nothing is (left) to do. ING_ESTATE without a builder. */
 int pstore_view_backfill(struct pstore *ps, size_t max, size_t *done, struct ing_err *err);
+/* The lookup hint: the identity dictionary kept in memory (12 bytes an identity) so that a
+ * stored answer's lookup reads one B-tree (the answer) instead of two. Built in the background
+ * at the first lookup (or this call), then updated after every commit; a stale or wrong hint
+ * only sends a lookup to the general path, since a body is served only to its own members.
+ * This call starts the build if needed, waits up to wait_ms for it, and says where it is. */
+struct pstore_hint_stats {
+    bool ready;     /* lookups use it */
+    bool failed;    /* the build failed (logged): lookups read the dictionary */
+    size_t buckets; /* the dictionary's buckets */
+    size_t entries; /* identities */
+    size_t bytes;   /* memory held (entries and bucket directory) */
+};
+void pstore_view_hint(struct pstore *ps, int wait_ms, struct pstore_hint_stats *out);
 
 #endif

@@ -38,9 +38,9 @@
 
 #define GROUP_SHIFT 7
 #define DICT_FILL 200                 /* average entries per bucket before a split */
-#define ENTRY_SIZE 12
+#define ENTRY_SIZE PSTORE_DICT_ENTRY
 #define LABEL_LIMIT (1LL << 48)       /* labels live in 6 bytes of a dictionary entry */
-#define KV_DICT_STATE "dict_state"    /* level << 48 | split */
+#define KV_DICT_STATE PSTORE_KV_DICT_STATE
 #define KV_DICT_COUNT "dict_count"
 #define CLUSTER_FLUSH_BYTES (8u << 20)
 
@@ -100,10 +100,7 @@ static void put_le48(uint8_t *p, uint64_t v)
 
 static uint64_t get_le48(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < 6; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
+    return pstore__le48(p);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -133,7 +130,7 @@ uint64_t pstore_ident_hash(int64_t gid, const char *value, size_t len)
 
 static uint64_t fp_of(uint64_t h)
 {
-    return h >> 16;
+    return pstore__dict_fp(h);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -379,10 +376,7 @@ static uint64_t dict_nbuckets(const struct dstate *d)
 
 static uint64_t dict_addr(const struct dstate *d, uint64_t fp)
 {
-    uint64_t a = fp & ((1ULL << d->level) - 1);
-    if (a < d->split)
-        a = fp & ((1ULL << (d->level + 1)) - 1);
-    return a;
+    return pstore__dict_addr(d->level, d->split, fp);
 }
 
 /* The dictionary's shape from its kv value (level << 48 | split; 0 when never written). */
@@ -533,10 +527,12 @@ static int bucket_load(struct pstore_conn *c, uint64_t b, struct dentry **e, siz
     return ret;
 }
 
-/* Write bucket b from entries (sorted by fp; deleted ones skipped); an empty bucket has no row. */
-static int bucket_store(struct pstore_conn *c, uint64_t b, const struct dentry *e, size_t n,
+/* Write bucket b from entries (sorted by fp; deleted ones skipped); an empty bucket has no row.
+ * The hint (pstore_hint.c) is told what the bucket now holds. */
+static int bucket_store(struct pstore_tx *tx, uint64_t b, const struct dentry *e, size_t n,
                         struct bytes *scratch, struct ing_err *err)
 {
+    struct pstore_conn *c = tx->c;
     scratch->len = 0;
     bytes_reserve(scratch, n * ENTRY_SIZE);
     for (size_t i = 0; i < n; i++) {
@@ -553,7 +549,10 @@ static int bucket_store(struct pstore_conn *c, uint64_t b, const struct dentry *
     sqlite3_bind_int64(s, 1, (int64_t)b);
     if (scratch->len)
         sqlite3_bind_blob(s, 2, scratch->p, (int)scratch->len, SQLITE_STATIC);
-    return pstore__step_done(c, s, "dictionary bucket write", err);
+    ret = pstore__step_done(c, s, "dictionary bucket write", err);
+    if (ret == 0)
+        pstore__hint_note_bucket(tx, b, scratch->p, scratch->len);
+    return ret;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -712,9 +711,9 @@ static int dict_split_one(struct pstore_tx *tx, struct pstore_graph_tx *g, struc
             else
                 (*e)[nlo++] = (*e)[i];
         }
-        ret = bucket_store(tx->c, from, *e, nlo, &g->scratch, err);
+        ret = bucket_store(tx, from, *e, nlo, &g->scratch, err);
         if (ret == 0)
-            ret = bucket_store(tx->c, to, hi, nhi, &g->scratch, err);
+            ret = bucket_store(tx, to, hi, nhi, &g->scratch, err);
         free(hi);
         if (ret)
             return ret;
@@ -834,7 +833,7 @@ static int flush_dict(struct pstore_tx *tx, struct pstore_graph_tx *g, struct in
             }
             ne += nins;
         }
-        ret = bucket_store(tx->c, b, e, ne, &g->scratch, err);
+        ret = bucket_store(tx, b, e, ne, &g->scratch, err);
     }
     if (ret)
         goto out;
@@ -996,6 +995,8 @@ int pstore__graph_flush(struct pstore_tx *tx, struct ing_err *err)
                              (int64_t)(((uint64_t)g->d.level << 48) | g->d.split), err);
         if (ret == 0)
             ret = pstore__kv_put(tx->c, KV_DICT_COUNT, g->d.count, err);
+        if (ret == 0)
+            pstore__hint_note_shape(tx, g->d.level, g->d.split);
         g->state_dirty = ret != 0;
     }
     if (ret == 0)

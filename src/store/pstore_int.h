@@ -101,6 +101,7 @@ struct pstore {
     _Atomic uint64_t commits;      /* commit generation, bumped after every commit */
     _Atomic uint64_t ckpt_copied;  /* bumped after every checkpoint that copied pages */
     struct pstore_ckpt *ckpt;  /* pstore_ckpt.c: background WAL checkpoints; NULL: SQLite's */
+    struct pstore_hint *hint;  /* pstore_hint.c: the dictionary in memory for lookups; NULL: off */
 };
 
 struct pstore_graph_tx; /* pstore_graph.c: buffered graph writes of one transaction */
@@ -114,6 +115,7 @@ struct pstore_tx {
     struct pstore_graph_tx *g; /* NULL until the first graph call */
     int64_t first_id;      /* next_id when the transaction began: labels from here are new */
     struct pstore_view_tx *v;  /* pstore_view.c: what the transaction's writes made stale */
+    struct pstore_hint_log *hlog; /* pstore_hint.c: dictionary buckets written, for the hint */
 };
 
 #define PSTORE_KV_NEXT_ID "next_id"
@@ -144,6 +146,34 @@ static inline bool pstore__uv_get(const uint8_t **p, const uint8_t *end, uint64_
         }
     }
     return false;
+}
+
+/* The dictionary's format (pstore_graph.c), shared with its in-memory copy (pstore_hint.c): a
+ * bucket is a run of entries of 12 bytes, 48 bits of the key hash's top (the fingerprint) then
+ * a 48-bit label, little-endian, sorted by fingerprint; the table's shape is linear hashing's
+ * (level, split): buckets 0 .. 2^level + split - 1. */
+#define PSTORE_DICT_ENTRY 12
+#define PSTORE_KV_DICT_STATE "dict_state" /* kv: level << 48 | split */
+
+static inline uint64_t pstore__le48(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 6; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static inline uint64_t pstore__dict_fp(uint64_t h)
+{
+    return h >> 16;
+}
+
+static inline uint64_t pstore__dict_addr(int level, uint64_t split, uint64_t fp)
+{
+    uint64_t a = fp & ((1ULL << level) - 1);
+    if (a < split)
+        a = fp & ((1ULL << (level + 1)) - 1);
+    return a;
 }
 
 int pstore__map_sqlite(struct ing_err *err, sqlite3 *db, int rc, const char *what);
@@ -196,6 +226,25 @@ int pstore__dict_lookup(struct pstore_conn *c, uint64_t h, int64_t *labels, size
  * (new; *n of them). Flushes the transaction's graph writes first. */
 int pstore__cluster_labels_after(struct pstore_tx *tx, int64_t after, size_t max,
                                  int64_t **labels, size_t *n, struct ing_err *err);
+/* pstore_hint.c: the dictionary kept in memory as a hint for lookups of stored answers (see the
+ * file's comment for why a stale or wrong hint is safe). new at open (off: ps->hint stays NULL),
+ * free at close (stops and joins the build). */
+void pstore__hint_new(struct pstore *ps);
+void pstore__hint_free(struct pstore *ps);
+/* Candidate labels of identity hash h, as pstore__dict_lookup, from memory: true when the hint
+ * answered (ready), false when the caller must read the dictionary (not built yet: this call
+ * starts the build in the background). */
+bool pstore__hint_lookup(struct pstore *ps, uint64_t h, int64_t *labels, size_t cap, size_t *n);
+/* Writer side, inside a transaction: a dictionary bucket written (len 0: now empty) and the
+ * shape written; kept only while the hint is built or being built. */
+void pstore__hint_note_bucket(struct pstore_tx *tx, uint64_t bucket, const uint8_t *body,
+                              size_t len);
+void pstore__hint_note_shape(struct pstore_tx *tx, int level, uint64_t split);
+/* After COMMIT: the noted changes go into the hint (or wait for its build); tx_free drops them
+ * (a rollback, or after committed). */
+void pstore__hint_committed(struct pstore_tx *tx);
+void pstore__hint_tx_free(struct pstore_tx *tx);
+
 /* pstore_view.c: the kv key of a pending backfill of stored answers (the last label done);
  * migrate() sets it when a database from before stored answers gets the table. */
 #define PSTORE_KV_VIEW_BACKFILL "view_backfill"

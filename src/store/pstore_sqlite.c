@@ -210,6 +210,7 @@ static int convert_graph_v1(struct pstore *ps, struct pstore_conn *c, struct ing
         ret = pstore__kv_put(c, PSTORE_KV_NEXT_ID, tx.next_id, err);
     pstore__graph_tx_free(&tx);
     pstore__view_tx_free(&tx);
+    pstore__hint_tx_free(&tx);
     return ret;
 }
 
@@ -408,6 +409,8 @@ int pstore_open(struct pstore **out, const char *dir, const struct pstore_opts *
         goto out;
     ps->writer = c;
     c = NULL;
+    if (!(opts && opts->no_lookup_hint))
+        pstore__hint_new(ps);
     /* Checkpoints off the commit path (pstore_ckpt.c); without the thread, SQLite's own. */
     if (pstore__ckpt_start(ps, opts ? opts->checkpoint_frames : 0, NULL) != 0)
         log_warn("pstore: no checkpoint thread; checkpoints run inside commits");
@@ -425,6 +428,7 @@ void pstore_close(struct pstore *ps)
 {
     if (!ps)
         return;
+    pstore__hint_free(ps); /* first: its build may hold a pooled connection */
     pstore__ckpt_stop(ps);
     struct pstore_conn *c = ps->all;
     while (c) {
@@ -827,6 +831,8 @@ int pstore_commit(struct pstore_tx *tx, struct ing_err *err)
     }
     pstore__graph_tx_free(tx);
     pstore__view_tx_free(tx);
+    /* the hint first, so that snapshots begun after the generation moves mostly find it new */
+    pstore__hint_committed(tx);
     pstore__view_committed(tx->ps);
     pthread_mutex_unlock(&tx->ps->wmu);
     free(tx);
@@ -840,6 +846,7 @@ void pstore_rollback(struct pstore_tx *tx)
     sqlite3_exec(tx->c->db, "ROLLBACK", NULL, NULL, NULL);
     pstore__graph_tx_free(tx);
     pstore__view_tx_free(tx);
+    pstore__hint_tx_free(tx);
     pthread_mutex_unlock(&tx->ps->wmu);
     free(tx);
 }

@@ -25,9 +25,11 @@
  * it wrote to. A database from before stored answers is marked at migration and backfilled in
  * label-ordered slices (pstore_view_backfill) once the builder is registered.
  *
- * The read side is a lookup's hot path: a reader keeps its snapshot between lookups (below),
- * reads the dictionary's shape once per snapshot, and copies the body once, from the mapped page
- * into the caller's buffer.
+ * The read side is a lookup's hot path: the candidate labels come from the dictionary kept in
+ * memory (pstore_hint.c; until it is built, from the dictionary's B-tree, its shape read once
+ * per snapshot), a reader keeps its snapshot between lookups (below) and copies the body once,
+ * from the mapped page into the caller's buffer. Whatever the candidates' source, the body is
+ * served only after keys_have finds the identity among its members in the same snapshot.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -520,11 +522,18 @@ int pstore_view_get(struct pstore *ps, int64_t gid, const char *value, int64_t *
     int64_t cand[VIEW_CANDIDATES];
     size_t ncand = 0;
     size_t vlen = strlen(value);
+    uint64_t h = pstore_ident_hash(gid, value, vlen);
+    /* The hint in memory, when built, spares the dictionary's B-tree; what it says is checked
+     * below like what the dictionary says (keys_have), so a stale hint only costs a miss.
+     * Nothing there: unknown, or new since; the general path reads the dictionary. */
+    bool hinted = pstore__hint_lookup(ps, h, cand, VIEW_CANDIDATES, &ncand);
+    if (hinted && (ncand == 0 || ncand > VIEW_CANDIDATES))
+        return ING_ENOTFOUND;
     int ret = view_conn_get(ps, &c, err);
     if (ret)
         return ret;
-    ret = pstore__dict_lookup(c, pstore_ident_hash(gid, value, vlen), cand, VIEW_CANDIDATES,
-                              &ncand, err);
+    if (!hinted)
+        ret = pstore__dict_lookup(c, h, cand, VIEW_CANDIDATES, &ncand, err);
     if (ncand > VIEW_CANDIDATES)
         ncand = 0; /* not found here: the general path confirms every candidate */
     bool found = false;

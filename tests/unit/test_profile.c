@@ -3,17 +3,21 @@
  * excluded datasets), projection, the merge policy documents (one default per class, the built-in
  * default) over the real store, lookups that assemble a profile from pstore under pdg and
  * none, stored answers (always the general path's bytes), their backfill when a database from
- * before them is opened, and their direct writer (profile_fast.c: jansson's bytes, or
- * declined). */
+ * before them is opened, their direct writer (profile_fast.c: jansson's bytes, or
+ * declined), and the lookup hint (the dictionary in memory: exact after each commit, safe when
+ * stale or during concurrent commits). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "identity/idgraph.h"
 #include "profile/profile.h"
@@ -937,6 +941,303 @@ static void test_backfill_slices(void **state)
     }
 }
 
+/* ---- The lookup hint: the dictionary in memory, followed exactly, and safe when stale ---- */
+
+static void hint_ready(struct pstore *ps, struct pstore_hint_stats *st)
+{
+    pstore_view_hint(ps, 20000, st);
+    assert_true(st->ready);
+    assert_false(st->failed);
+}
+
+static void two_namespaces(struct fixture *fx, struct pstore_tx *tx)
+{
+    assert_int_equal(pstore_tx_ns_ensure(tx, "prod", "lumaLoyaltyId", 1001, "CROSS_DEVICE",
+                                         &fx->loyalty, NULL), 0);
+    assert_int_equal(pstore_tx_ns_ensure(tx, "prod", "lumaCrmId", 1002, "CROSS_DEVICE", &fx->crm,
+                                         NULL), 0);
+}
+
+/* Batch `batch`: Ln -- Cn linked, and Ln's fragment with the key "k<n>" (found in every answer
+ * of the cluster that holds Ln, whatever merged into it). */
+static void pair_batch(struct fixture *fx, const char *batch, int n)
+{
+    struct pstore_tx *tx = NULL;
+    int64_t seq = 0;
+    char l[16], c[16], doc[64];
+    snprintf(l, sizeof(l), "L%d", n);
+    snprintf(c, sizeof(c), "C%d", n);
+    snprintf(doc, sizeof(doc), "{\"_luma\":{\"k%d\":true}}", n);
+    assert_int_equal(pstore_begin(fx->ps, &tx, NULL), 0);
+    two_namespaces(fx, tx);
+    assert_int_equal(pstore_tx_batch_seq(tx, batch, "dsL", &seq, NULL), 0);
+    link(fx, tx, seq, l, c);
+    put_frag(fx, tx, fx->loyalty, l, "dsL", seq, 100 + n, doc);
+    assert_int_equal(pstore_commit(tx, NULL), 0);
+}
+
+/* Batch `batch` links Ln with C(m): their clusters merge. */
+static void bridge_batch(struct fixture *fx, const char *batch, int n, int m)
+{
+    struct pstore_tx *tx = NULL;
+    int64_t seq = 0;
+    char l[16], c[16];
+    snprintf(l, sizeof(l), "L%d", n);
+    snprintf(c, sizeof(c), "C%d", m);
+    assert_int_equal(pstore_begin(fx->ps, &tx, NULL), 0);
+    assert_int_equal(pstore_tx_batch_seq(tx, batch, "dsL", &seq, NULL), 0);
+    link(fx, tx, seq, l, c);
+    assert_int_equal(pstore_commit(tx, NULL), 0);
+}
+
+/* The stored answer of each identity is the general one (or both are none). */
+static void all_same(struct fixture *fx, int first, int last)
+{
+    for (int i = first; i <= last; i++) {
+        char l[16], c[16];
+        snprintf(l, sizeof(l), "L%d", i);
+        snprintf(c, sizeof(c), "C%d", i);
+        const char *codes[] = {"lumaLoyaltyId", "lumaCrmId"};
+        const char *vals[] = {l, c};
+        for (int k = 0; k < 2; k++) {
+            char *g = general_answer(fx, codes[k], vals[k]);
+            char *st = stored_answer(fx, codes[k], vals[k]);
+            if (g)
+                assert_non_null(st);
+            else
+                assert_null(st);
+            if (g)
+                assert_string_equal(st, g);
+            free(g);
+            free(st);
+        }
+    }
+}
+
+/* The hint follows every commit of its own process: a lookup right after a merge, a split by
+ * REVERT, a new identity and a removed one is answered from the stored answer, the general
+ * path's bytes; the hint holds one entry per identity. */
+static void test_hint_follows_commits(void **state)
+{
+    struct fixture *fx = *state;
+    struct pstore_hint_stats st;
+    pair_batch(fx, "B1", 1);
+    pair_batch(fx, "B2", 2);
+    hint_ready(fx->ps, &st);
+    assert_int_equal(st.entries, 4);
+    assert_true(st.bytes >= 4 * 12);
+    all_same(fx, 1, 2);
+
+    bridge_batch(fx, "B3", 2, 1); /* merge */
+    pstore_view_hint(fx->ps, 0, &st);
+    assert_int_equal(st.entries, 4);
+    all_same(fx, 1, 2);
+    char *m = stored_answer(fx, "lumaCrmId", "C2");
+    assert_non_null(m);
+    assert_non_null(strstr(m, "\"k1\""));
+    assert_non_null(strstr(m, "\"k2\""));
+    free(m);
+
+    revert(fx, "B3"); /* split */
+    all_same(fx, 1, 2);
+    char *l1 = stored_answer(fx, "lumaLoyaltyId", "L1");
+    assert_non_null(l1);
+    assert_null(strstr(l1, "\"k2\""));
+    free(l1);
+
+    pair_batch(fx, "B4", 3); /* new identities: found at once */
+    pstore_view_hint(fx->ps, 0, &st);
+    assert_int_equal(st.entries, 6);
+    char *n3 = stored_answer(fx, "lumaCrmId", "C3");
+    assert_non_null(n3);
+    assert_non_null(strstr(n3, "\"k3\""));
+    free(n3);
+    all_same(fx, 1, 3);
+
+    revert(fx, "B1"); /* L1 and C1 were only ever in B1 (and the reverted B3): removed */
+    pstore_view_hint(fx->ps, 0, &st);
+    assert_int_equal(st.entries, 4);
+    assert_null(stored_answer(fx, "lumaLoyaltyId", "L1"));
+    assert_null(general_answer(fx, "lumaLoyaltyId", "L1"));
+    all_same(fx, 1, 3);
+
+    /* many identities: buckets split while the hint follows */
+    struct pstore_tx *tx = NULL;
+    int64_t seq = 0;
+    assert_int_equal(pstore_begin(fx->ps, &tx, NULL), 0);
+    assert_int_equal(pstore_tx_batch_seq(tx, "B5", "dsL", &seq, NULL), 0);
+    for (int i = 10; i < 1010; i++) {
+        char l[16], c[16];
+        snprintf(l, sizeof(l), "L%d", i);
+        snprintf(c, sizeof(c), "C%d", i);
+        link(fx, tx, seq, l, c);
+        put_frag(fx, tx, fx->loyalty, l, "dsL", seq, 100, "{\"a\":1}");
+    }
+    assert_int_equal(pstore_commit(tx, NULL), 0);
+    pstore_view_hint(fx->ps, 0, &st);
+    assert_int_equal(st.entries, 2004);
+    assert_true(st.buckets >= 10);
+    all_same(fx, 10, 1010);
+}
+
+/* A hint that is stale (another process's commits, which this one never hears of) or wrong
+ * (its label's cluster no longer holds the identity) never serves another cluster's answer: the
+ * lookup misses and the general path answers. */
+static void test_hint_stale_is_safe(void **state)
+{
+    struct fixture *fx = *state;
+    struct pstore_hint_stats st;
+    pair_batch(fx, "B1", 1);
+    pair_batch(fx, "B2", 2);
+    hint_ready(fx->ps, &st);
+    all_same(fx, 1, 2);
+
+    /* a second writer on the same file, with its own builder of stored answers */
+    struct fixture other = *fx;
+    struct pstore_opts o = {.fast = true, .no_lookup_hint = true};
+    assert_int_equal(pstore_open(&other.ps, fx->dir, &o, NULL), 0);
+    assert_int_equal(idgraph_new(&other.g, other.ps, NULL, NULL, NULL), 0);
+    assert_int_equal(profiles_new(&other.pf, fx->st, other.g, NULL), 0);
+    pstore_view_hint(other.ps, 0, &st);
+    assert_false(st.ready);
+
+    const char *steps[] = {"merge", "split", "new", "removed"};
+    for (size_t k = 0; k < ING_ARRAY_LEN(steps); k++) {
+        if (k == 0)
+            bridge_batch(&other, "B3", 2, 1);
+        else if (k == 1)
+            revert(&other, "B3");
+        else if (k == 2)
+            pair_batch(&other, "B4", 3);
+        else
+            revert(&other, "B1");
+        struct timespec pause = {0, 5000000}; /* readers' snapshots end within 2 ms */
+        nanosleep(&pause, NULL);
+        for (int i = 1; i <= 3; i++) {
+            char l[16], c[16], key[16];
+            snprintf(l, sizeof(l), "L%d", i);
+            snprintf(c, sizeof(c), "C%d", i);
+            snprintf(key, sizeof(key), "\"k%d\"", i);
+            const char *codes[] = {"lumaLoyaltyId", "lumaCrmId"};
+            const char *vals[] = {l, c};
+            for (int j = 0; j < 2; j++) {
+                char *g = general_answer(fx, codes[j], vals[j]);
+                char *s1 = stored_answer(fx, codes[j], vals[j]);
+                if (s1) { /* only ever the identity's own cluster's answer, as it is now */
+                    assert_non_null(g);
+                    assert_string_equal(s1, g);
+                    assert_non_null(strstr(s1, key));
+                }
+                free(g);
+                free(s1);
+            }
+        }
+        if (k == 0) { /* one side of the merge moved to a label the hint does not know */
+            char *a = stored_answer(fx, "lumaLoyaltyId", "L1");
+            char *b = stored_answer(fx, "lumaLoyaltyId", "L2");
+            assert_true(a == NULL || b == NULL);
+            free(a);
+            free(b);
+        }
+        if (k == 2) { /* new since the hint: a miss, while the general path finds it */
+            assert_null(stored_answer(fx, "lumaLoyaltyId", "L3"));
+            char *g = general_answer(fx, "lumaLoyaltyId", "L3");
+            assert_non_null(g);
+            free(g);
+        }
+        if (k == 3) /* removed: the hint still names its old cluster, which is gone */
+            assert_null(stored_answer(fx, "lumaLoyaltyId", "L1"));
+    }
+    profiles_free(other.pf);
+    idgraph_free(other.g);
+    pstore_close(other.ps);
+
+    /* a hint built afresh knows all of it */
+    profiles_free(fx->pf);
+    idgraph_free(fx->g);
+    pstore_close(fx->ps);
+    struct pstore_opts o2 = {.fast = true};
+    assert_int_equal(pstore_open(&fx->ps, fx->dir, &o2, NULL), 0);
+    assert_int_equal(idgraph_new(&fx->g, fx->ps, NULL, NULL, NULL), 0);
+    assert_int_equal(profiles_new(&fx->pf, fx->st, fx->g, NULL), 0);
+    hint_ready(fx->ps, &st);
+    assert_int_equal(st.entries, 4);
+    all_same(fx, 1, 3);
+}
+
+/* Lookups while another thread merges and splits clusters: an answer, when there is one, is
+ * always one of the identity's own cluster (it carries the identity's own key), and a lookup
+ * never fails otherwise than "not stored". */
+enum { RACE_PAIRS = 12 };
+
+struct race {
+    struct fixture *fx;
+    _Atomic bool done;
+    _Atomic long answered, missed, wrong, failed;
+    unsigned seed;
+};
+
+static void *race_reader(void *arg)
+{
+    struct race *r = arg;
+    unsigned seed = r->seed;
+    while (!atomic_load(&r->done)) {
+        int i = (int)(rand_r(&seed) % RACE_PAIRS);
+        bool crm = rand_r(&seed) & 1;
+        char v[16], key[16];
+        snprintf(v, sizeof(v), "%c%d", crm ? 'C' : 'L', i);
+        snprintf(key, sizeof(key), "\"k%d\"", i);
+        struct buf b = {0};
+        int rc = profiles_entity_stored(r->fx->pf, "prod", crm ? "lumaCrmId" : "lumaLoyaltyId",
+                                        v, &b, NULL);
+        if (rc == 0 && strstr(buf_cstr(&b), key))
+            atomic_fetch_add(&r->answered, 1);
+        else if (rc == 0)
+            atomic_fetch_add(&r->wrong, 1);
+        else if (rc == ING_ENOTFOUND)
+            atomic_fetch_add(&r->missed, 1);
+        else
+            atomic_fetch_add(&r->failed, 1);
+        buf_free(&b);
+    }
+    return NULL;
+}
+
+static void test_hint_concurrent_commits(void **state)
+{
+    struct fixture *fx = *state;
+    struct pstore_hint_stats st;
+    for (int i = 0; i < RACE_PAIRS; i++) {
+        char batch[16];
+        snprintf(batch, sizeof(batch), "P%d", i);
+        pair_batch(fx, batch, i);
+    }
+    hint_ready(fx->ps, &st);
+    struct race r = {.fx = fx};
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++) {
+        struct race *rr = &r;
+        rr->seed = 17u + (unsigned)t;
+        assert_int_equal(pthread_create(&th[t], NULL, race_reader, rr), 0);
+    }
+    for (int k = 0; k < 40; k++) {
+        char batch[16];
+        snprintf(batch, sizeof(batch), "M%d", k);
+        int i = k % (RACE_PAIRS - 1);
+        bridge_batch(fx, batch, i, i + 1);   /* merge i and i + 1 */
+        if (k % 3 != 2)
+            revert(fx, batch);               /* and split them again (mostly) */
+    }
+    atomic_store(&r.done, true);
+    for (int t = 0; t < 2; t++)
+        pthread_join(th[t], NULL);
+    assert_int_equal(atomic_load(&r.wrong), 0);
+    assert_int_equal(atomic_load(&r.failed), 0);
+    assert_true(atomic_load(&r.answered) > 0);
+    /* and once quiet, every identity answers from its stored answer again */
+    all_same(fx, 0, RACE_PAIRS - 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -952,6 +1253,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stored_answers_fast, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stored_answers_backfill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backfill_slices, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hint_follows_commits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hint_stale_is_safe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hint_concurrent_commits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
