@@ -339,7 +339,8 @@ static void h_file_put(void *ctx, struct http_req *req, struct http_resp *resp)
     struct app *app = ctx;
     struct ing_err err;
     char *staging = NULL, *dest = NULL, *parent = NULL;
-    bool locked = false, speculate_put = false;
+    char *key = NULL;
+    bool locked = false;
     const char *batch_id = NULL, *dataset_id = NULL, *file_path = NULL;
     int rc;
     ing_err_clear(&err);
@@ -395,25 +396,24 @@ static void h_file_put(void *ctx, struct http_req *req, struct http_resp *resp)
     }
     /* AEP answers 200 with an empty body for both a new file and a replaced one. */
     resp->status = 200;
-    speculate_put = true;
+    /* Whatever was read of an earlier file under this name is stale; a new file whole on disk
+     * can be processed now (the batch's COMPLETE adopts the run). Still under staging_lock, so
+     * the run is listed before a COMPLETE can queue the batch: the batch's run then takes it,
+     * and no run is left over that nobody takes. */
+    key = part_path(app, req->sandbox, batch_id, dataset_id, file_path);
+    upl_watch_cancel(key);
+    if (app->pipeline && req->body_size >= SPECULATE_MIN_PUT_BYTES) {
+        struct upl_watch *w = upl_watch_start(key, req->body_size);
+        upl_watch_seal(key, req->body_size);
+        if (!pipeline_speculate(app->pipeline, req->sandbox, batch_id, dataset_id, file_path,
+                                dest, key, w))
+            upl_watch_abandon(w);
+        upl_watch_release(w);
+    }
 out:
     if (locked)
         pthread_rwlock_unlock(&staging_lock);
-    if (speculate_put) {
-        /* Whatever was read of an earlier file under this name is stale; a new file whole on
-         * disk can be processed now (the batch's COMPLETE adopts the run). */
-        char *key = part_path(app, req->sandbox, batch_id, dataset_id, file_path);
-        upl_watch_cancel(key);
-        if (speculate_put && app->pipeline && req->body_size >= SPECULATE_MIN_PUT_BYTES) {
-            struct upl_watch *w = upl_watch_start(key, req->body_size);
-            upl_watch_seal(key, req->body_size);
-            if (!pipeline_speculate(app->pipeline, req->sandbox, batch_id, dataset_id,
-                                    file_path, dest, key, w))
-                upl_watch_abandon(w);
-            upl_watch_release(w);
-        }
-        free(key);
-    }
+    free(key);
     free(staging);
     free(dest);
     free(parent);

@@ -14,8 +14,10 @@
  * Speculative runs (pipeline_speculate): one thread per file being uploaded runs the engine over
  * the bytes received so far (engine_spec_*), into a private folder. run_batch takes the runs of
  * its batch off the list, waits for those whose upload was sealed (the rest are stopped), and
- * hands them to engine_run, which merges each one that still stands for its staged file. Runs
- * live in memory only; their folders are removed at start-up.
+ * hands them to engine_run, which merges each one that still stands for its staged file. A run
+ * that cannot be set up, whose upload changed, or that gives up waiting (idle limit, batch no
+ * longer open) takes itself off the list and frees its slot (spec_retire). Runs live in memory
+ * only; their folders are removed at start-up.
  */
 #include "ingest/pipeline.h"
 
@@ -54,6 +56,12 @@
 /* Speculative runs alive at once (each holds a thread, one or two cores while the upload lasts,
  * and a row group of memory per range). */
 #define PIPELINE_MAX_SPECS 2
+/* A speculative run waiting at the mark gives up after this long without a new byte (an upload
+ * abandoned half-way must not hold a slot, a thread and a file until shutdown); it looks every
+ * PIPELINE_SPEC_CHECK_MS whether its batch is still open. INGOT_SPEC_IDLE_MS overrides the
+ * limit (a test hook). */
+#define PIPELINE_SPEC_IDLE_MS ((int64_t)10 * 60 * 1000)
+#define PIPELINE_SPEC_CHECK_MS 1000
 
 struct spec_entry;
 
@@ -80,6 +88,9 @@ struct pipeline {
     bool sweeper_live;
     struct spec_entry *specs;   /* speculative runs, under mu */
     unsigned nspecs;
+    struct spec_entry *spec_dead; /* runs that took themselves off `specs` (set-up failed or
+                                     gave up), their thread to be joined; under mu */
+    int64_t spec_idle_ms;
     unsigned spec_seq;          /* names their folders, under mu */
 };
 
@@ -390,14 +401,66 @@ struct spec_entry {
     char *fingerprint;
     unsigned seq;
     bool stop;                  /* under p->mu: the run must not start (or stop) */
+    bool listed;                /* under p->mu: on p->specs (not taken by a batch or a stop) */
+    bool gave_up;               /* under p->mu: the source gave up (idle, batch gone) */
     bool joined;                /* its thread was waited for */
     pthread_t thread;
 };
 
+/* Whether a run waiting at the mark should stop waiting: stopped, stopping, its batch no longer
+ * open (ABORT, FAIL, or a batch that was completed without it), or no new byte for too long. */
+static bool spec_give_up(struct spec_entry *e, int64_t waited_ms, struct ing_err *err)
+{
+    struct pipeline *p = e->p;
+    pthread_mutex_lock(&p->mu);
+    bool stop = e->stop || p->stopping;
+    int64_t idle_ms = p->spec_idle_ms;
+    pthread_mutex_unlock(&p->mu);
+    if (stop) {
+        ing_err_set(err, ING_ESTATE, "the speculative run was stopped");
+        return true;
+    }
+    if (waited_ms >= idle_ms) {
+        ing_err_set(err, ING_ESTATE, "no byte of the file arrived for %lld ms",
+                    (long long)waited_ms);
+        return true;
+    }
+    json_t *batch = NULL;
+    bool open = false;
+    if (catalog_batch_get(p->cat, e->sandbox, e->batch_id, &batch, NULL) == 0) {
+        const char *status = json_string_value(json_object_get(batch, "status"));
+        open = status && (strcmp(status, "loading") == 0 || strcmp(status, "queued") == 0 ||
+                          strcmp(status, "processing") == 0);
+    }
+    json_decref(batch);
+    if (!open)
+        ing_err_set(err, ING_ESTATE, "the batch is no longer open");
+    return !open;
+}
+
+
+/* The engine's source: the watch, waited on in slices so that a run blocked at the mark can
+ * see that nobody will send the rest (spec_give_up). */
 static int spec_source_wait(void *ctx, int64_t have, int64_t *avail, int64_t *final_size,
                             struct ing_err *err)
 {
-    return upl_watch_wait(ctx, have, avail, final_size, err);
+    struct spec_entry *e = ctx;
+    if (have < 0)
+        return upl_watch_wait(e->watch, have, avail, final_size, err);
+    int64_t t0 = clock_mono_ns();
+    for (;;) {
+        int64_t slice = e->p->spec_idle_ms < PIPELINE_SPEC_CHECK_MS ? e->p->spec_idle_ms
+                                                                      : PIPELINE_SPEC_CHECK_MS;
+        int rc = upl_watch_wait_ms(e->watch, have, slice, avail, final_size, err);
+        if (rc != 0 || *final_size >= 0 || *avail > have)
+            return rc;
+        if (spec_give_up(e, (clock_mono_ns() - t0) / 1000000, err)) {
+            pthread_mutex_lock(&e->p->mu);
+            e->gave_up = true;
+            pthread_mutex_unlock(&e->p->mu);
+            return ING_ESTATE;
+        }
+    }
 }
 
 /* Set up the engine's run: what run_batch would run the file with, as the batch and dataset
@@ -430,7 +493,7 @@ static bool spec_setup(struct spec_entry *e, struct engine_spec **out)
         goto out;
     struct batch_settings set = read_settings(batch, dataset);
     struct engine_opts eopts = batch_engine_opts(p, input_format, false, &set);
-    struct engine_source src = {.wait = spec_source_wait, .ctx = e->watch};
+    struct engine_source src = {.wait = spec_source_wait, .ctx = e};
     dir = lake_spec_dir(p->lake, e->sandbox, e->dataset_id, e->batch_id, e->seq);
     int fd = e->fd;
     e->fd = -1;
@@ -445,12 +508,51 @@ out:
     return ok;
 }
 
+/* A run of no further use that is still on p->specs takes itself off, onto p->spec_dead, and
+ * lets go of its file and private folder at once: it must not keep a slot a useful run could
+ * have, nor wait for a batch that will never take it. The next pipeline_speculate, run_batch or
+ * the stop joins its thread and frees the rest. A run already taken (by its batch, a
+ * replacement, an eviction or the stop) is stopped, joined and freed by whoever took it. */
+static void spec_retire(struct spec_entry *e, const char *why)
+{
+    struct pipeline *p = e->p;
+    struct engine_spec *spec = NULL;
+    pthread_mutex_lock(&p->mu);
+    bool was_listed = e->listed;
+    if (was_listed) {
+        for (struct spec_entry **pp = &p->specs; *pp; pp = &(*pp)->next) {
+            if (*pp == e) {
+                *pp = e->next;
+                break;
+            }
+        }
+        e->listed = false;
+        p->nspecs--;
+        e->next = p->spec_dead;
+        p->spec_dead = e;
+        /* Whoever reaps it joins this thread before it looks at the run again. */
+        spec = e->spec;
+        e->spec = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (!was_listed)
+        return;
+    engine_spec_free(spec); /* its folder goes now */
+    if (e->fd >= 0) {
+        close(e->fd);
+        e->fd = -1;
+    }
+    log_debug("speculative run retired batch=%s path=%s: %s", e->batch_id, e->file_path, why);
+}
+
 static void *spec_main(void *arg)
 {
     struct spec_entry *e = arg;
     struct engine_spec *spec = NULL;
-    if (!spec_setup(e, &spec))
+    if (!spec_setup(e, &spec)) {
+        spec_retire(e, "not set up");
         return NULL;
+    }
     pthread_mutex_lock(&e->p->mu);
     bool stop = e->stop;
     if (!stop)
@@ -464,6 +566,14 @@ static void *spec_main(void *arg)
     engine_spec_run(spec);
     log_debug("speculative run ended batch=%s path=%s ms=%.1f", e->batch_id, e->file_path,
               (double)(clock_mono_ns() - t0) / 1e6);
+    pthread_mutex_lock(&e->p->mu);
+    bool gave_up = e->gave_up;
+    pthread_mutex_unlock(&e->p->mu);
+    int64_t final_size;
+    if (gave_up)
+        spec_retire(e, "gave up waiting for the upload");
+    else if (upl_watch_state(e->watch, &final_size))
+        spec_retire(e, "the upload changed");
     return NULL;
 }
 
@@ -501,6 +611,16 @@ static void specs_free(struct spec_entry *list)
     }
 }
 
+/* Take the retired runs (their threads have ended or are ending). */
+static struct spec_entry *take_dead(struct pipeline *p)
+{
+    pthread_mutex_lock(&p->mu);
+    struct spec_entry *dead = p->spec_dead;
+    p->spec_dead = NULL;
+    pthread_mutex_unlock(&p->mu);
+    return dead;
+}
+
 /* Take off p->specs the runs of a batch (all when batch_id is NULL), or the one under `key`. */
 static struct spec_entry *take_specs_where(struct pipeline *p, const char *sandbox,
                                            const char *batch_id, const char *key)
@@ -519,6 +639,7 @@ static struct spec_entry *take_specs_where(struct pipeline *p, const char *sandb
         *pp = e->next;
         e->next = taken;
         taken = e;
+        e->listed = false;
         p->nspecs--;
     }
     pthread_mutex_unlock(&p->mu);
@@ -540,7 +661,6 @@ static struct spec_entry *take_specs(struct pipeline *p, const char *sandbox,
 static void attach_specs(struct pipeline *p, struct spec_entry *specs, const char *dataset_id,
                          const char *fingerprint, struct staged *in)
 {
-    (void)p;
     for (struct spec_entry *e = specs; e; e = e->next) {
         int64_t final_size = -1;
         bool cancelled = upl_watch_state(e->watch, &final_size);
@@ -577,7 +697,9 @@ bool pipeline_speculate(struct pipeline *p, const char *sandbox, const char *bat
     if (!p || !sandbox || !batch_id || !dataset_id || !file_path || !read_path || !key ||
         !watch)
         return false;
-    /* A new file under the same name: the earlier run read another file. */
+    /* Runs that retired themselves first; then a new file under the same name: the earlier run
+     * read another file. */
+    specs_free(take_dead(p));
     specs_free(take_specs_where(p, NULL, NULL, key));
     int fd = open(read_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -593,16 +715,23 @@ bool pipeline_speculate(struct pipeline *p, const char *sandbox, const char *bat
     e->watch = watch;
     upl_watch_ref(watch);
     pthread_mutex_lock(&p->mu);
-    /* Full: the oldest run goes (a batch whose upload stopped half-way, or that will never be
-     * completed, must not keep newer uploads from being read ahead). Its batch, if completed
-     * later, reads the file as usual. */
+    /* Full: a run whose upload changed goes first (it cannot be used), else the oldest (a batch
+     * whose upload stopped half-way, or that will never be completed, must not keep newer
+     * uploads from being read ahead). Its batch, if completed later, reads the file as usual. */
     struct spec_entry *evicted = NULL;
     if (!p->stopping && p->nspecs >= PIPELINE_MAX_SPECS) {
-        struct spec_entry **pp = &p->specs;
-        while ((*pp)->next)
-            pp = &(*pp)->next;
-        evicted = *pp;
-        *pp = NULL;
+        struct spec_entry **victim = NULL;
+        for (struct spec_entry **pp = &p->specs; *pp; pp = &(*pp)->next) {
+            int64_t final_size;
+            if (upl_watch_state((*pp)->watch, &final_size) || !(*pp)->next) {
+                victim = pp;
+                break;
+            }
+        }
+        evicted = *victim;
+        *victim = evicted->next;
+        evicted->next = NULL;
+        evicted->listed = false;
         p->nspecs--;
     }
     bool room = !p->stopping && p->nspecs < PIPELINE_MAX_SPECS;
@@ -613,6 +742,7 @@ bool pipeline_speculate(struct pipeline *p, const char *sandbox, const char *bat
         } else {
             e->next = p->specs;
             p->specs = e;
+            e->listed = true;
             p->nspecs++;
         }
     }
@@ -655,6 +785,7 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
     struct xdm_plan *plan = NULL;
     char *fingerprint = NULL;
     struct spec_entry *specs = take_specs(p, sandbox, batch_id);
+    specs_free(take_dead(p)); /* after take_specs: none of this batch's runs retires now */
     struct staged in = {0};
     struct engine_result res = {0};
     char *tmp = NULL, *preview_path = NULL, *diag_tmp = NULL, *diag_final = NULL;
@@ -1088,6 +1219,7 @@ static void stop_threads(struct pipeline *p)
     pthread_cond_broadcast(&p->stop_cv);
     pthread_mutex_unlock(&p->mu);
     specs_free(take_specs_where(p, NULL, NULL, NULL));
+    specs_free(take_dead(p)); /* none retires once all are taken */
     for (unsigned i = 0; i < p->nthreads; i++)
         pthread_join(p->threads[i], NULL);
     p->nthreads = 0;
@@ -1141,6 +1273,10 @@ int pipeline_start(struct pipeline **out, struct catalog *cat, struct registry *
                                                           : PIPELINE_DEFAULT_RETENTION_MS;
     p->sweep_ms = opts && opts->sweep_interval_ms > 0 ? opts->sweep_interval_ms
                                                       : PIPELINE_DEFAULT_SWEEP_MS;
+    p->spec_idle_ms = PIPELINE_SPEC_IDLE_MS;
+    const char *idle = getenv("INGOT_SPEC_IDLE_MS");
+    if (idle && strtoll(idle, NULL, 10) > 0)
+        p->spec_idle_ms = strtoll(idle, NULL, 10);
     const char *faults = getenv("INGOT_FAULT_WRITE_FAILS");
     if (faults && *faults) {
         p->faults_left = strtoll(faults, NULL, 10);

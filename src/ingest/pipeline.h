@@ -67,7 +67,12 @@ void pipeline_enqueue(struct pipeline *p, const char *sandbox, const char *batch
  * replaces the old one. True when a run was started (the pipeline then holds a reference of
  * `watch`); false when not (too many runs already, the file cannot be opened, stopping): the
  * caller may drop the watch. Nothing of a speculative run
- * is visible, and none survives a restart (their folders are removed at start).
+ * is visible, and none survives a restart (their folders are removed at start). A run that
+ * cannot be set up (not a plain JSON batch, the batch no longer loading), whose upload changed,
+ * or that gave up waiting at the mark (no new byte for 10 minutes, INGOT_SPEC_IDLE_MS in the
+ * environment for tests, or its batch no longer open) takes itself off the list and frees its
+ * slot. Call it under the lock that orders uploads with the batch's COMPLETE, so the run is
+ * listed before the batch's run looks for it.
  */
 struct upl_watch;
 bool pipeline_speculate(struct pipeline *p, const char *sandbox, const char *batch_id,

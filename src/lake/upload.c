@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/fs.h"
@@ -353,13 +354,29 @@ struct upl_sink {
     bool fenced;
     int write_errno;
     int64_t received;          /* body bytes seen, also past the range */
+    int64_t written;           /* bytes of the range written into the part file, from its first
+                                  (after a fence or an error nothing more is, whatever arrives) */
     int64_t kicked;            /* bytes whose write-back has been started */
-    bool wrote_any;            /* a byte went into the part file */
     bool acked;                /* upl_sink_ack: the chunk was recorded */
+    struct upl_watch *watch;   /* the watch its bytes are reported to (a reference), or NULL;
+                                  under mu. Only that watch counts them, so only that one is
+                                  cancelled when they turn out not to be the upload's. */
 };
 
+/*
+ * Lock order: registry_mu, then a sink's mu, then watch_mu (a sink reports its bytes to its
+ * watch under its own lock, so a watch sees each byte once, in the order written).
+ */
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct upl_sink *registry;
+
+/* The watches (below) the sinks report to. */
+static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct upl_watch *watch_find_locked(const char *part_path);
+static void watch_ref_locked(struct upl_watch *w);
+static void watch_unref_locked(struct upl_watch *w);
+static void watch_cancel_locked(struct upl_watch *w);
+static void watch_wrote_locked(struct upl_watch *w, int64_t first, int64_t end);
 
 bool upl_ranges_overlap(const struct upl_range *a, const struct upl_range *b)
 {
@@ -398,6 +415,15 @@ int upl_sink_open(struct upl_sink **out, const char *part_path, struct upl_range
     s->range = range;
     s->fd = fd;
     pthread_mutex_init(&s->mu, NULL);
+    /* A watch started before this sink: the sink reports to it. One started later finds the
+     * sink in the registry (upl_watch_start), so no sink is missed either way. */
+    pthread_mutex_lock(&watch_mu);
+    struct upl_watch *w = watch_find_locked(part_path);
+    if (w) {
+        watch_ref_locked(w);
+        s->watch = w;
+    }
+    pthread_mutex_unlock(&watch_mu);
     s->next = registry;
     registry = s;
     pthread_mutex_unlock(&registry_mu);
@@ -421,18 +447,20 @@ void upl_sink_write(struct upl_sink *s, const void *data, size_t n)
         goto out;
     int64_t from = s->range.first + at;
     at += (int64_t)want;
-    int64_t written = at;
-    s->wrote_any = true;
-    if (written - s->kicked >= SINK_KICK_BYTES) {
+    s->written = at;
+    if (s->written - s->kicked >= SINK_KICK_BYTES) {
         /* Only a hint: errors surface at the fsync. */
-        (void)sync_file_range(s->fd, s->range.first + s->kicked, written - s->kicked,
+        (void)sync_file_range(s->fd, s->range.first + s->kicked, s->written - s->kicked,
                               SYNC_FILE_RANGE_WRITE);
-        s->kicked = written;
+        s->kicked = s->written;
     }
-    pthread_mutex_unlock(&s->mu);
-    /* Outside the sink's lock: upl_fence holds the registry's lock while it takes sink locks. */
-    upl_watch_wrote(s->part_path, from, s->range.first + written);
-    return;
+    /* Under the sink's lock, so a watch starting now (which takes this lock to read `written`)
+     * counts these bytes exactly once. */
+    if (s->watch) {
+        pthread_mutex_lock(&watch_mu);
+        watch_wrote_locked(s->watch, from, s->range.first + s->written);
+        pthread_mutex_unlock(&watch_mu);
+    }
 out:
     pthread_mutex_unlock(&s->mu);
 }
@@ -485,9 +513,16 @@ void upl_sink_free(struct upl_sink *s)
     if (!s)
         return;
     /* Bytes written and never acknowledged may come again, different: a reader of the prefix
-     * may have read them. */
-    if (s->wrote_any && !s->acked)
-        upl_watch_cancel(s->part_path);
+     * may have read them. Only the watch they were reported to counted them; a newer watch of
+     * the path (a new upload) did not, and is left alone. */
+    if (s->watch) {
+        pthread_mutex_lock(&watch_mu);
+        if (s->written > 0 && !s->acked)
+            watch_cancel_locked(s->watch);
+        watch_unref_locked(s->watch);
+        pthread_mutex_unlock(&watch_mu);
+        s->watch = NULL;
+    }
     pthread_mutex_lock(&registry_mu);
     for (struct upl_sink **pp = &registry; *pp; pp = &(*pp)->next) {
         if (*pp == s) {
@@ -545,8 +580,8 @@ struct upl_watch {
     pthread_cond_t cv;         /* the mark moved, or sealed, or cancelled */
 };
 
-/* One lock for every watch: few exist at a time and each call holds it briefly. */
-static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+/* watch_mu (above) is one lock for every watch: few exist at a time and each call holds it
+ * briefly. */
 static struct upl_watch *watches;
 
 /* Under watch_mu. */
@@ -556,6 +591,12 @@ static struct upl_watch *watch_find_locked(const char *part_path)
         if (strcmp(w->part_path, part_path) == 0)
             return w;
     return NULL;
+}
+
+/* Under watch_mu. */
+static void watch_ref_locked(struct upl_watch *w)
+{
+    w->refs++;
 }
 
 /* Under watch_mu: drop a reference, freeing the watch with the last one. */
@@ -598,39 +639,67 @@ struct upl_watch *upl_watch_start(const char *part_path, int64_t expected_size)
     w->listed = true;
     w->final_size = -1;
     w->expected = expected_size > 0 ? expected_size : -1;
-    pthread_cond_init(&w->cv, NULL);
+    /* Timed waits count on the monotonic clock: a clock change must not stop a reader early. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &attr);
+    pthread_condattr_destroy(&attr);
     w->next = watches;
     watches = w;
     pthread_mutex_unlock(&watch_mu);
-    /* Chunks already arriving at other offsets wrote bytes before the watch existed: their
-     * sinks know how far they got. Bytes they write from now on are reported as usual; a piece
-     * reported twice is harmless. */
-    struct upl_range seen[16];
-    size_t nseen = 0;
+    /* Chunks already arriving at other offsets wrote bytes before the watch existed: each sink
+     * knows how many it really wrote, and from now on reports to this watch (under its own
+     * lock, so no byte is counted twice or missed). A fenced sink writes nothing more and what
+     * it wrote belongs to the upload before the fence: it is not this upload's. */
     pthread_mutex_lock(&registry_mu);
-    for (struct upl_sink *s = registry; s && nseen < 16; s = s->next) {
+    for (struct upl_sink *s = registry; s; s = s->next) {
         if (strcmp(s->part_path, part_path) != 0)
             continue;
         pthread_mutex_lock(&s->mu);
-        int64_t length = s->range.last - s->range.first + 1;
-        int64_t written = s->received < length ? s->received : length;
-        if (!s->write_errno && written > 0)
-            seen[nseen++] = (struct upl_range){s->range.first, s->range.first + written};
+        if (!s->fenced && !s->write_errno && s->watch != w) {
+            pthread_mutex_lock(&watch_mu);
+            if (s->watch)
+                watch_unref_locked(s->watch);
+            watch_ref_locked(w);
+            s->watch = w;
+            watch_wrote_locked(w, s->range.first, s->range.first + s->written);
+            pthread_mutex_unlock(&watch_mu);
+        }
         pthread_mutex_unlock(&s->mu);
     }
     pthread_mutex_unlock(&registry_mu);
-    for (size_t i = 0; i < nseen; i++)
-        upl_watch_wrote(part_path, seen[i].first, seen[i].last);
     return w;
 }
 
-int upl_watch_wait(struct upl_watch *w, int64_t have, int64_t *avail, int64_t *final_size,
-                   struct ing_err *err)
+/* Whether a reader waiting for more than `have` bytes has news. Under watch_mu. */
+static bool watch_news_locked(const struct upl_watch *w, int64_t have)
 {
+    return w->cancelled || w->sealed || w->mark > have ||
+           (w->expected >= 0 && w->mark >= w->expected);
+}
+
+/* timeout_ms < 0: no time limit. */
+static int watch_wait(struct upl_watch *w, int64_t have, int64_t timeout_ms, int64_t *avail,
+                      int64_t *final_size, struct ing_err *err)
+{
+    struct timespec deadline = {0};
+    if (timeout_ms >= 0) {
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += (time_t)(timeout_ms / 1000);
+        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+    }
     pthread_mutex_lock(&watch_mu);
-    while (!w->cancelled && !w->sealed && w->mark <= have &&
-           !(w->expected >= 0 && w->mark >= w->expected))
-        pthread_cond_wait(&w->cv, &watch_mu);
+    while (!watch_news_locked(w, have)) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&w->cv, &watch_mu);
+        else if (pthread_cond_timedwait(&w->cv, &watch_mu, &deadline) == ETIMEDOUT)
+            break;
+    }
     int rc = 0;
     if (w->cancelled) {
         rc = ing_err_set(err, ING_ESTATE, "the upload of the file changed while it was read");
@@ -645,6 +714,18 @@ int upl_watch_wait(struct upl_watch *w, int64_t have, int64_t *avail, int64_t *f
     }
     pthread_mutex_unlock(&watch_mu);
     return rc;
+}
+
+int upl_watch_wait(struct upl_watch *w, int64_t have, int64_t *avail, int64_t *final_size,
+                   struct ing_err *err)
+{
+    return watch_wait(w, have, -1, avail, final_size, err);
+}
+
+int upl_watch_wait_ms(struct upl_watch *w, int64_t have, int64_t timeout_ms, int64_t *avail,
+                      int64_t *final_size, struct ing_err *err)
+{
+    return watch_wait(w, have, timeout_ms < 0 ? 0 : timeout_ms, avail, final_size, err);
 }
 
 bool upl_watch_state(struct upl_watch *w, int64_t *final_size)
@@ -672,14 +753,25 @@ void upl_watch_release(struct upl_watch *w)
     pthread_mutex_unlock(&watch_mu);
 }
 
-void upl_watch_wrote(const char *part_path, int64_t first, int64_t end)
+/*
+ * Under watch_mu. Every byte is reported once (see upl_sink_write), so bytes reported again
+ * are bytes written again: below the mark a reader may have read the old ones, and a piece past
+ * the mark written over may not be what joins the prefix later. Either cancels.
+ */
+static void watch_wrote_locked(struct upl_watch *w, int64_t first, int64_t end)
 {
-    if (!part_path || end <= first)
+    if (end <= first || w->cancelled || w->sealed)
         return;
-    pthread_mutex_lock(&watch_mu);
-    struct upl_watch *w = watch_find_locked(part_path);
-    if (!w || w->cancelled || w->sealed)
-        goto out;
+    if (first < w->mark) {
+        watch_cancel_locked(w);
+        return;
+    }
+    for (size_t i = 0; i < w->npieces; i++) {
+        if (first < w->pieces[i].last && w->pieces[i].first < end) {
+            watch_cancel_locked(w);
+            return;
+        }
+    }
     if (end > w->high)
         w->high = end;
     if (first > w->mark) {
@@ -687,7 +779,7 @@ void upl_watch_wrote(const char *part_path, int64_t first, int64_t end)
         for (size_t i = 0; i < w->npieces; i++) {
             if (w->pieces[i].last == first) {
                 w->pieces[i].last = end;
-                goto out;
+                return;
             }
         }
         if (w->npieces == w->cap) {
@@ -695,10 +787,8 @@ void upl_watch_wrote(const char *part_path, int64_t first, int64_t end)
             w->pieces = xrealloc(w->pieces, w->cap * sizeof(*w->pieces));
         }
         w->pieces[w->npieces++] = (struct upl_range){first, end};
-        goto out;
+        return;
     }
-    if (end <= w->mark)
-        goto out;
     w->mark = end;
     /* Pieces the mark reaches now join the prefix. */
     for (bool moved = true; moved;) {
@@ -714,7 +804,16 @@ void upl_watch_wrote(const char *part_path, int64_t first, int64_t end)
         }
     }
     pthread_cond_broadcast(&w->cv);
-out:
+}
+
+void upl_watch_wrote(const char *part_path, int64_t first, int64_t end)
+{
+    if (!part_path)
+        return;
+    pthread_mutex_lock(&watch_mu);
+    struct upl_watch *w = watch_find_locked(part_path);
+    if (w)
+        watch_wrote_locked(w, first, end);
     pthread_mutex_unlock(&watch_mu);
 }
 

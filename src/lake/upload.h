@@ -129,8 +129,8 @@ void upl_fence(const char *part_path);
 bool upl_inflight(const char *part_path, const struct upl_range *range);
 
 /* The chunk was recorded (acknowledged): its bytes are part of the upload for good. A sink freed
- * without this after writing bytes cancels the watch of its part file (below): those bytes may
- * be sent again differently. */
+ * without this after writing bytes cancels the watch its bytes were reported to (below; not a
+ * newer watch of the same path): those bytes may be sent again differently. */
 void upl_sink_ack(struct upl_sink *s);
 
 /*
@@ -146,7 +146,8 @@ void upl_sink_ack(struct upl_sink *s);
 struct upl_watch;
 
 /* Start watching `part_path` from nothing written, replacing (and cancelling) an earlier watch
- * of it. `expected_size` is the size the upload announces (Content-Range's total; -1 when not
+ * of it. Sinks of the path in flight and not fenced report to it from now on, with the bytes
+ * they really wrote so far; fenced ones count for nothing. `expected_size` is the size the upload announces (Content-Range's total; -1 when not
  * given): once the prefix reaches it, waits report it as the final size before the seal, so a
  * reader can plan its end early (whoever uses what it read checks that the seal agrees). The
  * caller holds one reference (upl_watch_release). */
@@ -157,6 +158,10 @@ struct upl_watch *upl_watch_start(const char *part_path, int64_t expected_size);
  * ING_ESTATE (err filled) once cancelled. */
 int upl_watch_wait(struct upl_watch *w, int64_t have, int64_t *avail, int64_t *final_size,
                    struct ing_err *err);
+/* As upl_watch_wait, but back after at most `timeout_ms` without news (then *avail may be
+ * <= have), so a reader can look around (is the upload still wanted?) while it waits. */
+int upl_watch_wait_ms(struct upl_watch *w, int64_t have, int64_t timeout_ms, int64_t *avail,
+                      int64_t *final_size, struct ing_err *err);
 /* Whether the watch was cancelled; *final_size is its sealed size (-1 when not sealed: an
  * expected size the prefix reached does not count here). */
 bool upl_watch_state(struct upl_watch *w, int64_t *final_size);
@@ -164,8 +169,9 @@ bool upl_watch_state(struct upl_watch *w, int64_t *final_size);
 void upl_watch_ref(struct upl_watch *w);
 /* Give the caller's reference back. NULL is a no-op. */
 void upl_watch_release(struct upl_watch *w);
-/* The bytes [first, end) of `part_path` were written (used by the sinks; exported for the
- * spooled path and tests). */
+/* The bytes [first, end) of `part_path` were written (the sinks report to their own watch;
+ * exported for tests). Each byte is reported once, so bytes written again (below the mark, or
+ * over a piece past it) cancel the watch: a reader may have read the old ones. */
 void upl_watch_wrote(const char *part_path, int64_t first, int64_t end);
 /* The file is complete with `size` bytes: readers may read to the end. A watch whose written
  * bytes ran past `size` is cancelled instead (a reader may have read them). */

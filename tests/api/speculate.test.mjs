@@ -7,8 +7,9 @@
 // taken: a file sent slowly in several chunks, with partial ingestion and bad rows, without
 // partial ingestion; a chunk sent again with other bytes, INITIALIZE again, a gzip file (all
 // three read as usual); ABORT during the upload; kill -9 during the upload, then restart,
-// the missing chunks and COMPLETE.
-import { describe, it } from 'node:test';
+// the missing chunks and COMPLETE; uploads that cannot be read ahead (multi-line batches) do not
+// push out a useful run; a run left waiting by an upload that stopped half-way gives up.
+import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -265,6 +266,35 @@ describe('processing that overlaps the upload', () => {
     assert.equal(adopted(fx, b), 0);
   });
 
+  it('uploads of batches that cannot be read ahead do not push out a useful run', async () => {
+    const buf = fileText(90000, 2000);
+    const b = await createBatch(c, ds, { format: 'json' }, partial);
+    const url = fileUrl(b, ds, 'data.json');
+    expectStatus(await fileAction(c, b, ds, 'data.json', 'INITIALIZE'), 201, 'INITIALIZE');
+    const half = Math.floor(buf.length / 2);
+    assert.equal((await patchSlow(c, url, buf, 0, half - 1, { pieces: 2, pauseMs: 10 })).status, 200);
+    // Two multi-line batches: their runs are not set up (two slots, a run each, before the mend
+    // the second evicted the oldest, the useful one).
+    const others = [];
+    for (let i = 0; i < 2; i++) {
+      const o = await createBatch(c, ds, { format: 'json', isMultiLineJson: true });
+      others.push(o);
+      expectStatus(await fileAction(c, o, ds, 'data.json', 'INITIALIZE'), 201, 'INITIALIZE');
+      const r = await patchSlow(c, fileUrl(o, ds, 'data.json'), buf, 0, 999, { total: 2000 });
+      assert.equal(r.status, 200, r.text);
+      const retired = () => fs.readFileSync(fx.server.stderrPath, 'utf8').split('\n')
+        .some((l) => l.includes('speculative run retired') && l.includes(`batch=${o}`));
+      for (let k = 0; k < 200 && !retired(); k++) await sleep(25);
+      assert.ok(retired(), 'a run that cannot be set up takes itself off');
+    }
+    assert.equal((await patchSlow(c, url, buf, half, buf.length - 1)).status, 200);
+    expectStatus(await fileAction(c, b, ds, 'data.json', 'COMPLETE'), 201, 'file COMPLETE');
+    const batch = { id: b, ...(await finish(c, b)) };
+    assert.equal(adopted(fx, b), 1, 'the useful run stayed and was adopted');
+    await assertSameAsReference(fx, c, ds, batch, buf, partial, 'next to multi-line uploads');
+    for (const o of others) expectStatus(await c.post(`${IMPORT}/batches/${o}?action=ABORT`), 200, 'ABORT');
+  });
+
   it('kill -9 during the upload: after restart the rest of the chunks and COMPLETE give the same batch', async () => {
     const buf = fileText(80000, 3000);
     const b = await createBatch(c, ds, { format: 'json' }, partial);
@@ -284,5 +314,41 @@ describe('processing that overlaps the upload', () => {
     assert.equal(adopted(fx, b), 0, 'nothing of the first process is used');
     await assertSameAsReference(fx, c, ds, batch, buf, partial, 'after kill -9');
     noSpecFolders(fx, ds);
+  });
+});
+
+describe('a run waiting for an upload that stopped half-way', () => {
+  // Set before the suite's server starts (hooks run in order): it inherits the environment.
+  before(() => { process.env.INGOT_SPEC_IDLE_MS = '800'; });
+  after(() => { delete process.env.INGOT_SPEC_IDLE_MS; });
+  const fx = useServer();
+  const c = clientFor(fx);
+  let ds;
+
+  it('setup: the Luma loyalty schema and a dataset', async () => {
+    const { profileFg } = await createLumaIdentityFieldGroups(c);
+    const schemaId = (await createLoyaltySchema(c, profileFg['$id']))['$id'];
+    ds = await createDataset(c, { name: 'idle speculative runs', schemaId });
+  });
+
+  it('gives up after the idle limit, removes its folder; the batch later runs as usual', async () => {
+    const buf = fileText(100000, 2000, { bad: false });
+    const b = await createBatch(c, ds);
+    const url = fileUrl(b, ds, 'data.json');
+    expectStatus(await fileAction(c, b, ds, 'data.json', 'INITIALIZE'), 201, 'INITIALIZE');
+    const third = Math.floor(buf.length / 3);
+    assert.equal((await patchSlow(c, url, buf, 0, third - 1)).status, 200);
+    const specDirs = () => listTree(lakeDatasetDir(fx.server, 'prod', ds)).filter((f) => f.startsWith(`.spec-${b}`));
+    const gaveUp = () => fs.readFileSync(fx.server.stderrPath, 'utf8').split('\n')
+      .some((l) => l.includes('speculative run retired') && l.includes(`batch=${b}`));
+    for (let i = 0; i < 400 && !gaveUp(); i++) await sleep(25);
+    assert.ok(gaveUp(), 'the run blocked at the mark gave up');
+    for (let i = 0; i < 200 && specDirs().length > 0; i++) await sleep(25);
+    assert.deepEqual(specDirs(), [], 'its private folder is gone while the batch is still loading');
+    assert.equal((await patchSlow(c, url, buf, third, buf.length - 1)).status, 200);
+    expectStatus(await fileAction(c, b, ds, 'data.json', 'COMPLETE'), 201, 'file COMPLETE');
+    const batch = { id: b, ...(await finish(c, b)) };
+    assert.equal(adopted(fx, b), 0, 'nothing of the run that gave up is used');
+    await assertSameAsReference(fx, c, ds, batch, buf, {}, 'after giving up');
   });
 });

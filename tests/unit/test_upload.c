@@ -604,6 +604,130 @@ static void test_watch_sinks(void **state)
     free(part);
 }
 
+/* A chunk fenced (INITIALIZE again) before it wrote a byte, whose body keeps arriving, wrote
+ * nothing: a watch of the restarted upload must not count its range. The real chunk of that
+ * range written later then moves the mark; bytes written below the mark (written again) cancel
+ * the watch, as a reader may have read the old ones. */
+static void test_watch_fenced_sink_not_counted(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ingot-test-upload-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *part = xasprintf("%s/part", dir);
+    write_file(part, "");
+    struct ing_err err;
+    ing_err_clear(&err);
+    struct upl_sink *old = NULL, *a = NULL, *b = NULL, *again = NULL;
+    assert_int_equal(upl_sink_open(&old, part, (struct upl_range){10, 19}, &err), 0);
+    upl_fence(part);
+    upl_sink_write(old, "XXXXXXXXXX", 10); /* arrives after the fence: dropped */
+    struct upl_watch *w = upl_watch_start(part, -1);
+    int64_t final;
+    assert_int_equal(look(w, &final), 0);
+    assert_int_equal(upl_sink_open(&a, part, (struct upl_range){0, 9}, &err), 0);
+    upl_sink_write(a, "0123456789", 10);
+    assert_int_equal(look(w, &final), 10); /* not 20: [10, 20) holds nothing of this upload */
+    assert_int_equal(upl_sink_sync(old, &err), ING_ESTATE);
+    upl_sink_free(old);
+    assert_false(upl_watch_state(w, &final)); /* it wrote nothing: no reason to cancel */
+    assert_int_equal(upl_sink_open(&b, part, (struct upl_range){10, 19}, &err), 0);
+    upl_sink_write(b, "abcdefghij", 10);
+    assert_int_equal(look(w, &final), 20);
+    assert_int_equal(upl_sink_sync(a, &err), 0);
+    assert_int_equal(upl_sink_sync(b, &err), 0);
+    upl_sink_ack(a);
+    upl_sink_ack(b);
+    upl_sink_free(a);
+    upl_sink_free(b);
+    assert_false(upl_watch_state(w, &final));
+    /* Bytes below the mark written again. */
+    assert_int_equal(upl_sink_open(&again, part, (struct upl_range){5, 9}, &err), 0);
+    upl_sink_write(again, "zz", 2);
+    assert_true(upl_watch_state(w, &final));
+    assert_int_equal(look(w, &final), -1);
+    upl_sink_free(again);
+    upl_watch_release(w);
+    /* The same through the exported report: below the mark, and over a piece past it. */
+    w = upl_watch_start(part, -1);
+    upl_watch_wrote(part, 0, 10);
+    upl_watch_wrote(part, 30, 40);
+    upl_watch_wrote(part, 40, 50); /* extends the piece: fine */
+    assert_false(upl_watch_state(w, &final));
+    upl_watch_wrote(part, 45, 46);
+    assert_true(upl_watch_state(w, &final));
+    upl_watch_release(w);
+    w = upl_watch_start(part, -1);
+    upl_watch_wrote(part, 0, 10);
+    upl_watch_wrote(part, 9, 12);
+    assert_true(upl_watch_state(w, &final));
+    upl_watch_release(w);
+    fs_rm_rf(dir, NULL);
+    free(part);
+}
+
+/* A fenced sink freed late, having written bytes it never got acknowledged, cancels the watch it
+ * reported them to, not the watch of the upload that started over since, nor a sealed one. A
+ * sink that wrote before the watch started reports to it, and so cancels it. */
+static void test_watch_late_sink_cancels_its_own(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ingot-test-upload-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *part = xasprintf("%s/part", dir);
+    write_file(part, "");
+    struct ing_err err;
+    ing_err_clear(&err);
+    struct upl_sink *old = NULL, *a = NULL, *early = NULL;
+    int64_t final;
+    struct upl_watch *w1 = upl_watch_start(part, -1);
+    assert_int_equal(upl_sink_open(&old, part, (struct upl_range){10, 19}, &err), 0);
+    upl_sink_write(old, "abc", 3);
+    /* INITIALIZE again: fence, cancel, a new upload and its watch. */
+    upl_fence(part);
+    upl_watch_cancel(part);
+    assert_true(upl_watch_state(w1, &final));
+    struct upl_watch *w2 = upl_watch_start(part, 10);
+    assert_int_equal(upl_sink_open(&a, part, (struct upl_range){0, 9}, &err), 0);
+    upl_sink_write(a, "0123456789", 10);
+    assert_int_equal(upl_sink_sync(a, &err), 0);
+    upl_sink_ack(a);
+    upl_sink_free(a);
+    upl_watch_seal(part, 10);
+    upl_sink_free(old); /* late, unacknowledged, bytes written: w1's business only */
+    assert_false(upl_watch_state(w2, &final));
+    assert_int_equal(final, 10);
+    upl_watch_cancel(part);
+    upl_watch_release(w1);
+    upl_watch_release(w2);
+
+    assert_int_equal(upl_sink_open(&early, part, (struct upl_range){10, 19}, &err), 0);
+    upl_sink_write(early, "abcd", 4);
+    struct upl_watch *w3 = upl_watch_start(part, -1);
+    upl_sink_free(early); /* cut short after the watch counted its bytes */
+    assert_true(upl_watch_state(w3, &final));
+    upl_watch_release(w3);
+    fs_rm_rf(dir, NULL);
+    free(part);
+}
+
+/* A timed wait comes back without news when the time is up, and at once with news. */
+static void test_watch_wait_ms(void **state)
+{
+    (void)state;
+    const char *part = "/nonexistent/ingot-watch-t";
+    struct upl_watch *w = upl_watch_start(part, -1);
+    upl_watch_wrote(part, 0, 10);
+    int64_t avail = -2, final = -2;
+    assert_int_equal(upl_watch_wait_ms(w, 10, 30, &avail, &final, NULL), 0);
+    assert_int_equal(avail, 10);
+    assert_int_equal(final, -1);
+    assert_int_equal(upl_watch_wait_ms(w, 5, 10000, &avail, &final, NULL), 0);
+    assert_int_equal(avail, 10);
+    upl_watch_cancel(part);
+    assert_int_equal(upl_watch_wait_ms(w, 10, 10000, &avail, &final, NULL), ING_ESTATE);
+    upl_watch_release(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -621,6 +745,9 @@ int main(void)
         cmocka_unit_test(test_watch_expected_size),
         cmocka_unit_test(test_watch_seal_short_and_restart),
         cmocka_unit_test(test_watch_sinks),
+        cmocka_unit_test(test_watch_fenced_sink_not_counted),
+        cmocka_unit_test(test_watch_late_sink_cancels_its_own),
+        cmocka_unit_test(test_watch_wait_ms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
