@@ -93,12 +93,12 @@ static int compress_gzip(struct pq_codec_ctx *c, const uint8_t *src, size_t n, s
         return ing_err_set(err, rc, "gzip: no memory for a %zu byte page", bound);
     c->gz.next_in = (Bytef *)(uintptr_t)src; /* zlib's API is not const-correct */
     c->gz.avail_in = (uInt)n;
-    c->gz.next_out = dst->data;
+    c->gz.next_out = dst->data + dst->len;
     c->gz.avail_out = (uInt)(bound > UINT_MAX ? UINT_MAX : bound);
     int zrc = deflate(&c->gz, Z_FINISH);
     if (zrc != Z_STREAM_END)
         return ing_err_set(err, ING_EINTERNAL, "zlib: deflate failed (%d)", zrc);
-    dst->len = c->gz.total_out;
+    dst->len += c->gz.total_out;
     return 0;
 }
 
@@ -120,11 +120,11 @@ static int set_mode(struct pq_codec_ctx *c, int mode, struct ing_err *err)
     return 0;
 }
 
-static int compress_page(struct pq_codec_ctx *c, const uint8_t *src, size_t n, struct buf *dst,
-                    int mode, struct ing_err *err)
+/* src[0..n) compressed, appended to dst (buf_reserve leaves room after dst->len). */
+static int compress_append(struct pq_codec_ctx *c, const uint8_t *src, size_t n, struct buf *dst,
+                           int mode, struct ing_err *err)
 {
     int rc;
-    buf_reset(dst);
     switch (c->codec) {
     case PQ_CODEC_UNCOMPRESSED:
         rc = buf_append(dst, src, n);
@@ -136,10 +136,10 @@ static int compress_page(struct pq_codec_ctx *c, const uint8_t *src, size_t n, s
             return ing_err_set(err, rc, "zstd: no memory for a %zu byte page", bound);
         if ((rc = set_mode(c, mode, err)) < 0)
             return rc;
-        size_t got = ZSTD_compress2(c->zstd, dst->data, bound, src, n);
+        size_t got = ZSTD_compress2(c->zstd, dst->data + dst->len, bound, src, n);
         if (ZSTD_isError(got))
             return ing_err_set(err, ING_EINTERNAL, "zstd: %s", ZSTD_getErrorName(got));
-        dst->len = got;
+        dst->len += got;
         return 0;
     }
     case PQ_CODEC_SNAPPY: {
@@ -148,9 +148,10 @@ static int compress_page(struct pq_codec_ctx *c, const uint8_t *src, size_t n, s
         if (rc)
             return ing_err_set(err, rc, "snappy: no memory for a %zu byte page", bound);
         size_t got = bound;
-        if (snappy_compress((const char *)src, n, (char *)dst->data, &got) != SNAPPY_OK)
+        if (snappy_compress((const char *)src, n, (char *)dst->data + dst->len, &got) !=
+            SNAPPY_OK)
             return ing_err_set(err, ING_EINTERNAL, "snappy: compression failed");
-        dst->len = got;
+        dst->len += got;
         return 0;
     }
     case PQ_CODEC_GZIP:
@@ -162,11 +163,23 @@ static int compress_page(struct pq_codec_ctx *c, const uint8_t *src, size_t n, s
 int pq_codec_compress(struct pq_codec_ctx *c, const uint8_t *src, size_t n, struct buf *dst,
                       struct ing_err *err)
 {
-    return compress_page(c, src, n, dst, 0, err);
+    buf_reset(dst);
+    return compress_append(c, src, n, dst, 0, err);
 }
 
 int pq_codec_compress_entropy(struct pq_codec_ctx *c, const uint8_t *src, size_t n,
                               struct buf *dst, struct ing_err *err)
 {
-    return compress_page(c, src, n, dst, 1, err);
+    buf_reset(dst);
+    return compress_append(c, src, n, dst, 1, err);
+}
+
+int pq_codec_compress_append(struct pq_codec_ctx *c, const uint8_t *src, size_t n,
+                             struct buf *dst, bool entropy, struct ing_err *err)
+{
+    size_t was = dst->len;
+    int rc = compress_append(c, src, n, dst, entropy ? 1 : 0, err);
+    if (rc)
+        dst->len = was;
+    return rc;
 }

@@ -8,6 +8,7 @@
 #ifndef ING_PARQUET_PQ_CODEC_H
 #define ING_PARQUET_PQ_CODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,5 +33,10 @@ int pq_codec_compress(struct pq_codec_ctx *c, const uint8_t *src, size_t n, stru
  * ids. Other codecs compress as pq_codec_compress. */
 int pq_codec_compress_entropy(struct pq_codec_ctx *c, const uint8_t *src, size_t n,
                               struct buf *dst, struct ing_err *err);
+
+/* Either of the above, appended to `dst` instead of replacing it (a writer compresses straight
+ * into its chunk buffer rather than copying each page there); on failure dst is as before. */
+int pq_codec_compress_append(struct pq_codec_ctx *c, const uint8_t *src, size_t n,
+                             struct buf *dst, bool entropy, struct ing_err *err);
 
 #endif

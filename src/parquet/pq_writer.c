@@ -56,6 +56,13 @@
  * to overflow the dictionary later cost a cache miss per value (a tenth of a whole run). */
 #define PQ_DICT_PROBE 4096u
 #define PQ_DICT_PROBE_DISTINCT (PQ_DICT_PROBE / 4 * 3)
+/* Room kept before a column's pending values, so that a page's levels (usually a few bytes of
+ * RLE runs) can be put right before them and the page compressed from there without copying
+ * the values into one buffer first. */
+#define VALS_HEAD ((size_t)64)
+/* Room before each compressed page body in the chunk buffer for its header, which is written
+ * once the compressed size is known (at most about 30 bytes for a data page header). */
+#define PAGE_HDR_ROOM ((size_t)48)
 
 /* Data pages of a column switch to zstd's entropy mode after a page compressed at the normal
  * level to more than 3/10 of its size, and back after one in the entropy mode went below 1/5
@@ -69,6 +76,11 @@
 /* Parquet enum values (parquet.thrift). */
 enum { PT_PLAIN = 0, PT_RLE = 3, PT_RLE_DICTIONARY = 8 };
 enum { PT_DATA_PAGE = 0, PT_DICTIONARY_PAGE = 2 };
+
+/* Bytes [off, off + len) of a column's chunk buffer: one page, header and body. */
+struct page_seg {
+    size_t off, len;
+};
 
 struct pq_col {
     /* The fields every write touches come first and fill one cache line, so that writing the
@@ -93,8 +105,12 @@ struct pq_col {
     uint32_t *run_len;         /* entries in each run */
     size_t nruns, run_cap;
 
-    /* Finished pages of the chunk (headers and compressed bodies). */
+    /* Finished pages of the chunk: each page's header and compressed body lie together in
+     * `pages`, at the spans in `segs`, with a few unused bytes before each header (see
+     * emit_data_page). */
     struct buf pages;
+    struct page_seg *segs;
+    size_t nsegs, seg_cap;
     int64_t chunk_values;
     int64_t unc_bytes, comp_bytes; /* page headers + bodies */
     int dict_pages;            /* data pages that use the dictionary */
@@ -107,7 +123,9 @@ struct pq_col {
     struct buf dict;
     uint32_t *dict_off, *dict_hash;
     uint32_t ndict, dict_cap;
-    uint32_t *slots;           /* entry id + 1, 0 = empty; size is a power of two */
+    /* Hash table: entry id + 1 in the low half (0 = empty), the entry's hash in the high half,
+     * so a probe reads no other array before the entry that matches; a power of two. */
+    uint64_t *slots;
     uint32_t nslots;
 
     /* Statistics of the chunk. */
@@ -116,6 +134,7 @@ struct pq_col {
     int64_t imin, imax;        /* INT32, INT64, BOOLEAN */
     double dmin, dmax;         /* FLOAT, DOUBLE */
     struct buf smin, smax;     /* BYTE_ARRAY */
+    uint64_t smin_key, smax_key; /* their first 8 bytes as a number (see byte_key) */
 };
 
 /* Rows of nulls kept as one span before they are applied to its columns (bounds how far a
@@ -397,7 +416,7 @@ static inline void push_levels(struct pq_writer *w, struct pq_col *c, int def, i
 
 static size_t pending_bytes(const struct pq_col *c)
 {
-    return c->vals.len + c->nidx * 4 + c->nlev * c->lev_bytes;
+    return c->vals.len - VALS_HEAD + c->nidx * 4 + c->nlev * c->lev_bytes;
 }
 
 /* Account for a write to c that added `pend_add` bytes to its pending page and `rg_add` to the
@@ -658,16 +677,45 @@ static void set_bytes(struct buf *b, const void *p, size_t n)
         memcpy(buf_grab(b, n), p, n);
 }
 
+/* The first 8 bytes, zero-padded, as a big-endian number: byte_key(a) < byte_key(b) implies
+ * a < b in bytes_cmp's order (a difference in the first 8 bytes decides it the same way, and a
+ * shorter string's padding is never above the longer one's bytes), so only equal keys need the
+ * full comparison. A value of a PLAIN column is compared with both min and max. */
+static inline uint64_t byte_key(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    if (n >= 8) {
+        memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        v = __builtin_bswap64(v);
+#else
+        v = 0;
+        for (size_t i = 0; i < 8; i++)
+            v = v << 8 | p[i];
+#endif
+        return v;
+    }
+    for (size_t i = 0; i < 8; i++)
+        v = v << 8 | (i < n ? p[i] : 0);
+    return v;
+}
+
 static inline void stat_bytes(struct pq_col *c, const void *p, size_t n)
 {
+    uint64_t k = byte_key(p, n);
     if (!c->has_minmax) {
         set_bytes(&c->smin, p, n);
         set_bytes(&c->smax, p, n);
+        c->smin_key = c->smax_key = k;
         c->has_minmax = true;
-    } else if (bytes_cmp(p, n, c->smin.data, c->smin.len) < 0) {
+    } else if (k < c->smin_key ||
+               (k == c->smin_key && bytes_cmp(p, n, c->smin.data, c->smin.len) < 0)) {
         set_bytes(&c->smin, p, n);
-    } else if (bytes_cmp(p, n, c->smax.data, c->smax.len) > 0) {
+        c->smin_key = k;
+    } else if (k > c->smax_key ||
+               (k == c->smax_key && bytes_cmp(p, n, c->smax.data, c->smax.len) > 0)) {
         set_bytes(&c->smax, p, n);
+        c->smax_key = k;
     }
 }
 
@@ -736,14 +784,14 @@ static uint32_t hash_bytes(const uint8_t *p, size_t n)
 static void dict_rehash(struct pq_col *c, uint32_t nslots)
 {
     free(c->slots);
-    c->slots = xcalloc(nslots, sizeof(uint32_t));
+    c->slots = xcalloc(nslots, sizeof(uint64_t));
     c->nslots = nslots;
     uint32_t mask = nslots - 1;
     for (uint32_t e = 0; e < c->ndict; e++) {
         uint32_t s = c->dict_hash[e] & mask;
         while (c->slots[s])
             s = (s + 1) & mask;
-        c->slots[s] = e + 1;
+        c->slots[s] = (uint64_t)c->dict_hash[e] << 32 | (e + 1);
     }
 }
 
@@ -755,11 +803,11 @@ static uint32_t dict_intern(struct pq_col *c, const void *p, size_t n)
     uint32_t mask = c->nslots - 1;
     uint32_t s = h & mask;
     for (;;) {
-        uint32_t e = c->slots[s];
-        if (!e)
+        uint64_t slot = c->slots[s];
+        if (!slot)
             break;
-        e--;
-        if (c->dict_hash[e] == h) {
+        if ((uint32_t)(slot >> 32) == h) {
+            uint32_t e = (uint32_t)slot - 1;
             const uint8_t *q = c->dict.data + c->dict_off[e];
             if (pq_get_le32(q) == n && same_bytes(q + 4, p, n))
                 return e;
@@ -779,7 +827,7 @@ static uint32_t dict_intern(struct pq_col *c, const void *p, size_t n)
     pq_put_le32(q, (uint32_t)n);
     if (n)
         memcpy(q + 4, p, n);
-    c->slots[s] = e + 1;
+    c->slots[s] = (uint64_t)h << 32 | (e + 1);
     if ((uint64_t)c->ndict * 2 > c->nslots)
         dict_rehash(c, c->nslots * 2);
     stat_bytes(c, p, n);
@@ -849,27 +897,16 @@ static int write_all(struct pq_writer *w, const void *p, size_t n)
     return 0;
 }
 
-/* Compresses w->raw into a page: header then body appended to `dst`. Returns the sizes. */
-static int emit_page(struct pq_writer *w, struct buf *dst, int page_type, int32_t num_values,
-                     int encoding, bool entropy, int64_t *unc, int64_t *comp)
+/* The page header of a page of `unc` bytes compressed to `comp`, into w->hdr. */
+static void page_header(struct pq_writer *w, int page_type, int32_t num_values, int encoding,
+                        size_t unc, size_t comp)
 {
-    const struct buf *body = &w->raw;
-    if (w->codec != PQ_CODEC_UNCOMPRESSED) {
-        int rc = entropy ? pq_codec_compress_entropy(w->cc, w->raw.data, w->raw.len, &w->comp,
-                                                     &w->ferr)
-                         : pq_codec_compress(w->cc, w->raw.data, w->raw.len, &w->comp, &w->ferr);
-        if (rc)
-            return rc;
-        body = &w->comp;
-    }
-    if (w->raw.len > INT32_MAX || body->len > INT32_MAX)
-        return ing_err_set(&w->ferr, ING_ETOOBIG, "a Parquet page passed 2 GiB");
     buf_reset(&w->hdr);
     struct pq_tw t;
     pq_tw_init(&t, &w->hdr);
     pq_tw_field_i32(&t, 1, page_type);
-    pq_tw_field_i32(&t, 2, (int32_t)w->raw.len);
-    pq_tw_field_i32(&t, 3, (int32_t)body->len);
+    pq_tw_field_i32(&t, 2, (int32_t)unc);
+    pq_tw_field_i32(&t, 3, (int32_t)comp);
     if (page_type == PT_DATA_PAGE) {
         pq_tw_field_struct_begin(&t, 5);
         pq_tw_field_i32(&t, 1, num_values);
@@ -886,11 +923,75 @@ static int emit_page(struct pq_writer *w, struct buf *dst, int page_type, int32_
     pq_tw_struct_end(&t);
     if (pq_tw_error(&t))
         die_oom();
+}
+
+/* Compresses w->raw into a page: header then body appended to `dst`. Returns the sizes. */
+static int emit_page(struct pq_writer *w, struct buf *dst, int page_type, int32_t num_values,
+                     int encoding, bool entropy, int64_t *unc, int64_t *comp)
+{
+    const struct buf *body = &w->raw;
+    if (w->codec != PQ_CODEC_UNCOMPRESSED) {
+        int rc = entropy ? pq_codec_compress_entropy(w->cc, w->raw.data, w->raw.len, &w->comp,
+                                                     &w->ferr)
+                         : pq_codec_compress(w->cc, w->raw.data, w->raw.len, &w->comp, &w->ferr);
+        if (rc)
+            return rc;
+        body = &w->comp;
+    }
+    if (w->raw.len > INT32_MAX || body->len > INT32_MAX)
+        return ing_err_set(&w->ferr, ING_ETOOBIG, "a Parquet page passed 2 GiB");
+    page_header(w, page_type, num_values, encoding, w->raw.len, body->len);
     memcpy(buf_grab(dst, w->hdr.len), w->hdr.data, w->hdr.len);
     memcpy(buf_grab(dst, body->len), body->data, body->len);
     *unc = (int64_t)(w->hdr.len + w->raw.len);
     *comp = (int64_t)(w->hdr.len + body->len);
     return 0;
+}
+
+/* A data page of src[0..n) (levels then values), compressed straight into the column's chunk
+ * buffer after PAGE_HDR_ROOM bytes, its header then written just before the body: no copy of
+ * the compressed bytes. Returns the sizes, and the body's in *body_len. */
+static int emit_data_page(struct pq_writer *w, struct pq_col *c, const uint8_t *src, size_t n,
+                          int32_t num_values, int encoding, int64_t *unc, int64_t *comp,
+                          size_t *body_len)
+{
+    size_t seg_at = c->pages.len;
+    buf_grab(&c->pages, PAGE_HDR_ROOM);
+    size_t body_at = c->pages.len;
+    int rc = 0;
+    if (w->codec != PQ_CODEC_UNCOMPRESSED)
+        rc = pq_codec_compress_append(w->cc, src, n, &c->pages, c->entropy, &w->ferr);
+    else if (n)
+        memcpy(buf_grab(&c->pages, n), src, n);
+    if (rc)
+        goto out;
+    size_t blen = c->pages.len - body_at;
+    if (n > INT32_MAX || blen > INT32_MAX) {
+        rc = ing_err_set(&w->ferr, ING_ETOOBIG, "a Parquet page passed 2 GiB");
+        goto out;
+    }
+    page_header(w, PT_DATA_PAGE, num_values, encoding, n, blen);
+    if (w->hdr.len > PAGE_HDR_ROOM) {
+        rc = ing_err_set(&w->ferr, ING_EINTERNAL, "a page header of %zu bytes", w->hdr.len);
+        goto out;
+    }
+    memcpy(c->pages.data + body_at - w->hdr.len, w->hdr.data, w->hdr.len);
+    c->segs = grow_array(c->segs, &c->seg_cap, c->nsegs + 1, sizeof(*c->segs));
+    c->segs[c->nsegs++] = (struct page_seg){body_at - w->hdr.len, w->hdr.len + blen};
+    *unc = (int64_t)(w->hdr.len + n);
+    *comp = (int64_t)(w->hdr.len + blen);
+    *body_len = blen;
+out:
+    if (rc)
+        c->pages.len = seg_at;
+    return rc;
+}
+
+/* The pending values of c start VALS_HEAD bytes into c->vals. */
+static void vals_reset(struct pq_col *c)
+{
+    buf_reset(&c->vals);
+    buf_grab(&c->vals, VALS_HEAD);
 }
 
 /* Encode and compress the pending page of c into c->pages. Called at row boundaries only, so
@@ -914,6 +1015,9 @@ static int cut_page(struct pq_writer *w, struct pq_col *c)
     if (rc)
         die_oom();
     int encoding = PT_PLAIN;
+    size_t nvals = c->vals.len - VALS_HEAD;
+    const uint8_t *src = NULL; /* the page, when it is not w->raw */
+    size_t n = 0;
     if (c->nidx) {
         /* Indices are < ndict now; later entries only raise the width of later pages. */
         int bw = pq_bit_width(c->ndict - 1);
@@ -925,14 +1029,25 @@ static int cut_page(struct pq_writer *w, struct pq_col *c)
         encoding = PT_RLE_DICTIONARY;
         c->dict_pages++;
     } else if (c->phys == PQ_BOOLEAN) {
-        if (pq_bool_pack(&w->raw, c->vals.data, c->vals.len))
+        if (pq_bool_pack(&w->raw, c->vals.data + VALS_HEAD, nvals))
             die_oom();
-    } else if (c->vals.len) {
-        memcpy(buf_grab(&w->raw, c->vals.len), c->vals.data, c->vals.len);
+    } else if (nvals && w->raw.len <= VALS_HEAD) {
+        /* The levels go into the room before the values: one contiguous page, no copy. */
+        uint8_t *at = c->vals.data + VALS_HEAD - w->raw.len;
+        if (w->raw.len)
+            memcpy(at, w->raw.data, w->raw.len);
+        src = at;
+        n = w->raw.len + nvals;
+    } else if (nvals) {
+        memcpy(buf_grab(&w->raw, nvals), c->vals.data + VALS_HEAD, nvals);
     }
-    int64_t unc, comp;
-    rc = emit_page(w, &c->pages, PT_DATA_PAGE, (int32_t)c->nlev, encoding, c->entropy, &unc,
-                   &comp);
+    if (!src) {
+        src = w->raw.data;
+        n = w->raw.len;
+    }
+    int64_t unc = 0, comp = 0;
+    size_t body_len = 0;
+    rc = emit_data_page(w, c, src, n, (int32_t)c->nlev, encoding, &unc, &comp, &body_len);
     if (rc)
         return rc;
     /* zstd's level 1 spends most of its time looking for repeats; a page it could not shrink
@@ -940,10 +1055,10 @@ static int cut_page(struct pq_writer *w, struct pq_col *c)
      * entropy coding, which the entropy mode does at about half the cost. The column's next
      * pages take that mode until one shrinks below ENTROPY_OFF (repeats came back). Small pages
      * say too little either way. */
-    if (w->codec == PQ_CODEC_ZSTD && w->raw.len >= ENTROPY_MIN_PAGE) {
-        if (!c->entropy && w->comp.len * ENTROPY_ON_DEN > w->raw.len * ENTROPY_ON_NUM)
+    if (w->codec == PQ_CODEC_ZSTD && n >= ENTROPY_MIN_PAGE) {
+        if (!c->entropy && body_len * ENTROPY_ON_DEN > n * ENTROPY_ON_NUM)
             c->entropy = true;
-        else if (c->entropy && w->comp.len * ENTROPY_OFF_DEN < w->raw.len * ENTROPY_OFF_NUM)
+        else if (c->entropy && body_len * ENTROPY_OFF_DEN < n * ENTROPY_OFF_NUM)
             c->entropy = false;
     }
     c->encodings |= 1u << encoding | 1u << PT_RLE;
@@ -954,7 +1069,7 @@ static int cut_page(struct pq_writer *w, struct pq_col *c)
     c->nruns = 0;
     c->pend = 0;
     c->nidx = 0;
-    buf_reset(&c->vals);
+    vals_reset(c);
     return 0;
 }
 
@@ -1041,6 +1156,7 @@ static void write_stats(struct pq_tw *t, struct pq_col *c)
 static void reset_chunk(struct pq_col *c)
 {
     buf_reset(&c->pages);
+    c->nsegs = 0;
     c->chunk_values = c->unc_bytes = c->comp_bytes = 0;
     c->dict_pages = 0;
     c->encodings = 0;
@@ -1050,7 +1166,7 @@ static void reset_chunk(struct pq_col *c)
     if (c->use_dict) {
         buf_reset(&c->dict);
         c->ndict = 0;
-        memset(c->slots, 0, (size_t)c->nslots * sizeof(uint32_t));
+        memset(c->slots, 0, (size_t)c->nslots * sizeof(uint64_t));
     }
     c->nulls = c->nans = 0;
     c->has_minmax = false;
@@ -1068,7 +1184,7 @@ static int write_chunk(struct pq_writer *w, struct pq_col *c, struct pq_tw *t, i
         buf_reset(&w->raw);
         memcpy(buf_grab(&w->raw, c->dict.len), c->dict.data, c->dict.len);
         struct buf page = {0};
-        int64_t du, dc;
+        int64_t du = 0, dc = 0;
         rc = emit_page(w, &page, PT_DICTIONARY_PAGE, (int32_t)c->ndict, PT_PLAIN, false, &du,
                        &dc);
         if (!rc) {
@@ -1083,9 +1199,11 @@ static int write_chunk(struct pq_writer *w, struct pq_col *c, struct pq_tw *t, i
         c->encodings |= 1u << PT_PLAIN;
     }
     int64_t data_offset = w->pos;
-    rc = write_all(w, c->pages.data, c->pages.len);
-    if (rc)
-        return rc;
+    for (size_t i = 0; i < c->nsegs; i++) {
+        rc = write_all(w, c->pages.data + c->segs[i].off, c->segs[i].len);
+        if (rc)
+            return rc;
+    }
     if (*first_offset < 0)
         *first_offset = dict_offset >= 0 ? dict_offset : data_offset;
     *unc_total += unc;
@@ -1347,6 +1465,7 @@ static void free_writer(struct pq_writer *w)
         free(c->run_key);
         free(c->run_len);
         buf_free(&c->pages);
+        free(c->segs);
         buf_free(&c->dict);
         free(c->dict_off);
         free(c->dict_hash);
@@ -1440,9 +1559,10 @@ int pq_writer_open(struct pq_writer **out, const struct pq_schema *s, const char
         }
         if (c->phys == PQ_BYTE_ARRAY) {
             c->nslots = 1024;
-            c->slots = xcalloc(c->nslots, sizeof(uint32_t));
+            c->slots = xcalloc(c->nslots, sizeof(uint64_t));
         }
         reset_chunk(c);
+        vals_reset(c);
     }
     w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w->fd < 0) {

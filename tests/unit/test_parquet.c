@@ -20,6 +20,7 @@
 #include <zstd.h>
 
 #include "parquet/pq_encode.h"
+#include "parquet/pq_reader.h"
 #include "parquet/pq_thrift.h"
 #include "parquet/pq_writer.h"
 #include "util/buf.h"
@@ -962,6 +963,131 @@ static void test_codec_snappy(void **state) { (void)state; check_codec(PQ_CODEC_
 static void test_codec_gzip(void **state) { (void)state; check_codec(PQ_CODEC_GZIP); }
 static void test_codec_none(void **state) { (void)state; check_codec(PQ_CODEC_UNCOMPRESSED); }
 
+/* The value of row i of the in-place test's string column: distinct (the dictionary gives up),
+ * some sharing their first 8 bytes so min/max need the full comparison, some short with a NUL
+ * inside, which the 8-byte key pads with zeros. NULL for a null. */
+static size_t inplace_value(int i, char *out, bool *null)
+{
+    /* Rows 0-2999: no nulls (a page's levels are one short run); later rows: every third one
+     * null (a page's levels are longer than the room kept before the values). */
+    *null = i >= 3000 && i % 3 == 0;
+    if (i % 97 == 5) {
+        out[0] = 'k';
+        out[1] = '\0';
+        out[2] = (char)('a' + i % 26);
+        return 3;
+    }
+    return (size_t)snprintf(out, 64, "prefix00-%07d-%x", (i * 7919) % 9000, (unsigned)i);
+}
+
+static void check_pages_in_place(enum pq_codec codec)
+{
+    char *dir = tmp_dir();
+    char *path = xasprintf("%s/inplace.parquet", dir);
+    struct pq_schema *s = pq_schema_new();
+    int str = pq_schema_add_leaf(s, 0, "s", PQ_OPTIONAL, PQ_BYTE_ARRAY, PQ_LOG_NONE);
+    int num = pq_schema_add_leaf(s, 0, "n", PQ_REQUIRED, PQ_INT64, PQ_LOG_NONE);
+    pq_schema_finish(s);
+    /* Small pages and row groups: many pages per chunk, several chunks; a page holds enough
+     * rows that every third one null gives it more level bytes than VALS_HEAD (the copy). */
+    struct pq_writer_opts o = {.codec = codec, .page_bytes = 16384,
+                               .row_group_bytes = 160 * 1024};
+    struct pq_writer *w;
+    assert_int_equal(pq_writer_open(&w, s, path, &o, NULL), 0);
+    const int rows = 20000;
+    char v[64];
+    bool null;
+    for (int i = 0; i < rows; i++) {
+        size_t n = inplace_value(i, v, &null);
+        if (null)
+            pq_write_null(w, str, 0, 0);
+        else
+            pq_write_bytes(w, str, v, n, 0);
+        pq_write_i64(w, num, (int64_t)i * 1000003, 0);
+        assert_int_equal(pq_writer_end_row(w, NULL), 0);
+    }
+    struct pq_file_info info = {0};
+    assert_int_equal(pq_writer_close(w, &info, NULL), 0);
+    assert_true(info.row_groups >= 3);
+
+    /* Every value back, in order, through the reader. */
+    struct pq_reader *r;
+    assert_int_equal(pq_reader_open(&r, path, NULL, NULL), 0);
+    int sn = -1;
+    for (int k = 0; k < pq_reader_nnodes(r); k++)
+        if (pq_reader_node(r, k)->column == str)
+            sn = k;
+    assert_true(sn > 0);
+    for (int i = 0; i < rows; i++) {
+        assert_int_equal(pq_reader_next(r, NULL), 1);
+        assert_int_equal(pq_reader_row_begin(r), 0);
+        size_t n = inplace_value(i, v, &null);
+        assert_int_equal(pq_reader_row_defined(r, sn, 0), null ? 0 : 1);
+        struct pq_value pv;
+        if (!null) {
+            assert_int_equal(pq_reader_row_value(r, str, 0, &pv), 0);
+            assert_int_equal(pv.n, n);
+            assert_memory_equal(pv.p, v, n);
+        }
+        assert_int_equal(pq_reader_row_value(r, num, 0, &pv), 0);
+        assert_int_equal((int64_t)pq_get_le64(pv.fixed), (int64_t)i * 1000003);
+    }
+    assert_int_equal(pq_reader_next(r, NULL), 0);
+    pq_reader_free(r);
+
+    /* Each chunk's min and max of s are those of its rows (bytes order, shorter first). */
+    struct pfile f;
+    pfile_load(&f, path);
+    const struct tv *rgs = tv_get(&f.meta, 4);
+    int first = 0;
+    for (size_t g = 0; g < rgs->nkids; g++) {
+        int64_t nrows = tv_int(&rgs->kids[g], 3);
+        char mn[64], mx[64];
+        size_t mnl = 0, mxl = 0;
+        bool any = false;
+        for (int i = first; i < first + (int)nrows; i++) {
+            size_t n = inplace_value(i, v, &null);
+            if (null)
+                continue;
+            int cmn = memcmp(v, mn, n < mnl ? n : mnl);
+            int cmx = memcmp(v, mx, n < mxl ? n : mxl);
+            if (!any || cmn < 0 || (cmn == 0 && n < mnl)) {
+                memcpy(mn, v, n);
+                mnl = n;
+            }
+            if (!any || cmx > 0 || (cmx == 0 && n > mxl)) {
+                memcpy(mx, v, n);
+                mxl = n;
+            }
+            any = true;
+        }
+        const struct tv *st = tv_get(chunk_meta(&f, g, 0), 12);
+        const struct tv *smax = tv_get(st, 5), *smin = tv_get(st, 6);
+        assert_non_null(smax);
+        assert_non_null(smin);
+        assert_int_equal(smin->binlen, mnl);
+        assert_memory_equal(smin->bin, mn, mnl);
+        assert_int_equal(smax->binlen, mxl);
+        assert_memory_equal(smax->bin, mx, mxl);
+        first += (int)nrows;
+    }
+    assert_int_equal(first, rows);
+    pfile_free(&f);
+    pq_schema_free(s);
+    free(path);
+    fs_rm_rf(dir, NULL);
+    free(dir);
+}
+
+static void test_pages_in_place(void **state)
+{
+    (void)state;
+    check_pages_in_place(PQ_CODEC_ZSTD);
+    check_pages_in_place(PQ_CODEC_UNCOMPRESSED);
+    check_pages_in_place(PQ_CODEC_SNAPPY);
+    check_pages_in_place(PQ_CODEC_GZIP);
+}
+
 static void test_levels_in_pages(void **state)
 {
     (void)state;
@@ -1167,6 +1293,7 @@ int main(void)
         cmocka_unit_test(test_codec_gzip),
         cmocka_unit_test(test_codec_none),
         cmocka_unit_test(test_levels_in_pages),
+        cmocka_unit_test(test_pages_in_place),
         cmocka_unit_test(test_string_stats_truncation),
         cmocka_unit_test(test_misuse),
         cmocka_unit_test(test_samples),
