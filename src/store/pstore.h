@@ -63,6 +63,8 @@ struct pstore_opts {
     bool fast; /* synchronous=OFF: for tests and benchmarks only (a power cut may lose data) */
     int checkpoint_frames; /* WAL pages that wake the background checkpoint; 0: 1000 */
     bool no_lookup_hint; /* no in-memory dictionary for stored answers (pstore_view_hint) */
+    int lookup_hint_retry_ms; /* a failed build of that hint is tried again by a lookup this
+                               * long after; 0: 30 s */
 };
 
 int pstore_open(struct pstore **out, const char *dir, const struct pstore_opts *opts,
@@ -317,7 +319,8 @@ int pstore_view_backfill(struct pstore *ps, size_t max, size_t *done, struct ing
  * This call starts the build if needed, waits up to wait_ms for it, and says where it is. */
 struct pstore_hint_stats {
     bool ready;     /* lookups use it */
-    bool failed;    /* the build failed (logged): lookups read the dictionary */
+    bool failed;    /* the build failed (logged): lookups read the dictionary, and one after
+                     * lookup_hint_retry_ms starts the build again */
     size_t buckets; /* the dictionary's buckets */
     size_t entries; /* identities */
     size_t bytes;   /* memory held (entries and bucket directory) */

@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "store/pstore_int.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -66,12 +67,7 @@ static void *ckpt_main(void *arg)
     for (;;) {
         if (retry && !k->kicked && !k->stop) {
             struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += CKPT_RETRY_MS * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
+            clock_deadline_ts(&until, CKPT_RETRY_MS);
             while (!k->kicked && !k->stop &&
                    pthread_cond_timedwait(&k->cv, &k->mu, &until) != ETIMEDOUT) {
             }

@@ -379,14 +379,22 @@ static uint64_t dict_addr(const struct dstate *d, uint64_t fp)
     return pstore__dict_addr(d->level, d->split, fp);
 }
 
-/* The dictionary's shape from its kv value (level << 48 | split; 0 when never written). */
+/* For pstore_hint.c too (pstore_int.h). */
+int pstore__dstate_decode(int64_t v, int *level, uint64_t *split, struct ing_err *err)
+{
+    int lv = (int)((uint64_t)v >> 48);
+    uint64_t sp = (uint64_t)v & ((1ULL << 48) - 1);
+    /* an address takes level + 1 bits of the 48-bit fingerprint */
+    if (lv > 47 || sp >= (1ULL << lv))
+        return ing_err_set(err, ING_EINTERNAL, "pstore: dictionary state is corrupt");
+    *level = lv;
+    *split = sp;
+    return 0;
+}
+
 static int dstate_decode(int64_t v, struct dstate *d, struct ing_err *err)
 {
-    d->level = (int)((uint64_t)v >> 48);
-    d->split = (uint64_t)v & ((1ULL << 48) - 1);
-    if (d->level > 47 || d->split >= (1ULL << d->level))
-        return ing_err_set(err, ING_EINTERNAL, "pstore: dictionary state is corrupt");
-    return 0;
+    return pstore__dstate_decode(v, &d->level, &d->split, err);
 }
 
 /* The dictionary's shape; the count only when the caller is the writer. */
@@ -403,27 +411,12 @@ static int dstate_read(struct pstore_conn *c, bool with_count, struct dstate *d,
     return ret ? ret : dstate_decode(v, d, err);
 }
 
-/* The first entry of a bucket body (count entries sorted by fingerprint) whose fingerprint is
- * not below fp. */
-static size_t bucket_lower(const uint8_t *body, size_t count, uint64_t fp)
-{
-    size_t lo = 0, hi = count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (get_le48(body + mid * ENTRY_SIZE) < fp)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* The labels of bucket entries with fingerprint fp, appended to *labels. */
 static void bucket_match(const uint8_t *body, size_t len, uint64_t fp, int64_t **labels,
                          size_t *n, size_t *cap)
 {
     size_t count = len / ENTRY_SIZE;
-    for (size_t i = bucket_lower(body, count, fp);
+    for (size_t i = pstore__dict_lower(body, count, fp);
          i < count && get_le48(body + i * ENTRY_SIZE) == fp; i++) {
         if (*n == *cap) {
             *cap = *cap ? *cap * 2 : 4;
@@ -481,7 +474,7 @@ int pstore__dict_lookup(struct pstore_conn *c, uint64_t h, int64_t *labels, size
     if (rc == SQLITE_ROW) {
         const uint8_t *body = sqlite3_column_blob(s, 0);
         size_t count = (size_t)sqlite3_column_bytes(s, 0) / ENTRY_SIZE;
-        for (size_t i = bucket_lower(body, count, fp);
+        for (size_t i = pstore__dict_lower(body, count, fp);
              i < count && get_le48(body + i * ENTRY_SIZE) == fp; i++, (*n)++)
             if (*n < cap)
                 labels[*n] = (int64_t)get_le48(body + i * ENTRY_SIZE + 6);

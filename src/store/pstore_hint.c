@@ -28,7 +28,9 @@
  * Building: lazily, at the first lookup, in a thread of its own (lookups read the dictionary
  * until it is ready). It takes the writer's lock just long enough to start a read snapshot and
  * mark the hint "building" (from then on every commit's notes are queued), reads every bucket
- * in that snapshot without any lock, installs them and applies the queued commits in order.
+ * in that snapshot without any lock, installs them and applies the queued commits in order. A
+ * build that failed (a passing open or I/O error) is tried again by a lookup some time later
+ * (retry_ms, 30 s): until then lookups read the dictionary.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -46,8 +48,12 @@ enum hint_state {
     HINT_STARTING, /* the build thread is starting, waiting for the writer's lock */
     HINT_BUILDING, /* snapshot taken: commits queue their notes */
     HINT_READY,
-    HINT_FAILED    /* the build failed: lookups read the dictionary */
+    HINT_FAILED    /* the build failed: lookups read the dictionary (and retry later) */
 };
+
+#define HINT_RETRY_MS_DEFAULT 30000
+
+void (*pstore__hint_built_hook)(struct pstore *ps);
 
 /* One bucket's entries (PSTORE_DICT_ENTRY bytes each), a malloc'd copy; NULL when empty. */
 struct hbucket {
@@ -81,14 +87,18 @@ struct pstore_hint {
     struct pstore_hint_log *queued, **queued_tail;
     pthread_mutex_t mu;      /* with cv: waiting for the build (pstore_view_hint) */
     pthread_cond_t cv;
-    pthread_t thread;
+    pthread_t thread;        /* the last build's; started: not joined yet (both under mu) */
     bool started;
     _Atomic bool stop;
+    int64_t retry_ns;        /* a failed build may be tried again this long after */
+    _Atomic int64_t failed_ns; /* clock_mono_ns when it failed (set with HINT_FAILED) */
 };
 
-void pstore__hint_new(struct pstore *ps)
+void pstore__hint_new(struct pstore *ps, int retry_ms)
 {
     struct pstore_hint *h = xcalloc(1, sizeof(*h));
+    h->retry_ns = (int64_t)(retry_ms > 0 ? retry_ms : HINT_RETRY_MS_DEFAULT) * 1000000;
+    atomic_init(&h->failed_ns, 0);
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
     /* a steady stream of lookups must not keep a commit's update waiting */
@@ -128,7 +138,11 @@ void pstore__hint_free(struct pstore *ps)
     if (!h)
         return;
     atomic_store(&h->stop, true);
-    if (h->started)
+    pthread_mutex_lock(&h->mu);
+    bool started = h->started;
+    h->started = false;
+    pthread_mutex_unlock(&h->mu);
+    if (started) /* the build thread takes mu to wake waiters: joined without it */
         pthread_join(h->thread, NULL);
     dir_free(h->dir, h->ndir);
     log_free(h->queued);
@@ -270,10 +284,18 @@ void pstore__hint_committed(struct pstore_tx *tx)
 /* ---------------------------------------------------------------------------------------------- */
 /* Building */
 
-static void set_state(struct pstore_hint *h, int st)
+/* Under the write lock: the build's end. FAILED drops what was queued, and the commits after it
+ * (which see FAILED) note nothing. */
+static void set_failed(struct pstore_hint *h)
+{
+    atomic_store(&h->failed_ns, clock_mono_ns());
+    atomic_store(&h->state, HINT_FAILED);
+}
+
+/* After a change of state: pstore_view_hint's waiters check it under mu. */
+static void wake_waiters(struct pstore_hint *h)
 {
     pthread_mutex_lock(&h->mu);
-    atomic_store(&h->state, st);
     pthread_cond_broadcast(&h->cv);
     pthread_mutex_unlock(&h->mu);
 }
@@ -312,14 +334,15 @@ static int build(struct pstore *ps, size_t *entries_out, size_t *nbuckets_out,
     pthread_mutex_unlock(&ps->wmu);
     if (ret)
         goto out;
-    level = (int)((uint64_t)state >> 48);
-    split = (uint64_t)state & ((1ULL << 48) - 1);
-    if (level > 40 || split >= (1ULL << level)) {
-        ret = ing_err_set(err, ING_EINTERNAL, "pstore: dictionary state is corrupt");
+    if ((ret = pstore__dstate_decode(state, &level, &split, err)) != 0)
+        goto out;
+    ndir = (size_t)((1ULL << level) + split);
+    /* not xcalloc: a corrupt but plausible shape must fail the build, not the process */
+    dir = ndir <= SIZE_MAX / sizeof(*dir) ? calloc(ndir, sizeof(*dir)) : NULL;
+    if (!dir) {
+        ret = ing_err_set(err, ING_ENOMEM, "pstore: no memory for %zu dictionary buckets", ndir);
         goto out;
     }
-    ndir = (size_t)((1ULL << level) + split);
-    dir = xcalloc(ndir, sizeof(*dir));
     int rc = sqlite3_prepare_v2(c->db, "SELECT bucket, body FROM gdict", -1, &scan, NULL);
     if (rc != SQLITE_OK) {
         ret = pstore__map_sqlite(err, c->db, rc, "dictionary scan");
@@ -373,8 +396,16 @@ out:
     struct pstore_hint_log *queued = h->queued;
     h->queued = NULL;
     h->queued_tail = &h->queued;
+    /* inside the write lock: a commit after the queue was taken must see the new state, or its
+     * notes would go to a queue nothing reads again */
+    if (ret == 0)
+        atomic_store(&h->state, HINT_READY);
+    else
+        set_failed(h);
     pthread_rwlock_unlock(&h->lock);
-    set_state(h, ret == 0 ? HINT_READY : HINT_FAILED);
+    if (pstore__hint_built_hook)
+        pstore__hint_built_hook(ps);
+    wake_waiters(h);
     log_free(queued);
     old_free(old, nold);
     dir_free(dir, dir ? ndir : 0);
@@ -396,59 +427,42 @@ static void *build_main(void *arg)
     return NULL;
 }
 
-/* Start the build once (the first lookup asks). */
+/* Whether a lookup should start a build: never asked yet, or failed long enough ago. */
+static bool start_due(const struct pstore_hint *h, int st)
+{
+    return st == HINT_OFF ||
+           (st == HINT_FAILED && clock_mono_ns() - atomic_load(&h->failed_ns) >= h->retry_ns);
+}
+
+/* Start the build (the first lookup asks), or again after a failure (a later lookup). */
 static void hint_start(struct pstore *ps)
 {
     struct pstore_hint *h = ps->hint;
     pthread_mutex_lock(&h->mu);
-    if (atomic_load(&h->state) == HINT_OFF) {
-        atomic_store(&h->state, HINT_STARTING);
-        h->started = pthread_create(&h->thread, NULL, build_main, ps) == 0;
-        if (!h->started)
-            atomic_store(&h->state, HINT_FAILED);
+    if (!start_due(h, atomic_load(&h->state)) || atomic_load(&h->stop)) {
+        pthread_mutex_unlock(&h->mu);
+        return;
     }
+    /* from here no other lookup starts one; and the writer's lock, not mu, orders this against
+     * commits: they note nothing until the build marks the hint BUILDING under it */
+    atomic_store(&h->state, HINT_STARTING);
+    bool join_old = h->started;
+    pthread_t old = h->thread;
+    h->started = false;
+    pthread_mutex_unlock(&h->mu);
+    /* the failed build has set FAILED: it is at most waking waiters (mu) and logging */
+    if (join_old)
+        pthread_join(old, NULL);
+    pthread_mutex_lock(&h->mu);
+    h->started = pthread_create(&h->thread, NULL, build_main, ps) == 0;
+    if (!h->started)
+        set_failed(h);
+    pthread_cond_broadcast(&h->cv);
     pthread_mutex_unlock(&h->mu);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Reader side */
-
-/* The first entry of a bucket (n entries sorted by fingerprint) not below fp. Fingerprints are
- * uniform, so an entry's place is close to n * fp / 2^48: search outward from there (a cache line
- * or two) instead of bisecting the whole bucket (~8 lines of a 2.4 KB bucket). Exact whatever
- * the distribution. */
-static size_t lower_near(const uint8_t *p, size_t n, uint64_t fp)
-{
-    if (n == 0)
-        return 0;
-    size_t lo = 0, hi = n;
-    size_t guess = (size_t)(((uint64_t)n * (fp >> 16)) >> 32); /* fp < 2^48, n < 2^32 */
-    size_t step = 4;
-    if (pstore__le48(p + guess * PSTORE_DICT_ENTRY) < fp) {
-        lo = guess + 1; /* everything below lo is < fp */
-        while (lo + step < n && pstore__le48(p + (lo + step) * PSTORE_DICT_ENTRY) < fp) {
-            lo += step + 1;
-            step *= 2;
-        }
-        if (lo + step < n)
-            hi = lo + step; /* entry hi >= fp */
-    } else {
-        hi = guess; /* entry hi >= fp */
-        while (hi > step && pstore__le48(p + (hi - step - 1) * PSTORE_DICT_ENTRY) >= fp) {
-            hi -= step + 1;
-            step *= 2;
-        }
-        lo = hi > step ? hi - step : 0; /* entry lo - 1 < fp */
-    }
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (pstore__le48(p + mid * PSTORE_DICT_ENTRY) < fp)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
 
 bool pstore__hint_lookup(struct pstore *ps, uint64_t hash, int64_t *labels, size_t cap,
                          size_t *n)
@@ -459,7 +473,7 @@ bool pstore__hint_lookup(struct pstore *ps, uint64_t hash, int64_t *labels, size
         return false;
     int st = atomic_load_explicit(&h->state, memory_order_acquire);
     if (st != HINT_READY) {
-        if (st == HINT_OFF)
+        if (start_due(h, st))
             hint_start(ps);
         return false;
     }
@@ -469,7 +483,7 @@ bool pstore__hint_lookup(struct pstore *ps, uint64_t hash, int64_t *labels, size
     if (b < h->ndir && h->dir[b].p) {
         const uint8_t *p = h->dir[b].p;
         size_t count = h->dir[b].n;
-        for (size_t i = lower_near(p, count, fp);
+        for (size_t i = pstore__dict_lower(p, count, fp);
              i < count && pstore__le48(p + i * PSTORE_DICT_ENTRY) == fp; i++, (*n)++)
             if (*n < cap)
                 labels[*n] = (int64_t)pstore__le48(p + i * PSTORE_DICT_ENTRY + 6);
@@ -484,17 +498,11 @@ void pstore_view_hint(struct pstore *ps, int wait_ms, struct pstore_hint_stats *
     memset(out, 0, sizeof(*out));
     if (!h)
         return;
-    if (atomic_load(&h->state) == HINT_OFF)
+    if (start_due(h, atomic_load(&h->state)))
         hint_start(ps);
     if (wait_ms > 0) {
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += wait_ms / 1000;
-        until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        clock_deadline_ts(&until, wait_ms);
         pthread_mutex_lock(&h->mu);
         while (atomic_load(&h->state) < HINT_READY)
             if (pthread_cond_timedwait(&h->cv, &h->mu, &until) != 0)

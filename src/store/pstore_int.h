@@ -73,6 +73,7 @@ struct pstore_conn {
     bool dict_cached;
     int64_t dict_state;
     uint64_t map_gen;       /* ps->ckpt_copied when the file was last mapped (pstore_view.c) */
+    bool map_lowered;       /* its mapping limit is one step below the usual (pstore_view.c) */
 };
 
 /* How much of profile.db readers map: SQLite's compile-time ceiling in Debian (larger asks are
@@ -163,6 +164,48 @@ static inline uint64_t pstore__le48(const uint8_t *p)
     return v;
 }
 
+/* The shape (level, split) from its kv value (level << 48 | split; 0 when never written);
+ * ING_EINTERNAL when it cannot be one (a split beyond the level, or more levels than the 48-bit
+ * fingerprint can address). */
+int pstore__dstate_decode(int64_t v, int *level, uint64_t *split, struct ing_err *err);
+
+/* The first of a bucket's n entries (sorted by fingerprint) whose fingerprint is not below fp.
+ * Fingerprints are uniform, so an entry's place is close to n * fp / 2^48: the search starts
+ * there and gallops outward (a cache line or two) instead of bisecting the whole bucket (~8
+ * lines of a 2.4 KB bucket). Exact whatever the distribution. Inline: the lookup's hot path. */
+static inline size_t pstore__dict_lower(const uint8_t *p, size_t n, uint64_t fp)
+{
+    if (n == 0)
+        return 0;
+    size_t lo = 0, hi = n;
+    size_t guess = (size_t)(((uint64_t)n * (fp >> 16)) >> 32); /* fp < 2^48, n < 2^32 */
+    size_t step = 4;
+    if (pstore__le48(p + guess * PSTORE_DICT_ENTRY) < fp) {
+        lo = guess + 1; /* everything below lo is < fp */
+        while (lo + step < n && pstore__le48(p + (lo + step) * PSTORE_DICT_ENTRY) < fp) {
+            lo += step + 1;
+            step *= 2;
+        }
+        if (lo + step < n)
+            hi = lo + step; /* entry hi >= fp */
+    } else {
+        hi = guess; /* entry hi >= fp */
+        while (hi > step && pstore__le48(p + (hi - step - 1) * PSTORE_DICT_ENTRY) >= fp) {
+            hi -= step + 1;
+            step *= 2;
+        }
+        lo = hi > step ? hi - step : 0; /* entry lo - 1 < fp */
+    }
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (pstore__le48(p + mid * PSTORE_DICT_ENTRY) < fp)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static inline uint64_t pstore__dict_fp(uint64_t h)
 {
     return h >> 16;
@@ -227,9 +270,13 @@ int pstore__dict_lookup(struct pstore_conn *c, uint64_t h, int64_t *labels, size
 int pstore__cluster_labels_after(struct pstore_tx *tx, int64_t after, size_t max,
                                  int64_t **labels, size_t *n, struct ing_err *err);
 /* pstore_hint.c: the dictionary kept in memory as a hint for lookups of stored answers (see the
- * file's comment for why a stale or wrong hint is safe). new at open (off: ps->hint stays NULL),
- * free at close (stops and joins the build). */
-void pstore__hint_new(struct pstore *ps);
+ * file's comment for why a stale or wrong hint is safe). new at open (off: ps->hint stays NULL;
+ * retry_ms: how long after a failed build a lookup may start another, 0: 30 s), free at close
+ * (stops and joins the build). */
+void pstore__hint_new(struct pstore *ps, int retry_ms);
+/* Tests only: called by the build thread right after the hint became ready or failed, before
+ * waiters are woken (a commit made here must reach the hint). NULL: nothing. */
+extern void (*pstore__hint_built_hook)(struct pstore *ps);
 void pstore__hint_free(struct pstore *ps);
 /* Candidate labels of identity hash h, as pstore__dict_lookup, from memory: true when the hint
  * answered (ready), false when the caller must read the dictionary (not built yet: this call

@@ -410,7 +410,7 @@ int pstore_open(struct pstore **out, const char *dir, const struct pstore_opts *
     ps->writer = c;
     c = NULL;
     if (!(opts && opts->no_lookup_hint))
-        pstore__hint_new(ps);
+        pstore__hint_new(ps, opts ? opts->lookup_hint_retry_ms : 0);
     /* Checkpoints off the commit path (pstore_ckpt.c); without the thread, SQLite's own. */
     if (pstore__ckpt_start(ps, opts ? opts->checkpoint_frames : 0, NULL) != 0)
         log_warn("pstore: no checkpoint thread; checkpoints run inside commits");

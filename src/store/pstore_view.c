@@ -439,23 +439,32 @@ static void snapshot_end(struct pstore_conn *c)
     if (c->snapshot && pstore__stmt(c, S_END, &s, NULL) == 0)
         pstore__step_done(c, s, "commit", NULL);
     c->snapshot = false;
-    c->dict_cached = false;
+    c->dict_cached = false; /* read again in the next snapshot */
 }
 
 /* SQLite maps the file as long as it was when first read, and maps it again only after a commit
  * changed the WAL; but the checkpoint thread grows the file after the commit (it copies the
  * commit's new pages), so without this, every page a batch appended would be read with pread
  * (a system call and a 16 KiB copy per page-cache miss) until the next commit. A new mapping
- * limit makes the VFS map the file again (at most once per checkpoint that copied pages, between
- * snapshots: no page of the old mapping is in use); the two limits alternate. */
+ * limit makes the VFS map the file again (at most once per batch of checkpoints that copied
+ * pages, between snapshots: no page of the old mapping is in use). SQLite does nothing when
+ * asked for the limit it has, and cuts a larger one to its ceiling, so the new limit is
+ * derived from the connection's current one: a step below it, then back up to it. */
+#define REMAP_STEP ((sqlite3_int64)65536)
+
 static void remap_if_grown(struct pstore *ps, struct pstore_conn *c)
 {
     uint64_t copied = atomic_load(&ps->ckpt_copied);
     if (copied == c->map_gen)
         return;
-    sqlite3_int64 limit = PSTORE_MMAP_BYTES - (sqlite3_int64)(copied & 1) * 65536;
-    sqlite3_file_control(c->db, "main", SQLITE_FCNTL_MMAP_SIZE, &limit);
     c->map_gen = copied;
+    sqlite3_int64 limit = -1; /* a negative limit only reads the current one back */
+    if (sqlite3_file_control(c->db, "main", SQLITE_FCNTL_MMAP_SIZE, &limit) != SQLITE_OK ||
+        limit <= REMAP_STEP)
+        return; /* not mapped at all: nothing to map again */
+    limit += c->map_lowered ? REMAP_STEP : -REMAP_STEP;
+    if (sqlite3_file_control(c->db, "main", SQLITE_FCNTL_MMAP_SIZE, &limit) == SQLITE_OK)
+        c->map_lowered = !c->map_lowered;
 }
 
 static int view_conn_get(struct pstore *ps, struct pstore_conn **out, struct ing_err *err)
@@ -480,7 +489,6 @@ static int view_conn_get(struct pstore *ps, struct pstore_conn **out, struct ing
         if ((ret = pstore__stmt(c, S_BEGIN, &s, err)) == 0)
             ret = pstore__step_done(c, s, "begin", err);
         c->snapshot = ret == 0;
-        c->dict_cached = false; /* read again in the new snapshot */
         c->snapshot_gen = gen;
         c->snapshot_ns = now;
     }

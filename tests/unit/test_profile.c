@@ -4,8 +4,9 @@
  * default) over the real store, lookups that assemble a profile from pstore under pdg and
  * none, stored answers (always the general path's bytes), their backfill when a database from
  * before them is opened, their direct writer (profile_fast.c: jansson's bytes, or
- * declined), and the lookup hint (the dictionary in memory: exact after each commit, safe when
- * stale or during concurrent commits). */
+ * declined), and the lookup hint (the dictionary in memory: exact after each commit, even one
+ * made as its build ends, safe when stale or during concurrent commits, built again some time
+ * after a failed build). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -23,6 +24,7 @@
 #include "profile/profile.h"
 #include "profile/profile_fast.h"
 #include "store/pstore.h"
+#include "store/pstore_int.h" /* pstore__hint_built_hook: to hold the hint's build at its end */
 #include "store/store.h"
 #include "util/fs.h"
 #include "util/mem.h"
@@ -1238,6 +1240,122 @@ static void test_hint_concurrent_commits(void **state)
     all_same(fx, 0, RACE_PAIRS - 1);
 }
 
+/* A commit made the moment the build ends (the hook below holds the build thread right after
+ * the hint turned ready, before waiters are woken) reaches the hint: before the fix the state
+ * changed after the write lock was dropped, so such a commit was queued to a queue nothing read
+ * again and its identities stayed unknown to the hint (a miss for each). */
+struct build_gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool at_hook, release;
+};
+
+static struct build_gate gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false,
+                                 false};
+
+static void hold_build(struct pstore *ps)
+{
+    (void)ps;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20; /* never hang the suite */
+    pthread_mutex_lock(&gate.mu);
+    gate.at_hook = true;
+    pthread_cond_broadcast(&gate.cv);
+    while (!gate.release && pthread_cond_timedwait(&gate.cv, &gate.mu, &until) == 0) {
+    }
+    pthread_mutex_unlock(&gate.mu);
+}
+
+static void test_hint_commit_at_build_end(void **state)
+{
+    struct fixture *fx = *state;
+    struct pstore_hint_stats st;
+    pair_batch(fx, "B1", 1);
+    pair_batch(fx, "B2", 2);
+    pstore__hint_built_hook = hold_build;
+    pstore_view_hint(fx->ps, 0, &st); /* starts the build */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    pthread_mutex_lock(&gate.mu);
+    while (!gate.at_hook && pthread_cond_timedwait(&gate.cv, &gate.mu, &until) == 0) {
+    }
+    bool held = gate.at_hook;
+    pthread_mutex_unlock(&gate.mu);
+    assert_true(held);
+    pair_batch(fx, "B3", 3); /* while the build thread is between its lock and the wake-up */
+    pthread_mutex_lock(&gate.mu);
+    gate.release = true;
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
+    hint_ready(fx->ps, &st);
+    pstore__hint_built_hook = NULL;
+    assert_int_equal(st.entries, 6);
+    char *n3 = stored_answer(fx, "lumaCrmId", "C3");
+    assert_non_null(n3);
+    assert_non_null(strstr(n3, "\"k3\""));
+    free(n3);
+    all_same(fx, 1, 3);
+}
+
+static void exec_sql(const char *dir, const char *sql)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/profile.db", dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg);
+    sqlite3_close(db);
+}
+
+static void reopen(struct fixture *fx, const struct pstore_opts *o)
+{
+    profiles_free(fx->pf);
+    idgraph_free(fx->g);
+    pstore_close(fx->ps);
+    assert_int_equal(pstore_open(&fx->ps, fx->dir, o, NULL), 0);
+    assert_int_equal(idgraph_new(&fx->g, fx->ps, NULL, NULL, NULL), 0);
+    assert_int_equal(profiles_new(&fx->pf, fx->st, fx->g, NULL), 0);
+}
+
+/* A failed build is not for ever: a lookup after the retry delay builds it again (before, one
+ * passing failure turned the hint off until restart); before the delay lookups read the
+ * dictionary and do not retry. */
+static void test_hint_retry_after_failure(void **state)
+{
+    struct fixture *fx = *state;
+    struct pstore_hint_stats st;
+    pair_batch(fx, "B1", 1);
+    pair_batch(fx, "B2", 2);
+    /* a bucket beyond the dictionary's shape: the build refuses it; lookups never address it */
+    exec_sql(fx->dir, "INSERT INTO gdict(bucket, body) VALUES (1000000, zeroblob(12))");
+    struct pstore_opts o = {.fast = true, .lookup_hint_retry_ms = 1000};
+    reopen(fx, &o);
+    pstore_view_hint(fx->ps, 20000, &st);
+    assert_true(st.failed);
+    assert_false(st.ready);
+    exec_sql(fx->dir, "DELETE FROM gdict WHERE bucket = 1000000");
+    /* within the delay: no new build, the dictionary answers */
+    all_same(fx, 1, 2);
+    pstore_view_hint(fx->ps, 0, &st);
+    assert_true(st.failed);
+    struct timespec pause = {1, 100000000};
+    nanosleep(&pause, NULL);
+    char *l1 = stored_answer(fx, "lumaLoyaltyId", "L1"); /* this lookup starts the build again */
+    assert_non_null(l1);
+    free(l1);
+    hint_ready(fx->ps, &st);
+    assert_int_equal(st.entries, 4);
+    pair_batch(fx, "B3", 3); /* and it follows commits as a first build does */
+    pstore_view_hint(fx->ps, 0, &st);
+    assert_int_equal(st.entries, 6);
+    all_same(fx, 1, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1256,6 +1374,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hint_follows_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hint_stale_is_safe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hint_concurrent_commits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hint_commit_at_build_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hint_retry_after_failure, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
