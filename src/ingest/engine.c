@@ -372,44 +372,82 @@ static void stop_from(struct ranges *rs, int index)
         ;
 }
 
+/* What the start of a file says about cutting it into ranges of lines. */
+enum head_kind {
+    HEAD_LINES,       /* plain text that does not start an array: JSON Lines, may be cut */
+    HEAD_COMPRESSED,  /* gzip or zstd: decompressed by inread as one stream, read whole */
+    HEAD_WHOLE,       /* an array, or a start too blank to tell: the sequential splitter decides */
+};
+
+static bool is_bom(const uint8_t *p, size_t n)
+{
+    return n >= 3 && p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF;
+}
+
 /*
- * Is the file JSON Lines that may be cut (and not an array, which the sequential splitter detects
- * by its first byte)? And does no range start with a byte-order mark, which a range's splitter
- * would skip where the sequential one reads it as part of a line? 1 = yes, 0 = no, or ING_E*.
+ * The first n bytes of a file (RANGES_PEEK_BYTES, or the whole file when shorter), classified
+ * the way the whole-file path reads it: compressed by the magic bytes inread_open looks for, else
+ * an array or a blank start by the first byte after a byte-order mark and white space, which is
+ * what the sequential splitter decides on. The run over a whole file (ranges_ok) and the
+ * read-ahead run over a file still arriving (spec_check_head) both ask here, so a read-ahead run
+ * is never adopted for a file the whole-file path would read differently.
+ */
+static enum head_kind head_kind(const uint8_t *p, size_t n)
+{
+    if ((n >= 2 && p[0] == 0x1f && p[1] == 0x8b) ||
+        (n >= 4 && p[0] == 0x28 && p[1] == 0xb5 && p[2] == 0x2f && p[3] == 0xfd))
+        return HEAD_COMPRESSED;
+    size_t i = is_bom(p, n) ? 3 : 0;
+    while (i < n && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
+        i++;
+    return i == n || p[i] == '[' ? HEAD_WHOLE : HEAD_LINES;
+}
+
+static ssize_t read_at(int fd, void *buf, size_t n, int64_t at)
+{
+    ssize_t got;
+    do {
+        got = pread(fd, buf, n, at);
+    } while (got < 0 && errno == EINTR);
+    return got;
+}
+
+/* Does a byte-order mark start at `at` of a file of `size` bytes? A range's splitter would skip
+ * it where the whole file's reads it as part of a line. 1 = yes, 0 = no, or ING_EIO. */
+static int bom_at(int fd, int64_t at, int64_t size, struct ing_err *err)
+{
+    if (size - at < 3)
+        return 0;
+    uint8_t b[3];
+    ssize_t got = read_at(fd, b, 3, at);
+    if (got < 0)
+        return ing_err_errno(err, errno, "cannot read the input file");
+    return is_bom(b, (size_t)got) ? 1 : 0;
+}
+
+/*
+ * Is the file JSON Lines that may be cut (not compressed, and not an array, which the sequential
+ * splitter detects by its first byte)? And does no range start with a byte-order mark? 1 = yes,
+ * 0 = no, or ING_E*.
  */
 static int ranges_ok(int fd, int64_t size, const struct par_range *ranges, int n,
                      struct ing_err *err)
 {
     uint8_t *peek = xmalloc(RANGES_PEEK_BYTES);
     int rc = 0;
-    ssize_t got;
-    do {
-        got = pread(fd, peek, RANGES_PEEK_BYTES, 0);
-    } while (got < 0 && errno == EINTR);
+    ssize_t got = read_at(fd, peek, RANGES_PEEK_BYTES, 0);
     if (got < 0) {
         rc = ing_err_errno(err, errno, "cannot read the input file");
         goto out;
     }
-    size_t i = got >= 3 && peek[0] == 0xEF && peek[1] == 0xBB && peek[2] == 0xBF ? 3 : 0;
-    while (i < (size_t)got && (peek[i] == ' ' || peek[i] == '\n' || peek[i] == '\r' ||
-                               peek[i] == '\t'))
-        i++;
-    if (i == (size_t)got || peek[i] == '[')
-        goto out; /* an array, or a start too blank to tell: the sequential splitter decides */
+    if (head_kind(peek, (size_t)got) != HEAD_LINES)
+        goto out;
     for (int k = 1; k < n; k++) {
-        uint8_t bom[3];
-        int64_t left = size - ranges[k].start;
-        if (left < 3)
-            continue;
-        do {
-            got = pread(fd, bom, 3, ranges[k].start);
-        } while (got < 0 && errno == EINTR);
-        if (got < 0) {
-            rc = ing_err_errno(err, errno, "cannot read the input file");
+        rc = bom_at(fd, ranges[k].start, size, err);
+        if (rc != 0) {
+            rc = rc > 0 ? 0 : rc;
             goto out;
         }
-        if (got == 3 && bom[0] == 0xEF && bom[1] == 0xBB && bom[2] == 0xBF)
-            goto out;
     }
     rc = 1;
 out:
@@ -1280,25 +1318,21 @@ static int spec_check_head(struct engine_spec *s, struct ing_err *err)
     size_t want = s->avail < RANGES_PEEK_BYTES ? (size_t)s->avail : RANGES_PEEK_BYTES;
     uint8_t *peek = xmalloc(want + 1);
     int rc = 0;
-    ssize_t got;
-    do {
-        got = pread(s->fd, peek, want, 0);
-    } while (got < 0 && errno == EINTR);
+    ssize_t got = read_at(s->fd, peek, want, 0);
     if (got < 0) {
         rc = ing_err_errno(err, errno, "cannot read the input file");
         goto out;
     }
-    size_t n = (size_t)got;
-    if ((n >= 2 && peek[0] == 0x1f && peek[1] == 0x8b) ||
-        (n >= 4 && peek[0] == 0x28 && peek[1] == 0xb5 && peek[2] == 0x2f && peek[3] == 0xfd)) {
+    switch (head_kind(peek, (size_t)got)) {
+    case HEAD_COMPRESSED:
         rc = ing_err_set(err, ING_EINVAL, "a compressed file is read whole");
-        goto out;
-    }
-    size_t i = n >= 3 && peek[0] == 0xEF && peek[1] == 0xBB && peek[2] == 0xBF ? 3 : 0;
-    while (i < n && (peek[i] == ' ' || peek[i] == '\n' || peek[i] == '\r' || peek[i] == '\t'))
-        i++;
-    if (i == n || peek[i] == '[')
+        break;
+    case HEAD_WHOLE:
         rc = ing_err_set(err, ING_EINVAL, "an array (or a blank start) is read whole");
+        break;
+    case HEAD_LINES:
+        break;
+    }
 out:
     free(peek);
     s->checked = rc == 0;
@@ -1344,13 +1378,10 @@ static void spec_cut_tail(struct engine_spec *s)
             cut = at + (nl - block) + 1;
         at += got;
     }
-    if (cut > 0 && cut < s->final) {
-        /* A range's splitter would skip a byte-order mark the whole file's reads as text. */
-        uint8_t bom[3] = {0};
-        if (s->final - cut >= 3 && pread(s->fd, bom, 3, cut) == 3 && bom[0] == 0xEF &&
-            bom[1] == 0xBB && bom[2] == 0xBF)
-            cut = -1;
-    }
+    /* A range's splitter would skip a byte-order mark the whole file's reads as text. A failed
+     * read does not stop the cut: range 1 then fails on it itself. */
+    if (cut > 0 && cut < s->final && bom_at(s->fd, cut, s->final, NULL) > 0)
+        cut = -1;
     free(block);
     if (cut <= 0 || cut >= s->final)
         return;

@@ -88,9 +88,13 @@ struct tpl_slot {
     size_t start, end;
 };
 
+/* Misses in a row after which the template gives way (see tpl_take). */
+#define TPL_MISSES 4u
+
 /* A good record made of objects and scalars only: its bytes, its scalars, its null set. */
 struct tpl {
     bool valid;
+    unsigned misses;           /* records in a row the template did not match (see tpl_take) */
     char *bytes;
     size_t len, bytes_cap;
     struct tpl_slot *slots;
@@ -123,8 +127,8 @@ struct shred {
     size_t rset_n, rset_cap, pset_n, pset_cap;
     uint64_t pset_key;
     /* The record template (see "the template walk"): the fast walk notes each scalar it staged
-     * (slots) and whether the record is of the kind a template can stand for; tpl is the last
-     * such record. */
+     * (slots) while the record is of the kind a template can stand for (tpl_ok); tpl is such a
+     * record, the one after the last few misses in a row (tpl_take). */
     struct tpl_slot *slots;
     size_t n_slots, slots_cap;
     bool tpl_ok;
@@ -280,6 +284,30 @@ int shred_debug_levels(struct shred *sh, int column, int *defs, int *reps, size_
         }
     }
     return (int)n;
+}
+
+/* ---- growing arrays ---- */
+
+/* p, an array of *cap elements of elem bytes, with room for at least `need`: doubled (from 32)
+ * until it has, so a list that grows by one at a time is copied a logarithmic number of times. */
+static void *grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return p;
+    size_t c = *cap ? *cap : 32;
+    while (c < need)
+        c *= 2;
+    *cap = c;
+    return xrealloc(p, c * elem);
+}
+
+/* src[0, n) copied over dst (capacity *cap, grown as needed); returns dst, perhaps moved. */
+static void *copy_grow(void *dst, size_t *cap, const void *src, size_t n, size_t elem)
+{
+    dst = grow(dst, cap, n, elem);
+    if (n)
+        memcpy(dst, src, n * elem);
+    return dst;
 }
 
 /* ---- staging ---- */
@@ -820,10 +848,7 @@ static void stage_absent(struct shred *sh, struct snode *nd, size_t *seen, size_
 static void set_absent(struct shred *sh, struct snode *nd, size_t *seen, size_t n, int def)
 {
     absent_gaps(sh, nd, seen, n);
-    if (sh->rset_cap - sh->rset_n < nd->gaps_n) {
-        sh->rset_cap = (sh->rset_n + nd->gaps_n) * 2;
-        sh->rset = xrealloc(sh->rset, sh->rset_cap * 3 * sizeof(int32_t));
-    }
+    sh->rset = grow(sh->rset, &sh->rset_cap, sh->rset_n + nd->gaps_n, 3 * sizeof(int32_t));
     for (size_t i = 0; i < nd->gaps_n; i++) {
         int32_t first = nd->gaps[2 * i], last = nd->gaps[2 * i + 1];
         int32_t *prev = sh->rset_n ? &sh->rset[3 * (sh->rset_n - 1)] : NULL;
@@ -850,11 +875,7 @@ static void write_null_set(struct shred *sh, struct pq_writer *w)
         return;
     if (sh->rset_n != sh->pset_n || !sh->pset_key ||
         memcmp(sh->rset, sh->pset, sh->rset_n * 3 * sizeof(int32_t)) != 0) {
-        if (sh->pset_cap < sh->rset_n) {
-            sh->pset_cap = sh->rset_cap;
-            sh->pset = xrealloc(sh->pset, sh->pset_cap * 3 * sizeof(int32_t));
-        }
-        memcpy(sh->pset, sh->rset, sh->rset_n * 3 * sizeof(int32_t));
+        sh->pset = copy_grow(sh->pset, &sh->pset_cap, sh->rset, sh->rset_n, 3 * sizeof(int32_t));
         sh->pset_n = sh->rset_n;
         sh->pset_key = atomic_fetch_add(&null_set_keys, 1) + 1;
     }
@@ -1321,6 +1342,10 @@ static int fast_value(struct fast *fw, size_t ni, const char **pp, int rep, int 
     if (*p == 'n') {
         if (f->required || !jtok_scan_literal(p, fw->end, "null", 4))
             return FAST_GIVE_UP;
+        /* A null of a node with columns stages a null range, which alone keeps the record from
+         * being a template (n_log != n_slots); a node without columns stages nothing, and its
+         * record is kept out here so that a template holds only objects and scalars, as its
+         * contract says (its value, too, would take fast_skip, which rules the record out). */
         sh->tpl_ok = false;
         stage_nulls(sh, nd, f->def_level - 1, rep);
         *pp = p + 4;
@@ -1348,12 +1373,13 @@ static int fast_value(struct fast *fw, size_t ni, const char **pp, int rep, int 
         struct jtok t;
         if (fast_scalar_token(fw, pp, &t) != 0 || walk_scalar(sh, nd, &t, rep, NULL, NULL) < 0)
             return FAST_GIVE_UP;
-        if (sh->n_slots == sh->slots_cap) {
-            sh->slots_cap = sh->slots_cap ? sh->slots_cap * 2 : 32;
-            sh->slots = xrealloc(sh->slots, sh->slots_cap * sizeof(struct tpl_slot));
+        /* Slots are of use only to a record that may become the template: one that has ruled
+         * itself out (an array's elements, say) no longer notes them. */
+        if (sh->tpl_ok) {
+            sh->slots = grow(sh->slots, &sh->slots_cap, sh->n_slots + 1, sizeof(*sh->slots));
+            sh->slots[sh->n_slots++] = (struct tpl_slot){
+                .node = ni, .start = (size_t)(p - sh->rec), .end = (size_t)(*pp - sh->rec)};
         }
-        sh->slots[sh->n_slots++] = (struct tpl_slot){
-            .node = ni, .start = (size_t)(p - sh->rec), .end = (size_t)(*pp - sh->rec)};
         return 0;
     }
     }
@@ -1385,7 +1411,8 @@ static int fast_record(struct shred *sh, const char *rec, size_t len)
  * scalars carry all the structure the fast walk reads (keys, braces, commas, blanks), so a match
  * stages what the fast walk would stage, in the same order, with the same null set; anything
  * else (another shape, a null or a container where a scalar was, a bad value) gives up and the
- * record takes the fast walk, which makes it the template when it can be one.
+ * record takes the fast walk, which makes it the template when it can be one and the old one
+ * has missed several records in a row (tpl_take).
  */
 static int tpl_record(struct shred *sh, const char *rec, size_t len)
 {
@@ -1408,43 +1435,34 @@ static int tpl_record(struct shred *sh, const char *rec, size_t len)
     size_t seg = t->len - prev;
     if ((size_t)(fw.end - p) != seg || !same_bytes(p, t->bytes + prev, seg))
         return FAST_GIVE_UP;
-    if (t->n_nulls > sh->rset_cap) {
-        sh->rset_cap = t->n_nulls;
-        sh->rset = xrealloc(sh->rset, sh->rset_cap * 3 * sizeof(int32_t));
-    }
-    if (t->n_nulls)
-        memcpy(sh->rset, t->nulls, t->n_nulls * 3 * sizeof(int32_t));
+    sh->rset = copy_grow(sh->rset, &sh->rset_cap, t->nulls, t->n_nulls, 3 * sizeof(int32_t));
     sh->rset_n = t->n_nulls;
     return 0;
 }
 
-/* The record the fast walk just took becomes the template, when it can be one. */
+/*
+ * A record the fast walk just took, after the template missed it or with no template: it
+ * becomes the template when it can be one. A template that misses only now and then (a file
+ * mixing two shapes, a null here and there) still matches the records in between, so it is
+ * kept through TPL_MISSES - 1 misses in a row; the next one replaces it with this record, or,
+ * when this record cannot be a template, drops it, so that records of a shape that never can
+ * be one stop paying for a compare that fails.
+ */
 static void tpl_take(struct shred *sh, const char *rec, size_t len)
 {
     struct tpl *t = &sh->tpl;
+    if (t->valid && ++t->misses < TPL_MISSES)
+        return;
     t->valid = false;
+    t->misses = 0;
     /* Every staged value is one of the slots: nothing else (nulls, lists) was staged. */
     if (!sh->tpl_ok || sh->unknown || sh->n_log != sh->n_slots)
         return;
-    if (len > t->bytes_cap) {
-        t->bytes_cap = len;
-        t->bytes = xrealloc(t->bytes, len);
-    }
-    memcpy(t->bytes, rec, len);
+    t->bytes = copy_grow(t->bytes, &t->bytes_cap, rec, len, 1);
     t->len = len;
-    if (sh->n_slots > t->slots_cap) {
-        t->slots_cap = sh->n_slots;
-        t->slots = xrealloc(t->slots, t->slots_cap * sizeof(struct tpl_slot));
-    }
-    if (sh->n_slots)
-        memcpy(t->slots, sh->slots, sh->n_slots * sizeof(struct tpl_slot));
+    t->slots = copy_grow(t->slots, &t->slots_cap, sh->slots, sh->n_slots, sizeof(*t->slots));
     t->n_slots = sh->n_slots;
-    if (sh->rset_n > t->nulls_cap) {
-        t->nulls_cap = sh->rset_n;
-        t->nulls = xrealloc(t->nulls, t->nulls_cap * 3 * sizeof(int32_t));
-    }
-    if (sh->rset_n)
-        memcpy(t->nulls, sh->rset, sh->rset_n * 3 * sizeof(int32_t));
+    t->nulls = copy_grow(t->nulls, &t->nulls_cap, sh->rset, sh->rset_n, 3 * sizeof(int32_t));
     t->n_nulls = sh->rset_n;
     t->valid = true;
 }
@@ -1474,8 +1492,10 @@ int shred_record(struct shred *sh, const char *rec, size_t len, struct pq_writer
      * copy) and every record they give up on take the token walk from the start, which reports
      * the errors. */
     if (!converted && rec) {
-        if (sh->tpl.valid && tpl_record(sh, rec, len) == 0)
+        if (sh->tpl.valid && tpl_record(sh, rec, len) == 0) {
+            sh->tpl.misses = 0;
             goto good;
+        }
         record_reset(sh);
         if (fast_record(sh, rec, len) == 0) {
             tpl_take(sh, rec, len);

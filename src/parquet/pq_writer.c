@@ -65,12 +65,15 @@
 #define PAGE_HDR_ROOM ((size_t)48)
 
 /* Data pages of a column switch to zstd's entropy mode after a page compressed at the normal
- * level to more than 3/10 of its size, and back after one in the entropy mode went below 1/5
- * (cut_page); pages under 64 KiB do not count. */
+ * level to more than 3/10 of its size; every ENTROPY_PROBE_EVERY-th page after that is
+ * compressed at the normal level again, and the column goes back to it when that page did not
+ * pass 3/10, or at once when a page in the entropy mode went below 1/5 (cut_page). Pages under
+ * 64 KiB do not count. */
 #define ENTROPY_ON_NUM 3u
 #define ENTROPY_ON_DEN 10u
 #define ENTROPY_OFF_NUM 1u
 #define ENTROPY_OFF_DEN 5u
+#define ENTROPY_PROBE_EVERY 16u
 #define ENTROPY_MIN_PAGE ((size_t)64 << 10)
 
 /* Parquet enum values (parquet.thrift). */
@@ -115,7 +118,8 @@ struct pq_col {
     int64_t unc_bytes, comp_bytes; /* page headers + bodies */
     int dict_pages;            /* data pages that use the dictionary */
     unsigned encodings;        /* bit per Parquet Encoding value */
-    bool entropy;              /* zstd: the next data page in the entropy mode (see cut_page) */
+    bool entropy;              /* zstd: data pages in the entropy mode (see cut_page) */
+    unsigned entropy_pages;    /* pages in the entropy mode since the last at the normal level */
 
     /* Dictionary (BYTE_ARRAY only): PLAIN entries, open-addressing hash of entry ids. */
     bool use_dict;             /* values go to the dictionary (until it overflows) */
@@ -549,9 +553,10 @@ __attribute__((noinline)) static void null_set_slow(struct pq_writer *w, const i
      * that the misuse is reported by the same code, in the same words. */
     size_t lev_sum = 0;
     int ncols = 0;
+    bool fits = n <= INT32_MAX / 3;
     for (size_t r = 0; r < n; r++) {
         int first = ranges[3 * r], last = ranges[3 * r + 1], def = ranges[3 * r + 2];
-        bool ok = first >= 0 && last < w->ncols && first <= last && n <= INT32_MAX / 3;
+        bool ok = fits && first >= 0 && last < w->ncols && first <= last;
         for (int column = first; ok && column <= last; column++) {
             const struct pq_col *c = &w->cols[column];
             ok = def >= 0 && def < c->max_def;
@@ -952,15 +957,15 @@ static int emit_page(struct pq_writer *w, struct buf *dst, int page_type, int32_
  * buffer after PAGE_HDR_ROOM bytes, its header then written just before the body: no copy of
  * the compressed bytes. Returns the sizes, and the body's in *body_len. */
 static int emit_data_page(struct pq_writer *w, struct pq_col *c, const uint8_t *src, size_t n,
-                          int32_t num_values, int encoding, int64_t *unc, int64_t *comp,
-                          size_t *body_len)
+                          int32_t num_values, int encoding, bool entropy, int64_t *unc,
+                          int64_t *comp, size_t *body_len)
 {
     size_t seg_at = c->pages.len;
     buf_grab(&c->pages, PAGE_HDR_ROOM);
     size_t body_at = c->pages.len;
     int rc = 0;
     if (w->codec != PQ_CODEC_UNCOMPRESSED)
-        rc = pq_codec_compress_append(w->cc, src, n, &c->pages, c->entropy, &w->ferr);
+        rc = pq_codec_compress_append(w->cc, src, n, &c->pages, entropy, &w->ferr);
     else if (n)
         memcpy(buf_grab(&c->pages, n), src, n);
     if (rc)
@@ -1045,21 +1050,29 @@ static int cut_page(struct pq_writer *w, struct pq_col *c)
         src = w->raw.data;
         n = w->raw.len;
     }
-    int64_t unc = 0, comp = 0;
-    size_t body_len = 0;
-    rc = emit_data_page(w, c, src, n, (int32_t)c->nlev, encoding, &unc, &comp, &body_len);
-    if (rc)
-        return rc;
     /* zstd's level 1 spends most of its time looking for repeats; a page it could not shrink
      * below ENTROPY_ON of its size had few (random ids as text, measured numbers) and shrank by
      * entropy coding, which the entropy mode does at about half the cost. The column's next
-     * pages take that mode until one shrinks below ENTROPY_OFF (repeats came back). Small pages
-     * say too little either way. */
-    if (w->codec == PQ_CODEC_ZSTD && n >= ENTROPY_MIN_PAGE) {
-        if (!c->entropy && body_len * ENTROPY_ON_DEN > n * ENTROPY_ON_NUM)
-            c->entropy = true;
-        else if (c->entropy && body_len * ENTROPY_OFF_DEN < n * ENTROPY_OFF_NUM)
-            c->entropy = false;
+     * pages take that mode until one shrinks below ENTROPY_OFF (repeats came back). The entropy
+     * mode finds fewer repeats than level 1, so its sizes cannot say when level 1 would be under
+     * ENTROPY_ON again: now and then a page (the probe) is compressed at level 1 to ask. Small
+     * pages say too little either way. */
+    bool measured = w->codec == PQ_CODEC_ZSTD && n >= ENTROPY_MIN_PAGE;
+    bool probe = measured && c->entropy && c->entropy_pages >= ENTROPY_PROBE_EVERY;
+    bool entropy = c->entropy && !probe;
+    int64_t unc = 0, comp = 0;
+    size_t body_len = 0;
+    rc = emit_data_page(w, c, src, n, (int32_t)c->nlev, encoding, entropy, &unc, &comp,
+                        &body_len);
+    if (rc)
+        return rc;
+    if (measured && !entropy) {
+        c->entropy = body_len * ENTROPY_ON_DEN > n * ENTROPY_ON_NUM;
+        c->entropy_pages = 0;
+    } else if (measured && body_len * ENTROPY_OFF_DEN < n * ENTROPY_OFF_NUM) {
+        c->entropy = false;
+    } else if (measured) {
+        c->entropy_pages++;
     }
     c->encodings |= 1u << encoding | 1u << PT_RLE;
     c->unc_bytes += unc;

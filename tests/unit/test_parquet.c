@@ -1,7 +1,8 @@
 /*
  * test_parquet.c - unit tests for src/parquet: the Thrift compact encoder, the RLE/bit-packed
  * hybrid, the schema tree, and written files (layout, footer metadata decoded by a small
- * independent compact-protocol reader below, dictionary fallback, row groups, codecs).
+ * independent compact-protocol reader below, dictionary fallback, row groups, codecs, pages in
+ * zstd's entropy mode and the way back to level 1).
  * With PQ_SAMPLE_DIR set, sample files for the DuckDB API test are left in that directory.
  */
 #include <stdarg.h>
@@ -1088,6 +1089,126 @@ static void test_pages_in_place(void **state)
     check_pages_in_place(PQ_CODEC_GZIP);
 }
 
+/* ------------------------------------------------------------------ zstd's entropy mode */
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+#define ENTROPY_PAGE_BYTES (128 * 1024)
+#define ENTROPY_PAGE_ROWS (ENTROPY_PAGE_BYTES / 8)
+#define ENTROPY_NOISE_ROWS (3 * ENTROPY_PAGE_ROWS)
+#define ENTROPY_ROWS (24 * ENTROPY_PAGE_ROWS)
+
+/* Row i of the entropy test: three pages of random numbers (nothing repeats: level 1 cannot
+ * shrink them, the column takes the entropy mode), then numbers drawn from 512 random ones,
+ * which zstd's level 1 shrinks to about a quarter of a 128 KiB page but the entropy mode only
+ * to about a third: above the way out of the entropy mode (1/5) measured in that mode, below
+ * the way in (3/10) measured at level 1. */
+static int64_t entropy_value(int i)
+{
+    uint64_t k = i < ENTROPY_NOISE_ROWS ? (uint64_t)i : 1000000u + mix64((uint64_t)i) % 512;
+    return (int64_t)mix64(k * 0x9e3779b97f4a7c15ull + 1);
+}
+
+/* Pages of a column that turns to the entropy mode and whose data then compresses well at
+ * level 1 only: every value reads back, the column goes back to level 1 (asked on a page at
+ * level 1, not by the entropy mode's own size) and stays there. A page is known to be at level
+ * 1 when compressing its decompressed bytes at level 1 gives its bytes exactly. */
+static void test_entropy_pages(void **state)
+{
+    (void)state;
+    char *dir = tmp_dir();
+    char *path = xasprintf("%s/entropy.parquet", dir);
+    struct pq_schema *s = pq_schema_new();
+    int col = pq_schema_add_leaf(s, 0, "v", PQ_REQUIRED, PQ_INT64, PQ_LOG_NONE);
+    pq_schema_finish(s);
+    struct pq_writer_opts o = {.codec = PQ_CODEC_ZSTD, .page_bytes = ENTROPY_PAGE_BYTES};
+    struct pq_writer *w;
+    assert_int_equal(pq_writer_open(&w, s, path, &o, NULL), 0);
+    for (int i = 0; i < ENTROPY_ROWS; i++) {
+        pq_write_i64(w, col, entropy_value(i), 0);
+        assert_int_equal(pq_writer_end_row(w, NULL), 0);
+    }
+    struct pq_file_info info = {0};
+    assert_int_equal(pq_writer_close(w, &info, NULL), 0);
+    assert_int_equal(info.row_groups, 1);
+
+    struct pq_reader *r;
+    assert_int_equal(pq_reader_open(&r, path, NULL, NULL), 0);
+    for (int i = 0; i < ENTROPY_ROWS; i++) {
+        assert_int_equal(pq_reader_next(r, NULL), 1);
+        assert_int_equal(pq_reader_row_begin(r), 0);
+        struct pq_value pv;
+        assert_int_equal(pq_reader_row_value(r, col, 0, &pv), 0);
+        assert_int_equal((int64_t)pq_get_le64(pv.fixed), entropy_value(i));
+    }
+    assert_int_equal(pq_reader_next(r, NULL), 0);
+    pq_reader_free(r);
+
+    /* Walk the chunk's pages: which are at level 1, which in the entropy mode. */
+    struct pfile f;
+    pfile_load(&f, path);
+    const struct tv *m = chunk_meta(&f, 0, 0);
+    size_t at = (size_t)tv_int(m, 9), end = at + (size_t)tv_int(m, 7);
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    assert_non_null(cc);
+    assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, 1)));
+    int pages = 0, entropy_pages = 0, first_entropy = -1, back_at = -1;
+    int64_t rows_before = 0; /* rows in the pages before this one */
+    while (at < end) {
+        struct rd rr = {f.data + at, f.data + end, 0};
+        struct tv ph;
+        memset(&ph, 0, sizeof(ph));
+        rd_struct(&rr, &ph);
+        assert_int_equal(rr.bad, 0);
+        assert_int_equal(tv_int(&ph, 1), 0); /* a data page: no dictionary for numbers */
+        size_t unc = (size_t)tv_int(&ph, 2), comp = (size_t)tv_int(&ph, 3);
+        int64_t nvals = tv_int(tv_get(&ph, 5), 1);
+        const uint8_t *body = rr.p;
+        assert_true(body + comp <= f.data + end);
+        uint8_t *raw = xmalloc(unc), *again = xmalloc(ZSTD_compressBound(unc));
+        assert_int_equal(ZSTD_decompress(raw, unc, body, comp), unc);
+        size_t l1 = ZSTD_compress2(cc, again, ZSTD_compressBound(unc), raw, unc);
+        assert_false(ZSTD_isError(l1));
+        bool level1 = l1 == comp && memcmp(again, body, comp) == 0;
+        if (!level1) {
+            /* the entropy mode, on the repeating data: larger than level 1 makes it */
+            assert_true(rows_before >= ENTROPY_NOISE_ROWS);
+            assert_true(comp > l1);
+            assert_int_equal(back_at, -1); /* once back at level 1, the column stays there */
+            entropy_pages++;
+            if (first_entropy < 0)
+                first_entropy = pages;
+        } else if (first_entropy >= 0 && back_at < 0) {
+            back_at = pages;
+        }
+        free(raw);
+        free(again);
+        tv_free(&ph);
+        rows_before += nvals;
+        at = (size_t)(body - f.data) + comp;
+        pages++;
+    }
+    assert_int_equal(at, end);
+    assert_int_equal(rows_before, ENTROPY_ROWS);
+    assert_true(pages >= 20);
+    /* in the entropy mode on the repeating data for a while, then back at level 1 for good */
+    assert_true(entropy_pages >= 8);
+    assert_true(back_at > first_entropy && back_at < pages - 3);
+    ZSTD_freeCCtx(cc);
+    pfile_free(&f);
+    pq_schema_free(s);
+    free(path);
+    fs_rm_rf(dir, NULL);
+    free(dir);
+}
+
 static void test_levels_in_pages(void **state)
 {
     (void)state;
@@ -1294,6 +1415,7 @@ int main(void)
         cmocka_unit_test(test_codec_none),
         cmocka_unit_test(test_levels_in_pages),
         cmocka_unit_test(test_pages_in_place),
+        cmocka_unit_test(test_entropy_pages),
         cmocka_unit_test(test_string_stats_truncation),
         cmocka_unit_test(test_misuse),
         cmocka_unit_test(test_samples),

@@ -4,7 +4,7 @@
  * fields, Dremel definition and repetition levels (through shred_debug_levels), the promise
  * that a bad record leaves nothing in the Parquet writer, and that records of changing shapes
  * (whose absent properties the fast walk hands over as one null set) give the rows the token
- * walk gives.
+ * walk gives, also when the record template is kept through misses or replaced.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -716,6 +716,127 @@ static void test_template_walk(void **state)
     }
 }
 
+/* shape with each '#' replaced by the row number, into out (reset first). */
+static void fill_shape(const char *shape, int row, struct buf *out)
+{
+    char num[16];
+    int n = snprintf(num, sizeof(num), "%d", row);
+    buf_reset(out);
+    for (const char *p = shape; *p; p++) {
+        if (*p == '#')
+            buf_append(out, num, (size_t)n);
+        else
+            buf_append_byte(out, (uint8_t)*p);
+    }
+}
+
+/* Rows 0..rows-1, row r of shape shapes[order[r % strlen(order)] - 'A'], written once by the
+ * fast walks (template and fast) and once by the token walk (previews take it): both files
+ * must hold the same rows. The fast walks' rows are left in `out`. */
+static void same_rows_both_walks(struct fixture *fx, const char *const *shapes,
+                                 const char *order, int rows, struct buf *out)
+{
+    size_t period = strlen(order);
+    char paths[2][32];
+    struct ing_err err;
+    struct buf rec = {0};
+    for (int walk = 0; walk < 2; walk++) {
+        snprintf(paths[walk], sizeof(paths[walk]), "/tmp/test_shred_XXXXXX");
+        int fd = mkstemp(paths[walk]);
+        assert_true(fd >= 0);
+        close(fd);
+        struct pq_writer *w = NULL;
+        assert_int_equal(pq_writer_open(&w, fx->plan->pq, paths[walk], NULL, &err), 0);
+        for (int r = 0; r < rows; r++) {
+            fill_shape(shapes[order[(size_t)r % period] - 'A'], r, &rec);
+            json_t *converted = NULL;
+            int rc = shred_record(fx->sh, (const char *)rec.data, rec.len, w,
+                                  walk ? &converted : NULL, &err);
+            if (rc != 0)
+                fail_msg("row %d rejected (%s): %s", r, ing_strerror(rc), err.msg);
+            json_decref(converted);
+        }
+        struct pq_file_info info;
+        assert_int_equal(pq_writer_close(w, &info, &err), 0);
+        assert_int_equal(info.rows, rows);
+    }
+    struct buf token = {0};
+    buf_reset(out);
+    file_rows(paths[0], out);
+    file_rows(paths[1], &token);
+    assert_int_equal(out->len, token.len);
+    assert_memory_equal(out->data, token.data, out->len);
+    buf_append_byte(out, 0);
+    buf_free(&token);
+    buf_free(&rec);
+    unlink(paths[0]);
+    unlink(paths[1]);
+}
+
+/* Shapes that alternate, or come in runs shorter and longer than the template keeps through
+ * its misses: a template kept while records of other shapes take the fast walk (two shapes
+ * that can each be one; nulls; an object without columns, present or null; a dropped
+ * property) still stages exactly what the other walks stage, as does the one that replaces it,
+ * with each row's own scalars. */
+static void test_template_kept_through_misses(void **state)
+{
+    struct fixture *fx = *state;
+    const char *shapes[] = {
+        /* A: a template */
+        "{\"_techmarketingdemos\":{\"systemIdentifier\":{\"loyaltyId\":#,\"crmId\":\"c#\"}},"
+        "\"loyalty\":{\"points\":#.5,\"tier\":\"gold\"},\"person\":{\"name\":"
+        "{\"firstName\":\"F#\",\"lastName\":\"L\"}},\"homeAddress\":{\"city\":\"C#\"}}",
+        /* B: another template (another null set) */
+        "{\"_techmarketingdemos\":{\"systemIdentifier\":{\"loyaltyId\":#,\"crmId\":\"c#\"}},"
+        "\"loyalty\":{\"points\":#,\"tier\":\"silver\"},\"person\":{\"name\":"
+        "{\"firstName\":\"G#\"}}}",
+        /* C: A's shape with a null: no template */
+        "{\"_techmarketingdemos\":{\"systemIdentifier\":{\"loyaltyId\":#,\"crmId\":\"c#\"}},"
+        "\"loyalty\":{\"points\":#.5,\"tier\":null},\"person\":{\"name\":"
+        "{\"firstName\":\"F#\",\"lastName\":\"L\"}},\"homeAddress\":{\"city\":\"C#\"}}",
+        /* D: an object without columns, present; E: null; F: a dropped property */
+        "{\"loyalty\":{\"points\":#},\"extra\":{\"k\":[#]},\"homeAddress\":{\"city\":\"D#\"}}",
+        "{\"loyalty\":{\"points\":#},\"extra\":null,\"homeAddress\":{\"city\":\"E#\"}}",
+        "{\"loyalty\":{\"points\":#},\"zzz\":\"#\",\"homeAddress\":{\"city\":\"F#\"}}",
+    };
+    struct buf rows = {0};
+    same_rows_both_walks(fx, shapes, "AAABABABACACAABBBABBBBABBBBBAACCCCCCADDDDDAEEEEEEAFFFFFB"
+                                     "EEEEBEBDDDDDDB", 2000, &rows);
+    const char *text = (const char *)rows.data;
+    /* each row its own scalars (keys come sorted): row 1007 is a B after four Bs, 1008 the A
+     * after them, 1010 a C, 1030 an F */
+    assert_non_null(strstr(text, "\"homeAddress\":null,\"loyalty\":{\"joinDate\":null,"
+                                 "\"points\":1007,\"tier\":\"silver\"}"));
+    assert_non_null(strstr(text, "\"homeAddress\":{\"city\":\"C1008\"},\"loyalty\":"
+                                 "{\"joinDate\":null,\"points\":1008.5,\"tier\":\"gold\"}"));
+    assert_non_null(strstr(text, "\"points\":1010.5,\"tier\":null"));
+    assert_non_null(strstr(text, "\"homeAddress\":{\"city\":\"F1030\"}"));
+    buf_free(&rows);
+}
+
+/* Records with lists (no template: their elements note no template slots) between records
+ * that are templates, on the events schema: the same rows from every walk. */
+static void test_template_around_lists(void **state)
+{
+    struct fixture *fx = *state;
+    const char *shapes[] = {
+        "{\"_id\":\"#\",\"timestamp\":\"2024-01-01T00:00:00Z\",\"commerce\":{\"order\":"
+        "{\"purchaseID\":\"p#\",\"priceTotal\":#.25}},\"scalars\":{\"i32\":#,\"s\":\"ab\"}}",
+        "{\"_id\":\"#\",\"timestamp\":\"2024-01-01T00:00:00Z\",\"productListItems\":"
+        "[{\"SKU\":\"s#\",\"quantity\":#},{\"SKU\":\"t\"}],\"commerce\":{\"order\":"
+        "{\"purchaseID\":\"p#\"}},\"matrix\":[[#,1],[]]}",
+        "{\"_id\":\"#\",\"timestamp\":\"2024-01-01T00:00:00Z\",\"identityMap\":{\"ECID\":"
+        "[{\"id\":\"e#\",\"primary\":true}]},\"scalars\":{\"i32\":#,\"s\":\"ab\"}}",
+    };
+    struct buf rows = {0};
+    same_rows_both_walks(fx, shapes, "AABABBBBBACACCCCCAAB", 600, &rows);
+    assert_non_null(strstr((const char *)rows.data, "\"productListItems\":[{\"SKU\":\"s502\","
+                                                    "\"quantity\":502},{\"SKU\":\"t\""));
+    assert_non_null(strstr((const char *)rows.data, "\"priceTotal\":500.25,\"purchaseID\":"
+                                                    "\"p500\""));
+    buf_free(&rows);
+}
+
 static void test_debug_levels_bad_column(void **state)
 {
     struct fixture *fx = *state;
@@ -746,6 +867,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shapes_fast_and_token_walk_same_rows,
                                         setup_profile, teardown),
         cmocka_unit_test_setup_teardown(test_template_walk, setup_profile, teardown),
+        cmocka_unit_test_setup_teardown(test_template_kept_through_misses, setup_profile,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_template_around_lists, setup_event, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
