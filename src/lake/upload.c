@@ -512,17 +512,7 @@ void upl_sink_free(struct upl_sink *s)
 {
     if (!s)
         return;
-    /* Bytes written and never acknowledged may come again, different: a reader of the prefix
-     * may have read them. Only the watch they were reported to counted them; a newer watch of
-     * the path (a new upload) did not, and is left alone. */
-    if (s->watch) {
-        pthread_mutex_lock(&watch_mu);
-        if (s->written > 0 && !s->acked)
-            watch_cancel_locked(s->watch);
-        watch_unref_locked(s->watch);
-        pthread_mutex_unlock(&watch_mu);
-        s->watch = NULL;
-    }
+    /* Off the registry first: a watch starting from now on cannot attach to this sink. */
     pthread_mutex_lock(&registry_mu);
     for (struct upl_sink **pp = &registry; *pp; pp = &(*pp)->next) {
         if (*pp == s) {
@@ -531,6 +521,20 @@ void upl_sink_free(struct upl_sink *s)
         }
     }
     pthread_mutex_unlock(&registry_mu);
+    /* Bytes written and never acknowledged may come again, different: a reader of the prefix
+     * may have read them. Only the watch they were reported to counted them; a newer watch of
+     * the path (a new upload) did not, and is left alone. Under the sink's lock, as a watch
+     * attaching before the removal above set `watch` under it. */
+    pthread_mutex_lock(&s->mu);
+    if (s->watch) {
+        pthread_mutex_lock(&watch_mu);
+        if (s->written > 0 && !s->acked)
+            watch_cancel_locked(s->watch);
+        watch_unref_locked(s->watch);
+        pthread_mutex_unlock(&watch_mu);
+        s->watch = NULL;
+    }
+    pthread_mutex_unlock(&s->mu);
     close(s->fd);
     pthread_mutex_destroy(&s->mu);
     free(s->part_path);
