@@ -386,16 +386,15 @@ static bool is_bom(const uint8_t *p, size_t n)
 
 /*
  * The first n bytes of a file (RANGES_PEEK_BYTES, or the whole file when shorter), classified
- * the way the whole-file path reads it: compressed by the magic bytes inread_open looks for, else
- * an array or a blank start by the first byte after a byte-order mark and white space, which is
- * what the sequential splitter decides on. The run over a whole file (ranges_ok) and the
- * read-ahead run over a file still arriving (spec_check_head) both ask here, so a read-ahead run
- * is never adopted for a file the whole-file path would read differently.
+ * the way the whole-file path reads it: compressed by the magic bytes inread_open looks for
+ * (inread_kind_of), else an array or a blank start by the first byte after a byte-order mark and
+ * white space, which is what the sequential splitter decides on. The run over a whole file
+ * (ranges_ok) and the read-ahead run over a file still arriving (spec_check_head) both ask here,
+ * so a read-ahead run is never adopted for a file the whole-file path would read differently.
  */
 static enum head_kind head_kind(const uint8_t *p, size_t n)
 {
-    if ((n >= 2 && p[0] == 0x1f && p[1] == 0x8b) ||
-        (n >= 4 && p[0] == 0x28 && p[1] == 0xb5 && p[2] == 0x2f && p[3] == 0xfd))
+    if (inread_kind_of(p, n) != INREAD_PLAIN)
         return HEAD_COMPRESSED;
     size_t i = is_bom(p, n) ? 3 : 0;
     while (i < n && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))

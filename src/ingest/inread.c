@@ -72,6 +72,15 @@ static int64_t corrupt(struct inread *r, struct ing_err *err, const char *why)
                        inread_kind_name(r->kind), why);
 }
 
+enum inread_kind inread_kind_of(const uint8_t *p, size_t n)
+{
+    if (n >= 2 && p[0] == 0x1f && p[1] == 0x8b)
+        return INREAD_GZIP;
+    if (n >= 4 && p[0] == 0x28 && p[1] == 0xb5 && p[2] == 0x2f && p[3] == 0xfd)
+        return INREAD_ZSTD;
+    return INREAD_PLAIN;
+}
+
 int inread_open(struct inread **out, int fd, struct ing_err *err)
 {
     struct inread *r = xcalloc(1, sizeof(*r));
@@ -83,17 +92,15 @@ int inread_open(struct inread **out, int fd, struct ing_err *err)
         rc = fill(r, err);
     if (rc != 0)
         goto out;
-    if (r->in_len >= 2 && r->in[0] == 0x1f && r->in[1] == 0x8b) {
-        r->kind = INREAD_GZIP;
+    r->kind = inread_kind_of(r->in, r->in_len);
+    if (r->kind == INREAD_GZIP) {
         /* 15 window bits + 16: a gzip wrapper, not zlib's. */
         if (inflateInit2(&r->z, 15 + 16) != Z_OK) {
             rc = ing_err_set(err, ING_EINTERNAL, "zlib cannot start a decoder");
             goto out;
         }
         r->z_live = true;
-    } else if (r->in_len >= 4 && r->in[0] == 0x28 && r->in[1] == 0xb5 && r->in[2] == 0x2f &&
-               r->in[3] == 0xfd) {
-        r->kind = INREAD_ZSTD;
+    } else if (r->kind == INREAD_ZSTD) {
         r->zs = ZSTD_createDStream();
         if (!r->zs || ZSTD_isError(ZSTD_initDStream(r->zs))) {
             rc = ing_err_set(err, ING_EINTERNAL, "zstd cannot start a decoder");

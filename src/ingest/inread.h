@@ -31,6 +31,9 @@ int inread_open(struct inread **out, int fd, struct ing_err *err);
 enum inread_kind inread_kind(const struct inread *r);
 /* "plain", "gzip" or "zstd". */
 const char *inread_kind_name(enum inread_kind kind);
+/* The compression the first n bytes of a file announce (INREAD_PLAIN when none, or when n is
+ * too short for the magic). The one rule inread_open and the engine's range checks share. */
+enum inread_kind inread_kind_of(const uint8_t *p, size_t n);
 /* Up to n decoded bytes: > 0, 0 at the end, or a negative ING_E* code with err filled (ING_EIO
  * for a failed read, ING_EINVAL for compressed data that does not decode). The signature is
  * jsplit_read_fn's, so a reader feeds the splitter directly. */

@@ -17,6 +17,7 @@
 #include <zstd.h>
 
 #include "ingest/engine.h"
+#include "ingest/inread.h"
 #include "schema/xdm_plan.h"
 #include "util/buf.h"
 #include "util/fs.h"
@@ -630,6 +631,22 @@ static void test_write_fault_is_transient(void **state)
     engine_result_free(&res);
 }
 
+/* The one magic-byte rule: gzip 1f 8b, zstd 28 b5 2f fd, anything else (or too short) plain. */
+static void test_kind_of_first_bytes(void **state)
+{
+    (void)state;
+    static const uint8_t gz[] = {0x1f, 0x8b, 0x08, 0x00};
+    static const uint8_t zs[] = {0x28, 0xb5, 0x2f, 0xfd, 0x00};
+    static const uint8_t json[] = "{\"a\":1}";
+    assert_int_equal(inread_kind_of(gz, sizeof(gz)), INREAD_GZIP);
+    assert_int_equal(inread_kind_of(gz, 2), INREAD_GZIP);
+    assert_int_equal(inread_kind_of(gz, 1), INREAD_PLAIN);
+    assert_int_equal(inread_kind_of(zs, sizeof(zs)), INREAD_ZSTD);
+    assert_int_equal(inread_kind_of(zs, 3), INREAD_PLAIN);
+    assert_int_equal(inread_kind_of(json, sizeof(json) - 1), INREAD_PLAIN);
+    assert_int_equal(inread_kind_of(json, 0), INREAD_PLAIN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -647,6 +664,7 @@ int main(void)
         cmocka_unit_test(test_diagnostics_per_kind),
         cmocka_unit_test(test_gzip_and_zstd_input),
         cmocka_unit_test(test_corrupt_compressed),
+        cmocka_unit_test(test_kind_of_first_bytes),
         cmocka_unit_test(test_write_fault_is_transient),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
