@@ -31,6 +31,7 @@
 #include <microhttpd.h>
 
 #include "util/clock.h"
+#include "util/fs.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -44,8 +45,6 @@
  * tens of KiB for streaming to disk. */
 #define CONNECTION_MEMORY 32768u
 #define STOP_WAIT_MS 30000
-/* Spooled bytes between two starts of write-back (see take_chunk). */
-#define SPOOL_KICK_BYTES (8 << 20)
 /* Upload bodies go to the disk (spool file or sink) in pieces of this size. libmicrohttpd hands
  * a body over in pieces of about half its connection memory (16 KiB), and a write(2) into the
  * page cache has a fixed cost per call well above the copy of 16 KiB (entry on this VM, the
@@ -583,14 +582,10 @@ static void body_out(struct req_state *rs, const char *data, size_t n)
             n -= (size_t)w;
             rs->spooled += w;
         }
-        /* For a body the handler keeps (and fsyncs), start the write-back of every few MiB while
-         * the rest is still arriving, so that the fsync finds little left to write instead of
-         * the whole body. Only a hint: errors surface at the fsync. */
-        if (rs->kick_writeback && rs->spooled - rs->kicked >= SPOOL_KICK_BYTES) {
-            (void)sync_file_range(rs->fd, rs->kicked, rs->spooled - rs->kicked,
-                                  SYNC_FILE_RANGE_WRITE);
-            rs->kicked = rs->spooled;
-        }
+        /* A body the handler keeps (and fsyncs) has its write-back started while the rest is
+         * still arriving. */
+        if (rs->kick_writeback)
+            fs_kick_writeback(rs->fd, 0, &rs->kicked, rs->spooled);
     }
 }
 

@@ -341,10 +341,6 @@ int upl_place_chunk(const char *src_path, const char *part_path, bool *placed,
 
 /* ---- chunk sinks ------------------------------------------------------------------------- */
 
-/* Bytes written between two starts of write-back: the fsync before the acknowledgement then
- * finds little left to write. */
-#define SINK_KICK_BYTES (8 << 20)
-
 struct upl_sink {
     struct upl_sink *next;     /* registry list, under registry_mu */
     char *part_path;
@@ -448,12 +444,7 @@ void upl_sink_write(struct upl_sink *s, const void *data, size_t n)
     int64_t from = s->range.first + at;
     at += (int64_t)want;
     s->written = at;
-    if (s->written - s->kicked >= SINK_KICK_BYTES) {
-        /* Only a hint: errors surface at the fsync. */
-        (void)sync_file_range(s->fd, s->range.first + s->kicked, s->written - s->kicked,
-                              SYNC_FILE_RANGE_WRITE);
-        s->kicked = s->written;
-    }
+    fs_kick_writeback(s->fd, s->range.first, &s->kicked, s->written);
     /* Under the sink's lock, so a watch starting now (which takes this lock to read `written`)
      * counts these bytes exactly once. */
     if (s->watch) {

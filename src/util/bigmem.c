@@ -47,22 +47,37 @@ static struct hdr *hdr_of(const void *p)
     return (struct hdr *)((uintptr_t)p - HDR_SIZE);
 }
 
-/* A 2 MiB-aligned anonymous mapping of len bytes (a multiple of HUGE_PAGE), or NULL. */
-static void *map_aligned(size_t len)
+/* An anonymous mapping of len + HUGE_PAGE bytes at *raw; returns where the 2 MiB-aligned
+ * len-byte part inside it starts, or NULL. */
+static uint8_t *reserve_aligned(size_t len, int prot, int flags, uint8_t **raw)
 {
-    uint8_t *raw = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED)
+    *raw = mmap(NULL, len + HUGE_PAGE, prot, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
+    if (*raw == MAP_FAILED)
         return NULL;
-    uintptr_t start = ((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
-    size_t head = start - (uintptr_t)raw, tail = HUGE_PAGE - head;
+    return (uint8_t *)(((uintptr_t)*raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+}
+
+/* Unmap the parts of a reservation (reserve_aligned) before and after [start, start + len). */
+static void trim_reservation(uint8_t *raw, uint8_t *start, size_t len)
+{
+    size_t head = (size_t)(start - raw), tail = HUGE_PAGE - head;
     if (head)
         munmap(raw, head);
     if (tail)
-        munmap((uint8_t *)start + len, tail);
+        munmap(start + len, tail);
+}
+
+/* A 2 MiB-aligned anonymous mapping of len bytes (a multiple of HUGE_PAGE), or NULL. */
+static void *map_aligned(size_t len)
+{
+    uint8_t *raw;
+    uint8_t *start = reserve_aligned(len, PROT_READ | PROT_WRITE, 0, &raw);
+    if (!start)
+        return NULL;
+    trim_reservation(raw, start, len);
     /* advice only: without THP the mapping works with small pages */
-    (void)madvise((void *)start, len, MADV_HUGEPAGE);
-    return (void *)start;
+    (void)madvise(start, len, MADV_HUGEPAGE);
+    return start;
 }
 
 void *bigmem_alloc(size_t bytes)
@@ -96,25 +111,20 @@ static struct hdr *remap_grow(struct hdr *h, size_t bytes)
 {
     size_t len = (bytes + HDR_SIZE + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
     /* reserve an address range to land on, aligned inside it */
-    uint8_t *raw = mmap(NULL, len + HUGE_PAGE, PROT_NONE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (raw == MAP_FAILED)
+    uint8_t *raw;
+    uint8_t *start = reserve_aligned(len, PROT_NONE, MAP_NORESERVE, &raw);
+    if (!start)
         return NULL;
-    uintptr_t start = ((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
     size_t old_len = h->map_len, old_size = h->size;
     UNPOISON(h, old_len); /* the old addresses may be reused by anything */
-    void *q = mremap(h, old_len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)start);
-    size_t head = start - (uintptr_t)raw, tail = HUGE_PAGE - head;
+    void *q = mremap(h, old_len, len, MREMAP_MAYMOVE | MREMAP_FIXED, start);
     if (q == MAP_FAILED) {
         munmap(raw, len + HUGE_PAGE);
         POISON((uint8_t *)h + HDR_SIZE + old_size, h->cap - old_size);
         return NULL;
     }
     /* the reservation's parts the move did not replace */
-    if (head)
-        munmap(raw, head);
-    if (tail)
-        munmap((uint8_t *)start + len, tail);
+    trim_reservation(raw, start, len);
     struct hdr *n = q;
     n->map_len = len;
     n->cap = len - HDR_SIZE;

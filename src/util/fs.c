@@ -241,3 +241,11 @@ int fs_pwrite_all(int fd, const void *p, size_t n, int64_t off)
     }
     return 0;
 }
+
+void fs_kick_writeback(int fd, int64_t base, int64_t *kicked, int64_t written)
+{
+    if (written - *kicked < FS_KICK_BYTES)
+        return;
+    (void)sync_file_range(fd, base + *kicked, written - *kicked, SYNC_FILE_RANGE_WRITE);
+    *kicked = written;
+}

@@ -21,10 +21,16 @@ int fs_rm_rf(const char *path, struct ing_err *err);
 int fs_fsync_path(const char *path, struct ing_err *err);
 /* fsync the directory containing `path`. */
 int fs_fsync_parent(const char *path, struct ing_err *err);
-/* Write `len` bytes to path via a temp file + fsync + rename + fsync(parent). */
 /* Write all n bytes at offset off (retrying short writes and EINTR). 0, or the errno of the
  * failing write. */
 int fs_pwrite_all(int fd, const void *p, size_t n, int64_t off);
+/* Start the write-back of the bytes written to fd since the last kick once they reach
+ * FS_KICK_BYTES, so that the fsync that follows a long write finds little left to write.
+ * `*kicked` and `written` count bytes from offset `base`. Only a hint: errors surface at the
+ * fsync. */
+#define FS_KICK_BYTES (8 << 20)
+void fs_kick_writeback(int fd, int64_t base, int64_t *kicked, int64_t written);
+/* Write `len` bytes to path via a temp file + fsync + rename + fsync(parent). */
 int fs_write_atomic(const char *path, const void *data, size_t len, struct ing_err *err);
 /* rename(2) then fsync of both parents. */
 int fs_rename_durable(const char *from, const char *to, struct ing_err *err);
