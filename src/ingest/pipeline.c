@@ -407,6 +407,15 @@ struct spec_entry {
     pthread_t thread;
 };
 
+/* A batch a speculative run may still serve: loading, or queued/processing (a client may
+ * COMPLETE right after the last bytes; the batch's run then takes the speculative one). */
+static bool batch_open(const json_t *batch)
+{
+    const char *status = json_string_value(json_object_get(batch, "status"));
+    return status && (strcmp(status, "loading") == 0 || strcmp(status, "queued") == 0 ||
+                      strcmp(status, "processing") == 0);
+}
+
 /* Whether a run waiting at the mark should stop waiting: stopped, stopping, its batch no longer
  * open (ABORT, FAIL, or a batch that was completed without it), or no new byte for too long. */
 static bool spec_give_up(struct spec_entry *e, int64_t waited_ms, struct ing_err *err)
@@ -427,11 +436,8 @@ static bool spec_give_up(struct spec_entry *e, int64_t waited_ms, struct ing_err
     }
     json_t *batch = NULL;
     bool open = false;
-    if (catalog_batch_get(p->cat, e->sandbox, e->batch_id, &batch, NULL) == 0) {
-        const char *status = json_string_value(json_object_get(batch, "status"));
-        open = status && (strcmp(status, "loading") == 0 || strcmp(status, "queued") == 0 ||
-                          strcmp(status, "processing") == 0);
-    }
+    if (catalog_batch_get(p->cat, e->sandbox, e->batch_id, &batch, NULL) == 0)
+        open = batch_open(batch);
     json_decref(batch);
     if (!open)
         ing_err_set(err, ING_ESTATE, "the batch is no longer open");
@@ -477,12 +483,8 @@ static bool spec_setup(struct spec_entry *e, struct engine_spec **out)
         goto out;
     /* Queued or processing too: a client may COMPLETE right after the last bytes, before this
      * thread got here; the batch's run has taken this entry and waits for it. */
-    const char *status = json_string_value(json_object_get(batch, "status"));
     const char *ds = catalog_batch_dataset_id(batch);
-    if (!status ||
-        (strcmp(status, "loading") != 0 && strcmp(status, "queued") != 0 &&
-         strcmp(status, "processing") != 0) ||
-        !ds || strcmp(ds, e->dataset_id) != 0)
+    if (!batch_open(batch) || !ds || strcmp(ds, e->dataset_id) != 0)
         goto out;
     const json_t *input_format = json_object_get(batch, "inputFormat");
     const char *format = json_string_value(json_object_get(input_format, "format"));
@@ -836,7 +838,8 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
     log_info("batch start sandbox=%s batch=%s dataset=%s files=%zu bytes=%lld", sandbox,
              batch_id, dataset_id, in.n, (long long)in.bytes);
 
-    if (compile_plan(p, sandbox, dataset, &plan, &fingerprint, &err) != 0) {
+    /* The fingerprint only matters to a speculative run's adoption. */
+    if (compile_plan(p, sandbox, dataset, &plan, specs ? &fingerprint : NULL, &err) != 0) {
         char *d = err.field[0] ? xasprintf("The dataset's schema cannot be used: field '%s': %s",
                                            err.field, err.msg)
                                : xasprintf("The dataset's schema cannot be used: %s", err.msg);

@@ -167,13 +167,6 @@ int pq_codec_compress(struct pq_codec_ctx *c, const uint8_t *src, size_t n, stru
     return compress_append(c, src, n, dst, 0, err);
 }
 
-int pq_codec_compress_entropy(struct pq_codec_ctx *c, const uint8_t *src, size_t n,
-                              struct buf *dst, struct ing_err *err)
-{
-    buf_reset(dst);
-    return compress_append(c, src, n, dst, 1, err);
-}
-
 int pq_codec_compress_append(struct pq_codec_ctx *c, const uint8_t *src, size_t n,
                              struct buf *dst, bool entropy, struct ing_err *err)
 {

@@ -27,15 +27,12 @@ void pq_codec_free(struct pq_codec_ctx *c); /* NULL is a no-op */
 /* Replace the contents of `dst` with src[0..n) compressed. */
 int pq_codec_compress(struct pq_codec_ctx *c, const uint8_t *src, size_t n, struct buf *dst,
                       struct ing_err *err);
-/* The same for data known to have few repeats (random ids as text, measured doubles): zstd
+/* The same, appended to `dst` instead of replacing it (a writer compresses straight into its
+ * chunk buffer rather than copying each page there); on failure dst is as before. With
+ * `entropy`, for data known to have few repeats (random ids as text, measured doubles), zstd
  * gives up looking for matches early (a negative level) but still entropy-codes the literals,
  * which is where such data shrinks; about half the CPU time of level 1 for the same size on hex
- * ids. Other codecs compress as pq_codec_compress. */
-int pq_codec_compress_entropy(struct pq_codec_ctx *c, const uint8_t *src, size_t n,
-                              struct buf *dst, struct ing_err *err);
-
-/* Either of the above, appended to `dst` instead of replacing it (a writer compresses straight
- * into its chunk buffer rather than copying each page there); on failure dst is as before. */
+ * ids. Other codecs ignore `entropy`. */
 int pq_codec_compress_append(struct pq_codec_ctx *c, const uint8_t *src, size_t n,
                              struct buf *dst, bool entropy, struct ing_err *err);
 

@@ -930,15 +930,14 @@ static void page_header(struct pq_writer *w, int page_type, int32_t num_values, 
         die_oom();
 }
 
-/* Compresses w->raw into a page: header then body appended to `dst`. Returns the sizes. */
+/* Compresses w->raw into a page (the dictionary page; data pages go through emit_data_page):
+ * header then body appended to `dst`. Returns the sizes. */
 static int emit_page(struct pq_writer *w, struct buf *dst, int page_type, int32_t num_values,
-                     int encoding, bool entropy, int64_t *unc, int64_t *comp)
+                     int encoding, int64_t *unc, int64_t *comp)
 {
     const struct buf *body = &w->raw;
     if (w->codec != PQ_CODEC_UNCOMPRESSED) {
-        int rc = entropy ? pq_codec_compress_entropy(w->cc, w->raw.data, w->raw.len, &w->comp,
-                                                     &w->ferr)
-                         : pq_codec_compress(w->cc, w->raw.data, w->raw.len, &w->comp, &w->ferr);
+        int rc = pq_codec_compress(w->cc, w->raw.data, w->raw.len, &w->comp, &w->ferr);
         if (rc)
             return rc;
         body = &w->comp;
@@ -1198,7 +1197,7 @@ static int write_chunk(struct pq_writer *w, struct pq_col *c, struct pq_tw *t, i
         memcpy(buf_grab(&w->raw, c->dict.len), c->dict.data, c->dict.len);
         struct buf page = {0};
         int64_t du = 0, dc = 0;
-        rc = emit_page(w, &page, PT_DICTIONARY_PAGE, (int32_t)c->ndict, PT_PLAIN, false, &du,
+        rc = emit_page(w, &page, PT_DICTIONARY_PAGE, (int32_t)c->ndict, PT_PLAIN, &du,
                        &dc);
         if (!rc) {
             dict_offset = w->pos;

@@ -636,7 +636,7 @@ void pstore_tx_dict_change(struct pstore_tx *tx, uint64_t h, int64_t old_label,
     struct pstore_graph_tx *g = gtx(tx);
     if (old_label == new_label)
         return;
-    pstore__view_note_ident(tx, h, old_label, new_label);
+    pstore__view_note_ident(tx, old_label, new_label);
     if (g->ndc == g->capdc) {
         g->capdc = g->capdc ? g->capdc * 2 : 1024;
         g->dc = bigmem_realloc(g->dc, g->capdc * sizeof(*g->dc));

@@ -249,8 +249,7 @@ uint64_t pstore__ckpt_runs(struct pstore *ps);
 /* pstore_view.c: the stored answers (pstore.h, "Stored answers"). The graph and profile writes
  * note what they change; at commit pstore__view_refresh drops what became stale and rebuilds
  * the clusters concerned, inside the transaction. */
-void pstore__view_note_ident(struct pstore_tx *tx, uint64_t h, int64_t old_label,
-                             int64_t new_label);
+void pstore__view_note_ident(struct pstore_tx *tx, int64_t old_label, int64_t new_label);
 void pstore__view_note_label(struct pstore_tx *tx, int64_t label);
 void pstore__view_note_key(struct pstore_tx *tx, int64_t gid, const char *value);
 int pstore__view_note_seq(struct pstore_tx *tx, int64_t seq, struct ing_err *err);

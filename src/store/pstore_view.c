@@ -82,10 +82,8 @@ static void push_i64(int64_t **v, size_t *n, size_t *cap, int64_t x)
     (*v)[(*n)++] = x;
 }
 
-void pstore__view_note_ident(struct pstore_tx *tx, uint64_t h, int64_t old_label,
-                             int64_t new_label)
+void pstore__view_note_ident(struct pstore_tx *tx, int64_t old_label, int64_t new_label)
 {
-    (void)h;
     /* From no cluster, or from one this transaction created: no body to follow. */
     if (old_label == 0 || new_label == 0 || (old_label >= tx->first_id && tx->first_id > 0))
         return;
@@ -373,8 +371,8 @@ int pstore__view_refresh(struct pstore_tx *tx, struct ing_err *err)
     struct pstore_view_tx *v = tx->v;
     if (!v || (v->nmoved == 0 && v->nlabels == 0 && v->nkeys == 0))
         return 0;
-    int64_t *rebuild = NULL, *had = NULL;
-    size_t nr = 0, capr = 0, nhad = 0, caphad = 0;
+    int64_t *rebuild = NULL;
+    size_t nr = 0, capr = 0;
     int64_t *cand = NULL;
     size_t *off = NULL;
     int ret = 0;
@@ -382,13 +380,13 @@ int pstore__view_refresh(struct pstore_tx *tx, struct ing_err *err)
     for (size_t i = 0; i < v->nlabels && ret == 0; i++) {
         bool existed = false;
         ret = body_delete(tx, v->labels[i], &existed, err);
-        if (ret == 0 && existed) {
+        if (ret == 0 && existed)
             push_i64(&rebuild, &nr, &capr, v->labels[i]);
-            push_i64(&had, &nhad, &caphad, v->labels[i]); /* ascending: labels are sorted */
-        }
     }
+    /* rebuild[0, nhad) are the labels that had an answer, ascending (labels are sorted). */
+    size_t nhad = nr;
     for (size_t i = 0; i < v->nmoved && ret == 0; i++)
-        if (sorted_has(had, nhad, v->moved[i].old_label))
+        if (sorted_has(rebuild, nhad, v->moved[i].old_label))
             push_i64(&rebuild, &nr, &capr, v->moved[i].new_label);
     if (ret == 0 && v->nkeys > 0) {
         qsort(v->keys, v->nkeys, sizeof(*v->keys), cmp_u64);
@@ -408,7 +406,6 @@ int pstore__view_refresh(struct pstore_tx *tx, struct ing_err *err)
     bigmem_free(cand);
     bigmem_free(off);
     free(rebuild);
-    free(had);
     return ret;
 }
 
