@@ -295,6 +295,8 @@ int main(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (!strcmp(argv[1], "serve") || !strcmp(argv[1], "ingest"))
+        mem_tune_process(argv);
     if (!strcmp(argv[1], "serve"))
         return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(argv[1], "ingest"))

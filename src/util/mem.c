@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void oom(size_t n)
 {
@@ -62,4 +63,23 @@ char *xasprintf(const char *fmt, ...)
     vsnprintf(p, (size_t)n + 1, fmt, ap);
     va_end(ap);
     return p;
+}
+
+/* mmap_threshold 32 MiB keeps column buffers and zstd's workspaces inside the heaps, so a part
+ * file's freed buffers serve the next one; trim_threshold and top_pad keep the heap from being
+ * handed back and regrown a few pages at a time. */
+#define MALLOC_TUNABLES                                                                        \
+    "glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:"                             \
+    "glibc.malloc.trim_threshold=268435456:glibc.malloc.top_pad=4194304"
+
+void mem_tune_process(char **argv)
+{
+    const char *have = getenv("GLIBC_TUNABLES");
+    if (getenv("INGOT_MALLOC_TUNED") || (have && strstr(have, "glibc.malloc.hugetlb")))
+        return;
+    char *tunables = have && *have ? xasprintf("%s:%s", have, MALLOC_TUNABLES)
+                                   : xstrdup(MALLOC_TUNABLES);
+    if (setenv("GLIBC_TUNABLES", tunables, 1) == 0 && setenv("INGOT_MALLOC_TUNED", "1", 1) == 0)
+        execv("/proc/self/exe", argv);
+    free(tunables);
 }

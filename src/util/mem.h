@@ -18,6 +18,21 @@ char *xstrndup(const char *s, size_t n);
 /* printf into a new string; caller frees. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * Tune glibc's allocator for batch work, once, at the start of main (before any thread): huge
+ * pages for its heaps, and freed buffers kept for reuse instead of unmapped. Why: on a
+ * paravirtualised VM every first touch of a 4 KiB page and every TLB miss is a trip through the
+ * hypervisor, and each munmap in a threaded process is a TLB shoot-down on every core. Measured
+ * on the 1M-record loyalty file (`ingot ingest`, two threads): 0.80 -> 0.62 CPU s and 11.1k ->
+ * 8.8k page faults, peak RSS 50 -> 67 MiB.
+ * The settings are glibc tunables, which glibc reads only at start-up, so the process executes
+ * itself again (/proc/self/exe, same pid and arguments) with GLIBC_TUNABLES set. It does nothing
+ * when INGOT_MALLOC_TUNED is set (the second round, or a user's opt-out) or when GLIBC_TUNABLES
+ * already names glibc.malloc.hugetlb (the user's own choice); a failed exec leaves the process
+ * as it was. Returns only when no exec happened. Not thread-safe (setenv).
+ */
+void mem_tune_process(char **argv);
+
 #define ING_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif
