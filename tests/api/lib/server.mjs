@@ -53,11 +53,13 @@ function waitExit(child, timeoutMs) {
 }
 
 export class IngotServer {
-  constructor({ dataDir, tenant = TENANT, extraArgs = [] } = {}) {
+  // env: variables added to the server's environment (the test runner's own are passed on).
+  constructor({ dataDir, tenant = TENANT, extraArgs = [], env = {} } = {}) {
     this.workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ingot-api-'));
     this.dataDir = dataDir || path.join(this.workDir, 'data');
     this.tenant = tenant;
     this.extraArgs = extraArgs;
+    this.env = env;
     this.child = null;
     this.port = 0;
     this.starts = 0;
@@ -93,7 +95,8 @@ export class IngotServer {
     const errFd = fs.openSync(this.stderrPath, 'w');
     const args = ['serve', '--data', this.dataDir, '--listen', '127.0.0.1:0', '--tenant', this.tenant,
       ...this.extraArgs];
-    const child = spawn(INGOT_BIN, args, { stdio: ['ignore', 'pipe', errFd] });
+    const child = spawn(INGOT_BIN, args, { stdio: ['ignore', 'pipe', errFd],
+      env: { ...process.env, ...this.env } });
     fs.closeSync(errFd);
     this.child = child;
     live.add(child);
