@@ -27,6 +27,7 @@
 #include "store/pstore.h"
 #include "util/clock.h"
 #include "util/fs.h"
+#include "util/mem.h"
 
 static double ms_since(int64_t t0)
 {
@@ -121,6 +122,7 @@ static int run_batch(struct pstore *ps, struct idgraph *g, int64_t loyalty, int6
 
 int main(int argc, char **argv)
 {
+    mem_tune_process(argv); /* as `ingot serve` does (util/mem.h) */
     long n = argc > 1 ? strtol(argv[1], NULL, 10) : 1000000;
     const char *dir = argc > 2 ? argv[2] : "/tmp/ingot-identity-bench";
     struct ing_err err;

@@ -331,6 +331,7 @@ static int cmp_i64(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
+    mem_tune_process(argv); /* as `ingot serve` does (util/mem.h) */
     long profiles = argc > 1 ? strtol(argv[1], NULL, 10) : 1000000;
     int conc = argc > 2 ? atoi(argv[2]) : 16;
     int secs = argc > 3 ? atoi(argv[3]) : 10;
