@@ -109,8 +109,6 @@ struct shred {
     struct jlex lx;
     struct snode *nodes;
     size_t n_nodes;
-    int32_t *node_slots;       /* node index + 1 by field address (open addressing), 0 = empty */
-    size_t node_mask;
     struct staged *log;        /* the current record's values, in walk order */
     size_t n_log, log_cap;
     size_t n_cols;
@@ -194,27 +192,6 @@ static void build_nodes(struct shred *sh, size_t ni, const struct xdm_field *f, 
     }
 }
 
-static size_t field_slot(const struct xdm_field *f, size_t mask)
-{
-    return (size_t)(((uint64_t)(uintptr_t)f >> 3) * 0x9E3779B97F4A7C15ull >> 32) & mask;
-}
-
-/* shred_node_of's index: the Parquet path looks fields up per map entry. */
-static void index_nodes(struct shred *sh)
-{
-    size_t slots = 16;
-    while (slots < sh->n_nodes * 2)
-        slots *= 2;
-    sh->node_mask = slots - 1;
-    sh->node_slots = xcalloc(slots, sizeof(int32_t));
-    for (size_t i = 0; i < sh->n_nodes; i++) {
-        size_t s = field_slot(sh->nodes[i].f, sh->node_mask);
-        while (sh->node_slots[s])
-            s = (s + 1) & sh->node_mask;
-        sh->node_slots[s] = (int32_t)i + 1;
-    }
-}
-
 struct shred *shred_new(const struct xdm_plan *plan)
 {
     struct shred *sh = xcalloc(1, sizeof(*sh));
@@ -223,7 +200,6 @@ struct shred *shred_new(const struct xdm_plan *plan)
     sh->nodes = xcalloc(sh->n_nodes, sizeof(struct snode));
     size_t next = 1;
     build_nodes(sh, 0, &plan->root, &next, false);
-    index_nodes(sh);
     sh->n_cols = pq_schema_ncolumns(plan->pq);
     return sh;
 }
@@ -245,7 +221,6 @@ void shred_free(struct shred *sh)
         free(sh->nodes[i].gaps);
     }
     free(sh->nodes);
-    free(sh->node_slots);
     buf_free(&sh->strs);
     buf_free(&sh->tmp);
     buf_free(&sh->pattern_text);
@@ -286,38 +261,15 @@ int shred_debug_levels(struct shred *sh, int column, int *defs, int *reps, size_
     return (int)n;
 }
 
-/* ---- growing arrays ---- */
-
-/* p, an array of *cap elements of elem bytes, with room for at least `need`: doubled (from 32)
- * until it has, so a list that grows by one at a time is copied a logarithmic number of times. */
-static void *grow(void *p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return p;
-    size_t c = *cap ? *cap : 32;
-    while (c < need)
-        c *= 2;
-    *cap = c;
-    return xrealloc(p, c * elem);
-}
-
-/* src[0, n) copied over dst (capacity *cap, grown as needed); returns dst, perhaps moved. */
-static void *copy_grow(void *dst, size_t *cap, const void *src, size_t n, size_t elem)
-{
-    dst = grow(dst, cap, n, elem);
-    if (n)
-        memcpy(dst, src, n * elem);
-    return dst;
-}
+/* The first capacity of the shredder's arrays (buf_grow_array): they keep it from record to
+ * record, so a few doublings early on are all the growing they do. */
+#define ARRAY_FIRST_CAP 32
 
 /* ---- staging ---- */
 
 static struct staged *stage(struct shred *sh, int col, int def, int rep, enum stage_kind kind)
 {
-    if (sh->n_log == sh->log_cap) {
-        sh->log_cap = sh->log_cap ? sh->log_cap * 2 : 64;
-        sh->log = xrealloc(sh->log, sh->log_cap * sizeof(struct staged));
-    }
+    BUF_ARRAY_RESERVE(sh->log, sh->log_cap, sh->n_log + 1, ARRAY_FIRST_CAP);
     struct staged *e = &sh->log[sh->n_log++];
     e->col = col;
     e->def = def;
@@ -711,39 +663,6 @@ static int key_bytes(struct shred *sh, const struct jtok *k, const char **p, siz
     return 0;
 }
 
-/* a[0, n) == b[0, n), inline: keys are short, and a call to memcmp per key was 6% of a run. */
-static inline bool same_bytes(const char *a, const char *b, size_t n)
-{
-    uint64_t x = 0, y = 0;
-    uint32_t u = 0, v = 0;
-    uint16_t h = 0, k = 0;
-    if (n >= 8) { /* 8 bytes at a time, the last 8 overlapping what was compared */
-        for (; n > 8; a += 8, b += 8, n -= 8) {
-            memcpy(&x, a, 8);
-            memcpy(&y, b, 8);
-            if (x != y)
-                return false;
-        }
-        memcpy(&x, a + n - 8, 8);
-        memcpy(&y, b + n - 8, 8);
-        return x == y;
-    }
-    if (n >= 4) { /* first and last 4, overlapping */
-        memcpy(&u, a, 4);
-        memcpy(&v, b, 4);
-        uint32_t u2, v2;
-        memcpy(&u2, a + n - 4, 4);
-        memcpy(&v2, b + n - 4, 4);
-        return ((u ^ v) | (u2 ^ v2)) == 0;
-    }
-    if (n >= 2) {
-        memcpy(&h, a, 2);
-        memcpy(&k, b, 2);
-        return h == k && a[n - 1] == b[n - 1];
-    }
-    return n == 0 || a[0] == b[0];
-}
-
 /* The child of object node `nd` named name[0, n): the predicted one when it matches, else a
  * binary search. Returns its index among the children, or SIZE_MAX when there is none. */
 static size_t find_child(struct shred *sh, struct snode *nd, size_t guess, const char *name,
@@ -751,7 +670,7 @@ static size_t find_child(struct shred *sh, struct snode *nd, size_t guess, const
 {
     if (guess < nd->f->n_children) {
         const struct snode *c = &sh->nodes[nd->child_base + guess];
-        if (c->name_len == n && same_bytes(c->f->name, name, n))
+        if (c->name_len == n && buf_same_short(c->f->name, name, n))
             return guess;
     }
     const struct xdm_field *cf = xdm_field_child(nd->f, name, n);
@@ -774,10 +693,7 @@ static int walk_done(int rc, json_t *value, json_t **jout)
 /* Remember that property node `ci` appeared in the object being walked. */
 static inline void push_seen(struct shred *sh, size_t ci)
 {
-    if (sh->n_seen == sh->seen_cap) {
-        sh->seen_cap = sh->seen_cap ? sh->seen_cap * 2 : 64;
-        sh->seen = xrealloc(sh->seen, sh->seen_cap * sizeof(size_t));
-    }
+    BUF_ARRAY_RESERVE(sh->seen, sh->seen_cap, sh->n_seen + 1, ARRAY_FIRST_CAP);
     sh->seen[sh->n_seen++] = ci;
 }
 
@@ -797,16 +713,10 @@ static void absent_gaps(struct shred *sh, struct snode *nd, size_t *seen, size_t
         same = nd->shape[i] == seen[i];
     if (same)
         return;
-    if (n > nd->shape_cap) {
-        nd->shape_cap = n;
-        nd->shape = xrealloc(nd->shape, n * sizeof(size_t));
-    }
-    if (n + 1 > nd->gaps_cap) {
-        nd->gaps_cap = n + 1; /* n properties leave at most n + 1 gaps */
-        nd->gaps = xrealloc(nd->gaps, nd->gaps_cap * 2 * sizeof(int32_t));
-    }
-    if (n)
-        memcpy(nd->shape, seen, n * sizeof(size_t));
+    /* Kept per object node, so sized by its properties rather than from ARRAY_FIRST_CAP; n
+     * properties leave at most n + 1 gaps, each a (first, last) pair. */
+    nd->shape = buf_copy_array(nd->shape, &nd->shape_cap, seen, n, sizeof(*seen), 1);
+    nd->gaps = buf_grow_array(nd->gaps, &nd->gaps_cap, n + 1, 2 * sizeof(int32_t), 1);
     nd->shape_n = n;
     nd->gaps_n = 0;
     nd->shape_valid = true;
@@ -848,7 +758,9 @@ static void stage_absent(struct shred *sh, struct snode *nd, size_t *seen, size_
 static void set_absent(struct shred *sh, struct snode *nd, size_t *seen, size_t n, int def)
 {
     absent_gaps(sh, nd, seen, n);
-    sh->rset = grow(sh->rset, &sh->rset_cap, sh->rset_n + nd->gaps_n, 3 * sizeof(int32_t));
+    /* elements are (first, last, def) triples */
+    sh->rset = buf_grow_array(sh->rset, &sh->rset_cap, sh->rset_n + nd->gaps_n,
+                              3 * sizeof(int32_t), ARRAY_FIRST_CAP);
     for (size_t i = 0; i < nd->gaps_n; i++) {
         int32_t first = nd->gaps[2 * i], last = nd->gaps[2 * i + 1];
         int32_t *prev = sh->rset_n ? &sh->rset[3 * (sh->rset_n - 1)] : NULL;
@@ -875,11 +787,28 @@ static void write_null_set(struct shred *sh, struct pq_writer *w)
         return;
     if (sh->rset_n != sh->pset_n || !sh->pset_key ||
         memcmp(sh->rset, sh->pset, sh->rset_n * 3 * sizeof(int32_t)) != 0) {
-        sh->pset = copy_grow(sh->pset, &sh->pset_cap, sh->rset, sh->rset_n, 3 * sizeof(int32_t));
+        sh->pset = buf_copy_array(sh->pset, &sh->pset_cap, sh->rset, sh->rset_n,
+                                  3 * sizeof(int32_t), ARRAY_FIRST_CAP);
         sh->pset_n = sh->rset_n;
         sh->pset_key = atomic_fetch_add(&null_set_keys, 1) + 1;
     }
     pq_write_null_set(w, sh->pset, sh->pset_n, sh->pset_key);
+}
+
+/* Every required property of object node `nd` came in the instance stamped `stamp`: 0, else
+ * ING_EREQUIRED naming the first one missing (at the offset of token t, the closing brace; NULL
+ * when there is none, as in the fast walk, which reports nothing). */
+static inline int check_required(struct shred *sh, const struct snode *nd, uint64_t stamp,
+                                 const struct jtok *t, struct ing_err *err)
+{
+    for (size_t i = 0; nd->any_required && i < nd->f->n_children; i++) {
+        const struct snode *c = &sh->nodes[nd->child_base + i];
+        if (c->required && c->seen != stamp) {
+            ing_err_set(err, ING_EREQUIRED, "required field %s is missing", c->f->path);
+            return field_error(sh, err, ING_EREQUIRED, c->f, t);
+        }
+    }
+    return 0;
 }
 
 /* A new record: nothing staged, nothing seen. */
@@ -949,14 +878,8 @@ static int walk_object(struct shred *sh, size_t ni, int rep, json_t **jout, stru
     }
     /* Properties that did not appear: required ones fail, the others become nulls (none for
      * properties without columns: objects without properties). */
-    for (size_t i = 0; nd->any_required && i < f->n_children; i++) {
-        const struct snode *c = &sh->nodes[nd->child_base + i];
-        if (c->required && c->seen != stamp) {
-            ing_err_set(err, ING_EREQUIRED, "required field %s is missing", c->f->path);
-            rc = field_error(sh, err, ING_EREQUIRED, c->f, &t);
-            goto out;
-        }
-    }
+    if ((rc = check_required(sh, nd, stamp, &t, err)) < 0)
+        goto out;
     if (nd->first_col >= 0)
         stage_absent(sh, nd, sh->seen + seen_base, sh->n_seen - seen_base, f->def_level, rep);
     rc = 0;
@@ -1195,7 +1118,7 @@ static int fast_object(struct fast *fw, size_t ni, const char **pp, int rep, int
             const struct snode *c = &sh->nodes[nd->child_base + guess];
             size_t n = c->name_len;
             if (c->name_plain && (size_t)(end - p) > n + 1 && p[n + 1] == '"' &&
-                same_bytes(p + 1, c->f->name, n)) {
+                buf_same_short(p + 1, c->f->name, n)) {
                 idx = guess;
                 q = p + n + 2;
             }
@@ -1244,11 +1167,8 @@ static int fast_object(struct fast *fw, size_t ni, const char **pp, int rep, int
         if ((more = fast_next(&p, end, '}')) < 0)
             goto out;
     }
-    for (size_t i = 0; nd->any_required && i < f->n_children; i++) {
-        const struct snode *c = &sh->nodes[nd->child_base + i];
-        if (c->required && c->seen != stamp)
-            goto out;
-    }
+    if (check_required(sh, nd, stamp, NULL, NULL) < 0)
+        goto out;
     if (nd->first_col >= 0 && nd->in_list)
         stage_absent(sh, nd, sh->seen + seen_base, sh->n_seen - seen_base, f->def_level, rep);
     else if (nd->first_col >= 0)
@@ -1376,7 +1296,7 @@ static int fast_value(struct fast *fw, size_t ni, const char **pp, int rep, int 
         /* Slots are of use only to a record that may become the template: one that has ruled
          * itself out (an array's elements, say) no longer notes them. */
         if (sh->tpl_ok) {
-            sh->slots = grow(sh->slots, &sh->slots_cap, sh->n_slots + 1, sizeof(*sh->slots));
+            BUF_ARRAY_RESERVE(sh->slots, sh->slots_cap, sh->n_slots + 1, ARRAY_FIRST_CAP);
             sh->slots[sh->n_slots++] = (struct tpl_slot){
                 .node = ni, .start = (size_t)(p - sh->rec), .end = (size_t)(*pp - sh->rec)};
         }
@@ -1423,7 +1343,7 @@ static int tpl_record(struct shred *sh, const char *rec, size_t len)
     for (size_t i = 0; i < t->n_slots; i++) {
         const struct tpl_slot *sl = &t->slots[i];
         size_t seg = sl->start - prev;
-        if ((size_t)(fw.end - p) <= seg || !same_bytes(p, t->bytes + prev, seg))
+        if ((size_t)(fw.end - p) <= seg || !buf_same_short(p, t->bytes + prev, seg))
             return FAST_GIVE_UP;
         p += seg;
         struct jtok tok;
@@ -1433,9 +1353,10 @@ static int tpl_record(struct shred *sh, const char *rec, size_t len)
         prev = sl->end;
     }
     size_t seg = t->len - prev;
-    if ((size_t)(fw.end - p) != seg || !same_bytes(p, t->bytes + prev, seg))
+    if ((size_t)(fw.end - p) != seg || !buf_same_short(p, t->bytes + prev, seg))
         return FAST_GIVE_UP;
-    sh->rset = copy_grow(sh->rset, &sh->rset_cap, t->nulls, t->n_nulls, 3 * sizeof(int32_t));
+    sh->rset = buf_copy_array(sh->rset, &sh->rset_cap, t->nulls, t->n_nulls,
+                              3 * sizeof(int32_t), ARRAY_FIRST_CAP);
     sh->rset_n = t->n_nulls;
     return 0;
 }
@@ -1458,11 +1379,13 @@ static void tpl_take(struct shred *sh, const char *rec, size_t len)
     /* Every staged value is one of the slots: nothing else (nulls, lists) was staged. */
     if (!sh->tpl_ok || sh->unknown || sh->n_log != sh->n_slots)
         return;
-    t->bytes = copy_grow(t->bytes, &t->bytes_cap, rec, len, 1);
+    t->bytes = buf_copy_array(t->bytes, &t->bytes_cap, rec, len, 1, ARRAY_FIRST_CAP);
     t->len = len;
-    t->slots = copy_grow(t->slots, &t->slots_cap, sh->slots, sh->n_slots, sizeof(*t->slots));
+    t->slots = buf_copy_array(t->slots, &t->slots_cap, sh->slots, sh->n_slots,
+                              sizeof(*t->slots), ARRAY_FIRST_CAP);
     t->n_slots = sh->n_slots;
-    t->nulls = copy_grow(t->nulls, &t->nulls_cap, sh->rset, sh->rset_n, 3 * sizeof(int32_t));
+    t->nulls = buf_copy_array(t->nulls, &t->nulls_cap, sh->rset, sh->rset_n,
+                              3 * sizeof(int32_t), ARRAY_FIRST_CAP);
     t->n_nulls = sh->rset_n;
     t->valid = true;
 }
@@ -1547,13 +1470,13 @@ out:
 
 /* ---- a record fed value by value (the Parquet path) ---- */
 
+/* A scan: the Parquet path looks its fields up once, when it binds a file's columns to the plan,
+ * and the walk of its rows then uses the node indexes it keeps. */
 int shred_node_of(const struct shred *sh, const struct xdm_field *f)
 {
-    if (!f)
-        return -1;
-    for (size_t s = field_slot(f, sh->node_mask); sh->node_slots[s]; s = (s + 1) & sh->node_mask)
-        if (sh->nodes[sh->node_slots[s] - 1].f == f)
-            return sh->node_slots[s] - 1;
+    for (size_t i = 0; f && i < sh->n_nodes; i++)
+        if (sh->nodes[i].f == f)
+            return (int)i;
     return -1;
 }
 

@@ -61,7 +61,9 @@ void shred_free(struct shred *sh); /* NULL is a no-op */
  * takes the JSON path for it) leaves nothing behind; errors of these calls are not meant for
  * users (their offsets mean nothing).
  */
-int shred_node_of(const struct shred *sh, const struct xdm_field *f); /* -1 when not in the plan */
+/* -1 when not in the plan. A scan of the plan's nodes: look fields up once, when binding, and
+ * keep the indexes, not once per value. */
+int shred_node_of(const struct shred *sh, const struct xdm_field *f);
 void shred_begin(struct shred *sh);
 /* A scalar or null token (JT_STRING, JT_NUMBER, JT_TRUE, JT_FALSE, JT_NULL) for field `node`
  * at repetition level rep: walk rules of a JSON value (required, no columns, conversion, checks).

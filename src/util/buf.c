@@ -1,6 +1,7 @@
 /* buf.c - growable capped byte buffer; see buf.h. */
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/mem.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -92,4 +93,23 @@ const char *buf_cstr(struct buf *b)
         return "";
     b->data[b->len] = '\0';
     return (const char *)b->data;
+}
+
+void *buf__grow_array(void *p, size_t *cap, size_t need, size_t elem, size_t first_cap)
+{
+    if (need <= *cap)
+        return p;
+    if (elem && need > SIZE_MAX / elem) {
+        fprintf(stderr, "ingot: array of %zu elements of %zu bytes is too large\n", need, elem);
+        abort();
+    }
+    size_t c = *cap > first_cap ? *cap : first_cap;
+    if (c == 0)
+        c = 1;
+    while (c < need)
+        c = c > SIZE_MAX / 2 ? need : c * 2;
+    if (elem && c > SIZE_MAX / elem)
+        c = need; /* doubling passed what can be allocated: exactly what is needed fits */
+    *cap = c;
+    return xrealloc(p, c * elem);
 }

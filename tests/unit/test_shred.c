@@ -4,7 +4,9 @@
  * fields, Dremel definition and repetition levels (through shred_debug_levels), the promise
  * that a bad record leaves nothing in the Parquet writer, and that records of changing shapes
  * (whose absent properties the fast walk hands over as one null set) give the rows the token
- * walk gives, also when the record template is kept through misses or replaced.
+ * walk gives, also when the record template is kept through misses or replaced; that the three
+ * walks (template, fast, token) reject a missing required property alike, a wide object and
+ * long lists (which grow the shredder's arrays), and shred_node_of over the whole plan.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -837,6 +839,235 @@ static void test_template_around_lists(void **state)
     buf_free(&rows);
 }
 
+/* ---- required properties in every walk ---- */
+
+/* Without previews the template and fast walks see the record first: a required property
+ * missing must still fail (they give up) with the token walk's error, code, field, message and
+ * offset (the closing brace of the object that lacks it), also right after good records of the
+ * same shape made a template. */
+static void test_required_in_every_walk(void **state)
+{
+    struct fixture *fx = *state;
+    static const struct {
+        const char *rec, *field, *msg;
+    } cases[] = {
+        {"{\"_id\":\"x\"}", "timestamp", "required field timestamp is missing"},
+        {"{\"timestamp\":\"2024-01-01T00:00:00Z\",\"commerce\":{}}", "_id",
+         "required field _id is missing"},
+        {"{\"_id\":\"x\",\"timestamp\":0,\"commerce\":{\"order\":{\"priceTotal\":1}}}",
+         "commerce.order.purchaseID", "required field commerce.order.purchaseID is missing"},
+    };
+    const char *good = "{\"_id\":\"x\",\"timestamp\":0,\"commerce\":{\"order\":"
+                       "{\"purchaseID\":\"p\",\"priceTotal\":1}}}";
+    for (size_t i = 0; i < ING_ARRAY_LEN(cases); i++) {
+        const char *rec = cases[i].rec;
+        struct ing_err token, fast;
+        bad(fx, rec, ING_EREQUIRED, cases[i].field, &token); /* a preview: the token walk */
+        assert_string_equal(token.msg, cases[i].msg);
+        assert_int_equal(token.offset, (int64_t)(strrchr(rec, '}') - rec) -
+                                           (i == 2 ? 2 : 0)); /* the innermost '}' */
+        for (int round = 0; round < 3; round++) {
+            /* round 0 after a failure, then after good records (the template's) */
+            if (round > 0)
+                for (int k = 0; k < 2; k++)
+                    assert_int_equal(shred_record(fx->sh, good, strlen(good), NULL, NULL, NULL),
+                                     0);
+            assert_int_equal(shred_record(fx->sh, rec, strlen(rec), NULL, NULL, &fast),
+                             ING_EREQUIRED);
+            assert_string_equal(fast.field, token.field);
+            assert_string_equal(fast.msg, token.msg);
+            assert_int_equal(fast.offset, token.offset);
+        }
+    }
+    /* an optional object that is absent or null asks nothing of its required properties, in
+     * the fast walks too */
+    const char *fine[] = {"{\"_id\":\"x\",\"timestamp\":0}",
+                          "{\"_id\":\"x\",\"timestamp\":0,\"commerce\":{\"order\":null}}"};
+    for (size_t i = 0; i < ING_ARRAY_LEN(fine); i++)
+        assert_int_equal(shred_record(fx->sh, fine[i], strlen(fine[i]), NULL, NULL, NULL), 0);
+}
+
+/* The template compares every byte around the scalars: a record that differs from it in one
+ * byte of a key, at any place in the key, is not taken as the template's shape. */
+static void test_template_compares_every_byte(void **state)
+{
+    struct fixture *fx = *state;
+    const struct shred_stats *st = shred_get_stats(fx->sh);
+    const char *good = "{\"person\":{\"name\":{\"firstName\":\"Ann\",\"lastName\":\"B\"}},"
+                       "\"homeAddress\":{\"city\":\"C\"}}";
+    int last = column_of(fx, "person.name.lastName");
+    size_t key = (size_t)(strstr(good, "lastName") - good);
+    for (size_t k = key; k < key + strlen("lastName"); k++) {
+        for (int i = 0; i < 2; i++) /* the template */
+            assert_int_equal(shred_record(fx->sh, good, strlen(good), NULL, NULL, NULL), 0);
+        LEVELS(fx, last, L(3), L(0));
+        char rec[256];
+        snprintf(rec, sizeof(rec), "%s", good);
+        rec[k] = 'X'; /* lastName -> an unknown property */
+        int64_t unknown = st->unknown_fields;
+        assert_int_equal(shred_record(fx->sh, rec, strlen(rec), NULL, NULL, NULL), 0);
+        assert_int_equal(st->unknown_fields, unknown + 1);
+        LEVELS(fx, last, L(2), L(0)); /* lastName absent */
+    }
+}
+
+/* ---- a wide object and long lists ---- */
+
+/* An object of 200 properties, filled in reverse order, or every third one, or all but one:
+ * more properties seen at once than the shredder's arrays start with, and gaps worked out
+ * from long lists; each walk stages the same rows. */
+static void test_wide_object(void **state)
+{
+    (void)state;
+    struct buf schema = {0};
+    buf_append_str(&schema, "{\"$id\":\"https://ns.adobe.com/t/wide\",\"type\":\"object\","
+                            "\"properties\":{\"w\":{\"type\":\"object\",\"properties\":{");
+    for (int i = 0; i < 200; i++)
+        buf_printf(&schema, "%s\"p%03d\":{\"type\":\"integer\",\"meta:xdmType\":\"int\"}",
+                   i ? "," : "", i);
+    buf_append_str(&schema, "}}}}");
+    void *st = NULL;
+    assert_int_equal(setup_schema(&st, buf_cstr(&schema)), 0);
+    struct fixture *fx = st;
+    struct buf shapes[3] = {{0}};
+    for (int s = 0; s < 3; s++) {
+        buf_append_str(&shapes[s], "{\"w\":{");
+        bool first = true;
+        for (int k = 0; k < 200; k++) {
+            int i = s == 0 ? 199 - k : k;
+            if ((s == 1 && i % 3 != 0) || (s == 2 && i == 57))
+                continue;
+            /* the value is i + 1 followed by the row number */
+            buf_printf(&shapes[s], "%s\"p%03d\":%d#", first ? "" : ",", i, i + 1);
+            first = false;
+        }
+        buf_append_str(&shapes[s], "}}");
+    }
+    const char *shape_text[3] = {buf_cstr(&shapes[0]), buf_cstr(&shapes[1]),
+                                 buf_cstr(&shapes[2])};
+    struct buf rows = {0};
+    same_rows_both_walks(fx, shape_text, "AAABBCABCCCA", 60, &rows);
+    /* row 4 has shape B: p000 = 1 then row 4, p001 null, p003 = 4 then 4 */
+    assert_non_null(strstr((const char *)rows.data, "\"p000\":14,\"p001\":null,\"p002\":null,"
+                                                    "\"p003\":44,"));
+    /* row 9 has shape C: all but p057 */
+    assert_non_null(strstr((const char *)rows.data, "\"p056\":579,\"p057\":null,"
+                                                    "\"p058\":599,"));
+    /* levels of one more record of shape C: p057 null (w defined), p058 present */
+    struct buf rec = {0};
+    fill_shape(shape_text[2], 60, &rec);
+    assert_int_equal(shred_record(fx->sh, (const char *)rec.data, rec.len, NULL, NULL, NULL), 0);
+    LEVELS(fx, column_of(fx, "w.p057"), L(1), L(0));
+    LEVELS(fx, column_of(fx, "w.p058"), L(2), L(0));
+    buf_free(&rec);
+    buf_free(&rows);
+    for (int s = 0; s < 3; s++)
+        buf_free(&shapes[s]);
+    buf_free(&schema);
+    teardown(&st);
+}
+
+/* A list of 3000 objects and a map of 500 keys: thousands of staged values in one record, in
+ * order, with their levels. */
+static void test_long_lists(void **state)
+{
+    struct fixture *fx = *state;
+    struct buf rec = {0};
+    buf_append_str(&rec, "{\"_id\":\"x\",\"timestamp\":0,\"productListItems\":[");
+    for (int i = 0; i < 3000; i++)
+        buf_printf(&rec, "%s{\"SKU\":\"s%d\",\"quantity\":%d}", i ? "," : "", i, i);
+    buf_append_str(&rec, "],\"identityMap\":{");
+    for (int i = 0; i < 500; i++)
+        buf_printf(&rec, "%s\"ns%d\":[{\"id\":\"v%d\"}]", i ? "," : "", i, i);
+    buf_append_str(&rec, "}}");
+    for (int walk = 0; walk < 2; walk++) {
+        json_t *conv = NULL;
+        struct ing_err err;
+        assert_int_equal(shred_record(fx->sh, (const char *)rec.data, rec.len, NULL,
+                                      walk ? &conv : NULL, &err),
+                         0);
+        int defs[3001], reps[3001];
+        int col = column_of(fx, "productListItems.SKU");
+        assert_int_equal(shred_debug_levels(fx->sh, col, defs, reps, 3001), 3000);
+        for (int i = 0; i < 3000; i++) {
+            assert_int_equal(defs[i], 4);
+            assert_int_equal(reps[i], i == 0 ? 0 : 1);
+        }
+        const struct xdm_field *idm = xdm_plan_find(fx->plan, "identityMap");
+        int key = xdm_field_child(idm->item->item, "id", 2)->column - 1; /* as test_map_levels */
+        assert_int_equal(shred_debug_levels(fx->sh, key, defs, reps, 3001), 500);
+        assert_int_equal(reps[499], 1);
+        if (walk) {
+            const json_t *items = json_object_get(conv, "productListItems");
+            assert_int_equal(json_array_size(items), 3000);
+            assert_int_equal(json_integer_value(json_object_get(json_array_get(items, 2999),
+                                                                "quantity")),
+                             2999);
+            assert_int_equal(json_object_size(json_object_get(conv, "identityMap")), 500);
+        }
+        json_decref(conv);
+    }
+    buf_free(&rec);
+}
+
+/* ---- shred_node_of ---- */
+
+/* Every field of the plan has its own node, and a node stands for its field: a value put
+ * through it takes that field's checks. */
+static void collect_nodes(struct fixture *fx, const struct xdm_field *f, int *seen, size_t max,
+                          size_t *count)
+{
+    int node = shred_node_of(fx->sh, f);
+    if (node < 0 || (size_t)node >= max)
+        fail_msg("field %s: node %d", f->path ? f->path : "(root)", node);
+    if (seen[node])
+        fail_msg("field %s: node %d given twice", f->path ? f->path : "(root)", node);
+    seen[node] = 1;
+    (*count)++;
+    for (size_t i = 0; i < f->n_children; i++)
+        collect_nodes(fx, &f->children[i], seen, max, count);
+    if (f->item)
+        collect_nodes(fx, f->item, seen, max, count);
+}
+
+static void test_node_of(void **state)
+{
+    struct fixture *fx = *state;
+    int seen[512] = {0};
+    size_t count = 0;
+    collect_nodes(fx, &fx->plan->root, seen, ING_ARRAY_LEN(seen), &count);
+    assert_true(count > 30);
+    assert_int_equal(shred_node_of(fx->sh, &fx->plan->root), 0);
+    for (size_t i = 0; i < count; i++)
+        assert_int_equal(seen[i], 1); /* the nodes are 0..count-1 */
+    /* not fields of this plan */
+    struct xdm_field copy = *xdm_plan_find(fx->plan, "_id");
+    assert_int_equal(shred_node_of(fx->sh, &copy), -1);
+    assert_int_equal(shred_node_of(fx->sh, NULL), -1);
+
+    /* a record fed value by value through the nodes found */
+    int id = shred_node_of(fx->sh, xdm_plan_find(fx->plan, "_id"));
+    int ts = shred_node_of(fx->sh, xdm_plan_find(fx->plan, "timestamp"));
+    int qty = shred_node_of(fx->sh, xdm_plan_find(fx->plan, "scalars.i8"));
+    struct jtok sval = {.type = JT_STRING, .p = "abc", .n = 3};
+    struct jtok tval = {.type = JT_STRING, .p = "2024-01-02T03:04:05Z", .n = 20};
+    struct jtok big = {.type = JT_NUMBER, .p = "300", .n = 3, .integer = true};
+    struct ing_err err;
+    shred_begin(fx->sh);
+    assert_int_equal(shred_put(fx->sh, id, &sval, 0, &err), 0);
+    assert_int_equal(shred_put(fx->sh, ts, &tval, 0, &err), 0);
+    /* 300 is no byte: the node is scalars.i8's */
+    assert_int_equal(shred_put(fx->sh, qty, &big, 0, &err), ING_ETYPE);
+    assert_string_equal(err.field, "scalars.i8");
+    /* and a string is no timestamp */
+    assert_int_equal(shred_put(fx->sh, ts, &sval, 0, &err), ING_ETYPE);
+    assert_string_equal(err.field, "timestamp");
+    shred_begin(fx->sh);
+    assert_int_equal(shred_put(fx->sh, id, &sval, 0, &err), 0);
+    assert_int_equal(shred_end(fx->sh, NULL, &err), 0);
+    LEVELS(fx, column_of(fx, "_id"), L(1), L(0));
+}
+
 static void test_debug_levels_bad_column(void **state)
 {
     struct fixture *fx = *state;
@@ -870,6 +1101,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_template_kept_through_misses, setup_profile,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_template_around_lists, setup_event, teardown),
+        cmocka_unit_test_setup_teardown(test_required_in_every_walk, setup_event, teardown),
+        cmocka_unit_test_setup_teardown(test_template_compares_every_byte, setup_profile,
+                                        teardown),
+        cmocka_unit_test(test_wide_object),
+        cmocka_unit_test_setup_teardown(test_long_lists, setup_event, teardown),
+        cmocka_unit_test_setup_teardown(test_node_of, setup_event, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
