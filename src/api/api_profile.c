@@ -225,58 +225,27 @@ static void entity_lookup(struct app *app, struct http_req *req, struct http_res
     mp_policy_clear(&policy);
 }
 
-/* The query arguments h_entities_get reads, gathered in one pass over the request's arguments
- * (the first occurrence of a name wins, as with http_req_query; a valueless one reads as ""). */
-enum entity_arg {
-    EA_SCHEMA, EA_REL_SCHEMA, EA_ID, EA_NS, EA_REL_ID, EA_REL_NS, EA_POLICY, EA_START_TIME,
-    EA_END_TIME, EA_LIMIT, EA_START, EA_ORDERBY, EA_ORDER_BY, EA_FIELDS, EA_COUNT
-};
-
-static const char *const k_entity_args[EA_COUNT] = {
-    [EA_SCHEMA] = "schema.name",       [EA_REL_SCHEMA] = "relatedSchema.name",
-    [EA_ID] = "entityId",              [EA_NS] = "entityIdNS",
-    [EA_REL_ID] = "relatedEntityId",   [EA_REL_NS] = "relatedEntityIdNS",
-    [EA_POLICY] = "mergePolicyId",     [EA_START_TIME] = "startTime",
-    [EA_END_TIME] = "endTime",         [EA_LIMIT] = "limit",
-    [EA_START] = "start",              [EA_ORDERBY] = "orderby",
-    [EA_ORDER_BY] = "orderBy",         [EA_FIELDS] = "fields",
-};
-
-static int gather_entity_arg(void *ctx, const char *name, const char *value)
-{
-    const char **args = ctx;
-    for (size_t i = 0; i < EA_COUNT; i++) {
-        if (!args[i] && name[0] == k_entity_args[i][0] && !strcmp(name, k_entity_args[i])) {
-            args[i] = value ? value : "";
-            break;
-        }
-    }
-    return 0;
-}
-
 static void h_entities_get(void *vapp, struct http_req *req, struct http_resp *resp)
 {
     struct app *app = vapp;
     struct entity_params p = {.q = {.start_time = INT64_MIN, .end_time = INT64_MAX}};
-    const char *args[EA_COUNT] = {0};
-    http_req_query_each(req, gather_entity_arg, args);
-    if (!schema_ok(args[EA_SCHEMA], &p.events)) {
+    if (!schema_ok(http_req_query(req, "schema.name"), &p.events)) {
         bad_request(resp, "ACC", "schema.name is required: _xdm.context.profile, or "
                                  "_xdm.context.experienceevent with relatedSchema.name.");
         return;
     }
     if (p.events) {
-        const char *rel = args[EA_REL_SCHEMA];
+        const char *rel = http_req_query(req, "relatedSchema.name");
         if (!rel || strcmp(rel, PROFILE_SCHEMA) != 0) {
             bad_request(resp, "ACC", "Experience events need relatedSchema.name="
                                      "_xdm.context.profile.");
             return;
         }
-        p.id = args[EA_REL_ID];
-        p.ns = args[EA_REL_NS];
+        p.id = http_req_query(req, "relatedEntityId");
+        p.ns = http_req_query(req, "relatedEntityIdNS");
     } else {
-        p.id = args[EA_ID];
-        p.ns = args[EA_NS];
+        p.id = http_req_query(req, "entityId");
+        p.ns = http_req_query(req, "entityIdNS");
     }
     if (!p.id || !*p.id) {
         bad_request(resp, "ACC", p.events ? "relatedEntityId is required."
@@ -285,25 +254,25 @@ static void h_entities_get(void *vapp, struct http_req *req, struct http_resp *r
     }
     if (p.ns && !*p.ns)
         p.ns = NULL;
-    p.policy_id = args[EA_POLICY];
+    p.policy_id = http_req_query(req, "mergePolicyId");
     const char *s;
-    if ((s = args[EA_START_TIME]) && !parse_i64(s, &p.q.start_time)) {
+    if ((s = http_req_query(req, "startTime")) && !parse_i64(s, &p.q.start_time)) {
         bad_request(resp, "ACC", "startTime must be a time in milliseconds.");
         return;
     }
-    if ((s = args[EA_END_TIME]) && !parse_i64(s, &p.q.end_time)) {
+    if ((s = http_req_query(req, "endTime")) && !parse_i64(s, &p.q.end_time)) {
         bad_request(resp, "ACC", "endTime must be a time in milliseconds.");
         return;
     }
-    if ((s = args[EA_LIMIT]) && (!parse_i64(s, &p.q.limit) || p.q.limit < 1)) {
+    if ((s = http_req_query(req, "limit")) && (!parse_i64(s, &p.q.limit) || p.q.limit < 1)) {
         bad_request(resp, "ACC", "limit must be a positive number.");
         return;
     }
-    if ((s = args[EA_START]) && (!parse_i64(s, &p.q.offset) || p.q.offset < 0)) {
+    if ((s = http_req_query(req, "start")) && (!parse_i64(s, &p.q.offset) || p.q.offset < 0)) {
         bad_request(resp, "ACC", "start must be a page offset from _links.next.");
         return;
     }
-    if ((s = args[EA_ORDERBY]) || (s = args[EA_ORDER_BY])) {
+    if ((s = http_req_query(req, "orderby")) || (s = http_req_query(req, "orderBy"))) {
         if (!strcmp(s, "-timestamp"))
             p.q.desc = true;
         else if (strcmp(s, "+timestamp") != 0 && strcmp(s, "timestamp") != 0 &&
@@ -313,7 +282,7 @@ static void h_entities_get(void *vapp, struct http_req *req, struct http_resp *r
         }
     }
     char *fields_copy = NULL;
-    if ((s = args[EA_FIELDS]) && *s) {
+    if ((s = http_req_query(req, "fields")) && *s) {
         fields_copy = xstrdup(s);
         p.nfields = split_fields(fields_copy, p.fields);
     }

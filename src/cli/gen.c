@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "util/buf.h"
+#include "util/date.h"
 #include "util/mem.h"
 
 #define GEN_FLUSH_BYTES ((size_t)1 << 20)
@@ -163,25 +164,11 @@ static void put_hex(struct out *o, uint64_t v, int digits)
     put(o, tmp, (size_t)digits);
 }
 
-/* Days since 1970-01-01 -> civil date (proleptic Gregorian), by eras of 400 years. */
-static void civil_from_days(int64_t days, int64_t *y, int *m, int *d)
-{
-    int64_t z = days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;                                      /* [0, 146096] */
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);              /* [0, 365] */
-    int64_t mp = (5 * doy + 2) / 153;                                   /* March = 0 */
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
 static void put_date(struct out *o, int64_t days)
 {
     int64_t y;
     int m, d;
-    civil_from_days(days, &y, &m, &d);
+    date_civil_from_days(days, &y, &m, &d);
     put_digits(o, (uint64_t)y, 4);
     put(o, "-", 1);
     put_digits(o, (uint64_t)m, 2);

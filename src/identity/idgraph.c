@@ -14,6 +14,7 @@
 
 #include "util/bigmem.h"
 #include "util/mem.h"
+#include "util/sort.h"
 
 struct idgraph {
     struct pstore *ps;
@@ -879,25 +880,6 @@ static long loaded_find(const struct loaded *l, int64_t gid, const char *value, 
             return (long)l->mh[2 * k + 1];
     }
     return -1;
-}
-
-static int cmp_i64(const void *pa, const void *pb)
-{
-    int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
-    return (a > b) - (a < b);
-}
-
-/* Sort v and drop repeats; the new count. */
-static size_t sort_unique_i64(int64_t *v, size_t n)
-{
-    if (n < 2)
-        return n;
-    qsort(v, n, sizeof(*v), cmp_i64);
-    size_t k = 1;
-    for (size_t i = 1; i < n; i++)
-        if (v[i] != v[k - 1])
-            v[k++] = v[i];
-    return k;
 }
 
 /* Counting sort of items 0..n-1 by key (< nkeys): *start (nkeys + 1) and *items, new. */

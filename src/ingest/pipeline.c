@@ -579,17 +579,12 @@ static void *spec_main(void *arg)
     return NULL;
 }
 
-/* Stop a run taken off p->specs, wait for its thread and free it. */
-static void spec_entry_free(struct spec_entry *e)
+/* Free an entry no thread uses (its run ended and was joined, or never started): its engine
+ * run, its reference on the upload's watch (released only: whether the watch is abandoned is
+ * the caller's call, as a run that never started must leave the upload's watch alone), its file
+ * and strings. */
+static void spec_entry_release(struct spec_entry *e)
 {
-    pthread_mutex_lock(&e->p->mu);
-    e->stop = true;
-    if (e->spec)
-        engine_spec_stop(e->spec);
-    pthread_mutex_unlock(&e->p->mu);
-    upl_watch_abandon(e->watch); /* wakes a run waiting for bytes */
-    if (!e->joined)
-        pthread_join(e->thread, NULL);
     engine_spec_free(e->spec);
     upl_watch_release(e->watch);
     if (e->fd >= 0)
@@ -602,6 +597,20 @@ static void spec_entry_free(struct spec_entry *e)
     free(e->file_path);
     free(e->key);
     free(e);
+}
+
+/* Stop a run taken off p->specs, wait for its thread and free it. */
+static void spec_entry_free(struct spec_entry *e)
+{
+    pthread_mutex_lock(&e->p->mu);
+    e->stop = true;
+    if (e->spec)
+        engine_spec_stop(e->spec);
+    pthread_mutex_unlock(&e->p->mu);
+    upl_watch_abandon(e->watch); /* wakes a run waiting for bytes */
+    if (!e->joined)
+        pthread_join(e->thread, NULL);
+    spec_entry_release(e);
 }
 
 static void specs_free(struct spec_entry *list)
@@ -755,14 +764,7 @@ bool pipeline_speculate(struct pipeline *p, const char *sandbox, const char *bat
         specs_free(evicted);
     }
     if (!room) {
-        upl_watch_release(watch);
-        close(fd);
-        free(e->sandbox);
-        free(e->batch_id);
-        free(e->dataset_id);
-        free(e->file_path);
-        free(e->key);
-        free(e);
+        spec_entry_release(e); /* no thread was started: nothing to stop or join */
         return false;
     }
     log_debug("speculative run starting batch=%s path=%s", batch_id, file_path);

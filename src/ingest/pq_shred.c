@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "util/buf.h"
+#include "util/date.h"
 #include "util/mem.h"
 #include "util/utf8.h"
 
@@ -332,15 +333,9 @@ static void put_digits(char *p, uint64_t v, int width)
 /* "YYYY-MM-DD" of a day count in [DAYS_MIN, DAYS_MAX] (proleptic Gregorian, 400-year eras). */
 static void put_ymd(char *p, int64_t days)
 {
-    int64_t z = days + 719468; /* days since 0000-03-01, negative for Jan and Feb of year 0 */
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    int m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    int64_t y = yoe + era * 400 + (m <= 2);
+    int64_t y;
+    int m, d;
+    date_civil_from_days(days, &y, &m, &d);
     put_digits(p, (uint64_t)y, 4);
     p[4] = '-';
     put_digits(p + 5, (uint64_t)m, 2);

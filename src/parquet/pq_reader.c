@@ -32,6 +32,7 @@
 #include "parquet/pq_encode.h"
 #include "parquet/pq_thrift.h"
 #include "parquet/pq_uncompress.h"
+#include "util/date.h"
 #include "util/mem.h"
 #include "util/utf8.h"
 
@@ -2238,33 +2239,11 @@ static void divmod_floor(int64_t a, int64_t b, int64_t *q, int64_t *r)
     }
 }
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q, r;
-    divmod_floor(a, b, &q, &r);
-    return q;
-}
-
-/* Civil date of a day count since 1970-01-01 (proleptic Gregorian), any int64 day count that
- * the callers produce (|days| < 2^40). Standard era arithmetic: 400-year eras of 146097 days. */
-static void civil(int64_t days, int64_t *y, int *m, int *d)
-{
-    int64_t z = days + 719468;
-    int64_t era = floor_div(z, 146097);
-    int64_t doe = z - era * 146097;                                    /* [0, 146096] */
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);             /* [0, 365] */
-    int64_t mp = (5 * doy + 2) / 153;                                  /* [0, 11] */
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
 static int put_date_part(struct jctx *j, int64_t days)
 {
     int64_t y;
     int m, d;
-    civil(days, &y, &m, &d);
+    date_civil_from_days(days, &y, &m, &d);
     if (y >= 0 && y <= 9999) {
         char tmp[10];
         fmt_fixed(tmp, (uint64_t)y, 4);

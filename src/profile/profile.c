@@ -56,6 +56,15 @@ static void cache_drop(struct profiles *pf)
     pthread_mutex_unlock(&pf->mu);
 }
 
+/* The cached default of sandbox, or NULL; the caller holds pf->mu. */
+static const struct default_entry *cache_find(const struct profiles *pf, const char *sandbox)
+{
+    for (size_t i = 0; i < pf->ncache; i++)
+        if (!strcmp(pf->cache[i].sandbox, sandbox))
+            return &pf->cache[i];
+    return NULL;
+}
+
 static pstore_view_fn view_build;
 
 /* Whenever asked: first the backfill of clusters that never had a stored answer (a database
@@ -790,14 +799,12 @@ static void policy_copy(struct mp_policy *dst, const struct mp_policy *src)
 static int default_policy(struct profiles *pf, const char *sandbox, struct mp_policy *out,
                           int64_t *stamp, struct ing_err *err)
 {
-    bool cached = false;
     pthread_mutex_lock(&pf->mu);
-    for (size_t i = 0; i < pf->ncache && !cached; i++) {
-        if (!strcmp(pf->cache[i].sandbox, sandbox)) {
-            cached = true;
-            policy_copy(out, &pf->cache[i].policy);
-            *stamp = pf->cache[i].stamp;
-        }
+    const struct default_entry *hit = cache_find(pf, sandbox);
+    bool cached = hit != NULL;
+    if (hit) {
+        policy_copy(out, &hit->policy);
+        *stamp = hit->stamp;
     }
     pthread_mutex_unlock(&pf->mu);
     if (cached)
@@ -1102,24 +1109,22 @@ int profiles_entity_stored(struct profiles *pf, const char *sandbox, const char 
                            const char *value, struct buf *out, struct ing_err *err)
 {
     int64_t want = 0;
-    bool stitch = false, cached = false;
+    bool stitch = false;
     pthread_mutex_lock(&pf->mu);
-    for (size_t i = 0; i < pf->ncache && !cached; i++) {
-        if (!strcmp(pf->cache[i].sandbox, sandbox)) {
-            cached = true;
-            want = pf->cache[i].stamp;
-            stitch = pf->cache[i].policy.stitch;
-        }
+    const struct default_entry *hit = cache_find(pf, sandbox);
+    bool cached = hit != NULL;
+    if (hit) {
+        want = hit->stamp;
+        stitch = hit->policy.stitch;
     }
     pthread_mutex_unlock(&pf->mu);
     if (!cached) {
         struct mp_policy p;
         int rc = default_policy(pf, sandbox, &p, &want, err);
-        stitch = p.stitch;
-        if (rc == 0)
-            mp_policy_clear(&p);
         if (rc)
             return rc;
+        stitch = p.stitch;
+        mp_policy_clear(&p);
     }
     if (!stitch || !code || !value)
         return ING_ENOTFOUND;

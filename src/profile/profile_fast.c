@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json/jtok.h"
 #include "profile/profile.h"
 #include "util/err.h"
 #include "util/mem.h"
@@ -32,6 +33,7 @@ struct keyspan {
 
 struct rd {
     const char *p;
+    const char *end;       /* the text's NUL: the scanners of json/jtok take an end */
     struct buf *out;
     int rc;                /* first failure: ING_ESYNTAX (declined) or the buffer's code */
     struct keyspan *keys;  /* the keys of the objects being read, innermost last */
@@ -58,8 +60,7 @@ static void decline(struct rd *r)
 
 static void skip_ws(struct rd *r)
 {
-    while (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r')
-        r->p++;
+    r->p = jtok_skip_ws(r->p, r->end);
 }
 
 /* One code point as jansson writes it inside a string. */
@@ -198,53 +199,17 @@ static void rd_string(struct rd *r)
     r->p = p;
 }
 
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-/* A number token, written as jansson's integer or real. */
+/* A number token (JSON's grammar, checked by json/jtok), written as jansson's integer or real. */
 static void rd_number(struct rd *r)
 {
-    const char *p = r->p, *start = p;
-    bool real = false;
-    if (*p == '-')
-        p++;
-    if (*p == '0') {
-        p++;
-        if (is_digit(*p)) {
-            decline(r);
-            return;
-        }
-    } else if (is_digit(*p)) {
-        while (is_digit(*p))
-            p++;
-    } else {
+    const char *start = r->p;
+    bool integer = false;
+    const char *p = r->p < r->end ? jtok_scan_number(r->p, r->end, &integer) : NULL;
+    if (!p) {
         decline(r);
         return;
     }
-    if (*p == '.') {
-        real = true;
-        p++;
-        if (!is_digit(*p)) {
-            decline(r);
-            return;
-        }
-        while (is_digit(*p))
-            p++;
-    }
-    if (*p == 'e' || *p == 'E') {
-        real = true;
-        p++;
-        if (*p == '+' || *p == '-')
-            p++;
-        if (!is_digit(*p)) {
-            decline(r);
-            return;
-        }
-        while (is_digit(*p))
-            p++;
-    }
+    bool real = !integer;
     char tok[64], text[40];
     size_t len = (size_t)(p - start);
     if (len >= sizeof(tok)) {
@@ -400,11 +365,12 @@ static void rd_array(struct rd *r, int depth)
 static void rd_literal(struct rd *r, const char *word)
 {
     size_t n = strlen(word);
-    if (strncmp(r->p, word, n) != 0) {
+    const char *next = jtok_scan_literal(r->p, r->end, word, n);
+    if (!next) {
         decline(r);
         return;
     }
-    r->p += n;
+    r->p = next;
     put(r, word, n);
 }
 
@@ -429,7 +395,7 @@ static void rd_value(struct rd *r, int depth)
 static int recode(const char *text, struct buf *out, bool *has_identity_map)
 {
     size_t mark = out->len;
-    struct rd r = {.p = text, .out = out};
+    struct rd r = {.p = text, .end = text + strlen(text), .out = out};
     skip_ws(&r);
     bool object = *r.p == '{';
     if (*r.p != '{' && *r.p != '[')

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/date.h"
+
 #define MS_PER_DAY INT64_C(86400000)
 /* Years 0000..9999: what four-digit ISO text can express, so every value we accept can be
  * printed back in the same shape. */
@@ -41,29 +43,6 @@ static void quote_value(char out[64], const char *s, size_t n)
         i += 3;
     }
     out[i] = '\0';
-}
-
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
 }
 
 static int64_t floor_div(int64_t a, int64_t b)
@@ -107,7 +86,7 @@ static const char *parse_ymd(const char *s, int64_t *days)
         return "month out of range 01-12";
     if (d < 1 || d > days_in_month(y, m))
         return "day out of range for the month";
-    *days = days_from_civil(y, m, d);
+    *days = date_days_from_civil(y, m, d);
     return NULL;
 }
 
@@ -270,7 +249,7 @@ void xdm_format_datetime(int64_t ms, char out[32])
     int64_t rest = ms - days * MS_PER_DAY;
     int64_t y;
     int m, d;
-    civil_from_days(days, &y, &m, &d);
+    date_civil_from_days(days, &y, &m, &d);
     int h = (int)(rest / 3600000), mi = (int)(rest / 60000 % 60), s = (int)(rest / 1000 % 60);
     int frac = (int)(rest % 1000);
     snprintf(out, 32, "%04" PRId64 "-%02d-%02dT%02d:%02d:%02d.%03dZ", y, m, d, h, mi, s, frac);
@@ -280,7 +259,7 @@ void xdm_format_date(int32_t days, char out[16])
 {
     int64_t y;
     int m, d;
-    civil_from_days(days, &y, &m, &d);
+    date_civil_from_days(days, &y, &m, &d);
     /* Years outside 0..9999 cannot come from our parsers; clamp the width for safety. */
     if (y < -999 || y > 9999)
         snprintf(out, 16, "%s", "invalid-date");

@@ -35,6 +35,7 @@
 #include "store/pstore_int.h"
 #include "util/bigmem.h"
 #include "util/mem.h"
+#include "util/sort.h"
 
 #define GROUP_SHIFT 7
 #define DICT_FILL 200                 /* average entries per bucket before a split */
@@ -411,19 +412,19 @@ static int dstate_read(struct pstore_conn *c, bool with_count, struct dstate *d,
     return ret ? ret : dstate_decode(v, d, err);
 }
 
-/* The labels of bucket entries with fingerprint fp, appended to *labels. */
+/* The labels of bucket entries with fingerprint fp, appended to *labels (grown as needed). */
 static void bucket_match(const uint8_t *body, size_t len, uint64_t fp, int64_t **labels,
                          size_t *n, size_t *cap)
 {
     size_t count = len / ENTRY_SIZE;
-    for (size_t i = pstore__dict_lower(body, count, fp);
-         i < count && get_le48(body + i * ENTRY_SIZE) == fp; i++) {
-        if (*n == *cap) {
-            *cap = *cap ? *cap * 2 : 4;
-            *labels = xrealloc(*labels, *cap * sizeof(**labels));
-        }
-        (*labels)[(*n)++] = (int64_t)get_le48(body + i * ENTRY_SIZE + 6);
+    size_t room = *cap - *n;
+    size_t found = pstore__dict_scan(body, count, fp, *labels ? *labels + *n : NULL, room);
+    if (found > room) { /* the array is full (or not there yet): grow it and scan again */
+        *cap = *n + found > 4 ? (*n + found) * 2 : 4;
+        *labels = xrealloc(*labels, *cap * sizeof(**labels));
+        pstore__dict_scan(body, count, fp, *labels + *n, found);
     }
+    *n += found;
 }
 
 /* Candidate labels of one hash, on connection c (inside the caller's read snapshot). */
@@ -453,34 +454,27 @@ int pstore__dict_lookup(struct pstore_conn *c, uint64_t h, int64_t *labels, size
                         size_t *n, struct ing_err *err)
 {
     *n = 0;
+    int ret = 0;
     if (!c->dict_cached) {
         int64_t v = 0;
-        int ret = pstore__kv_get(c, KV_DICT_STATE, &v, err);
+        ret = pstore__kv_get(c, KV_DICT_STATE, &v, err);
         if (ret && ret != ING_ENOTFOUND)
             return ret;
-        c->dict_state = ret == 0 ? v : 0;
+        if ((ret = pstore__dstate_decode(ret == 0 ? v : 0, &c->dict_level, &c->dict_split, err)))
+            return ret;
         c->dict_cached = true;
     }
-    struct dstate d = {0};
-    int ret = dstate_decode(c->dict_state, &d, err);
-    if (ret)
-        return ret;
     sqlite3_stmt *s = NULL;
     if ((ret = pstore__stmt(c, S_DICT_GET, &s, err)) != 0)
         return ret;
     uint64_t fp = fp_of(h);
-    sqlite3_bind_int64(s, 1, (int64_t)dict_addr(&d, fp));
+    sqlite3_bind_int64(s, 1, (int64_t)pstore__dict_addr(c->dict_level, c->dict_split, fp));
     int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        const uint8_t *body = sqlite3_column_blob(s, 0);
-        size_t count = (size_t)sqlite3_column_bytes(s, 0) / ENTRY_SIZE;
-        for (size_t i = pstore__dict_lower(body, count, fp);
-             i < count && get_le48(body + i * ENTRY_SIZE) == fp; i++, (*n)++)
-            if (*n < cap)
-                labels[*n] = (int64_t)get_le48(body + i * ENTRY_SIZE + 6);
-    } else if (rc != SQLITE_DONE) {
+    if (rc == SQLITE_ROW)
+        *n = pstore__dict_scan(sqlite3_column_blob(s, 0),
+                               (size_t)sqlite3_column_bytes(s, 0) / ENTRY_SIZE, fp, labels, cap);
+    else if (rc != SQLITE_DONE)
         ret = pstore__map_sqlite(err, c->db, rc, "dictionary");
-    }
     sqlite3_reset(s); /* the one binding is an integer: nothing to clear */
     return ret;
 }
@@ -1190,28 +1184,6 @@ int pstore_tx_label_forward(struct pstore_tx *tx, int64_t from, int64_t to, stru
     return pstore__step_done(tx->c, s, "label forward", err);
 }
 
-static int cmp_i64(const void *pa, const void *pb)
-{
-    int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
-    return (a > b) - (a < b);
-}
-
-size_t pstore__sort_unique(int64_t *v, size_t n)
-{
-    if (n < 2)
-        return n;
-    bool sorted = true;
-    for (size_t i = 1; i < n && sorted; i++)
-        sorted = v[i - 1] <= v[i];
-    if (!sorted)
-        qsort(v, n, sizeof(*v), cmp_i64);
-    size_t k = 1;
-    for (size_t i = 1; i < n; i++)
-        if (v[i] != v[k - 1])
-            v[k++] = v[i];
-    return k;
-}
-
 /* The stored label list of batch seq, appended to *v. */
 static int batch_labels_read(struct pstore_tx *tx, int64_t seq, int64_t **v, size_t *n,
                              size_t *cap, struct ing_err *err)
@@ -1309,7 +1281,7 @@ static int flush_batch_labels(struct pstore_tx *tx, struct pstore_graph_tx *g,
         }
         for (size_t k = i; k < j; k++)
             v[nv++] = g->bl[k].label;
-        nv = pstore__sort_unique(v, nv);
+        nv = sort_unique_i64(v, nv);
         ret = batch_labels_write(tx, g->bl[i].seq, v, nv, err);
         i = j;
     }
@@ -1382,7 +1354,7 @@ int pstore_tx_batch_labels_take(struct pstore_tx *tx, int64_t seq, int64_t **lab
         *labels = NULL;
         *n = 0;
     } else {
-        *n = pstore__sort_unique(*labels, *n);
+        *n = sort_unique_i64(*labels, *n);
     }
     return ret;
 }

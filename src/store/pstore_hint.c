@@ -480,14 +480,8 @@ bool pstore__hint_lookup(struct pstore *ps, uint64_t hash, int64_t *labels, size
     uint64_t fp = pstore__dict_fp(hash);
     pthread_rwlock_rdlock(&h->lock);
     uint64_t b = pstore__dict_addr(h->level, h->split, fp);
-    if (b < h->ndir && h->dir[b].p) {
-        const uint8_t *p = h->dir[b].p;
-        size_t count = h->dir[b].n;
-        for (size_t i = pstore__dict_lower(p, count, fp);
-             i < count && pstore__le48(p + i * PSTORE_DICT_ENTRY) == fp; i++, (*n)++)
-            if (*n < cap)
-                labels[*n] = (int64_t)pstore__le48(p + i * PSTORE_DICT_ENTRY + 6);
-    }
+    if (b < h->ndir && h->dir[b].p)
+        *n = pstore__dict_scan(h->dir[b].p, h->dir[b].n, fp, labels, cap);
     pthread_rwlock_unlock(&h->lock);
     return true;
 }

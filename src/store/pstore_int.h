@@ -68,10 +68,11 @@ struct pstore_conn {
     bool snapshot;
     uint64_t snapshot_gen;  /* the commit generation it was taken at */
     int64_t snapshot_ns;    /* and when */
-    /* the dictionary's shape (pstore_graph.c) read in this snapshot: it changes only with a
-     * commit, so one read serves every lookup of the snapshot */
+    /* the dictionary's shape (pstore_graph.c) read and decoded in this snapshot: it changes
+     * only with a commit, so one read serves every lookup of the snapshot */
     bool dict_cached;
-    int64_t dict_state;
+    int dict_level;
+    uint64_t dict_split;
     uint64_t map_gen;       /* ps->ckpt_copied when the file was last mapped (pstore_view.c) */
     bool map_lowered;       /* its mapping limit is one step below the usual (pstore_view.c) */
 };
@@ -206,6 +207,21 @@ static inline size_t pstore__dict_lower(const uint8_t *p, size_t n, uint64_t fp)
     return lo;
 }
 
+/* The labels of a bucket's entries (n of them, at p) whose fingerprint is fp: the first cap go to
+ * labels[] (may be NULL when cap is 0), the return value counts them all (usually 0 or 1). The
+ * one scan of a bucket, for the lookup (pstore_graph.c), the hint (pstore_hint.c) and the
+ * batch reads. Inline: the lookup's hot path. */
+static inline size_t pstore__dict_scan(const uint8_t *p, size_t n, uint64_t fp, int64_t *labels,
+                                       size_t cap)
+{
+    size_t found = 0;
+    for (size_t i = pstore__dict_lower(p, n, fp);
+         i < n && pstore__le48(p + i * PSTORE_DICT_ENTRY) == fp; i++, found++)
+        if (found < cap)
+            labels[found] = (int64_t)pstore__le48(p + i * PSTORE_DICT_ENTRY + 6);
+    return found;
+}
+
 static inline uint64_t pstore__dict_fp(uint64_t h)
 {
     return h >> 16;
@@ -257,8 +273,6 @@ int pstore__view_refresh(struct pstore_tx *tx, struct ing_err *err);
 /* After a commit: bump the generation and end the idle readers' snapshots. */
 void pstore__view_committed(struct pstore *ps);
 void pstore__view_tx_free(struct pstore_tx *tx);
-/* Sort v (skipped when already sorted) and drop repeats; returns the new count. */
-size_t pstore__sort_unique(int64_t *v, size_t n);
 /* pstore_graph.c: candidate labels of identity hash h on a reader inside its snapshot (a hit
  * is to be confirmed): the first `cap` go to labels[], *n counts them all (usually 0 or 1).
  * The dictionary's shape is read once per snapshot (c->dict_cached, reset when one begins). */

@@ -40,6 +40,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/sort.h"
 
 struct moved {
     int64_t old_label, new_label;
@@ -376,7 +377,7 @@ int pstore__view_refresh(struct pstore_tx *tx, struct ing_err *err)
     int64_t *cand = NULL;
     size_t *off = NULL;
     int ret = 0;
-    v->nlabels = pstore__sort_unique(v->labels, v->nlabels);
+    v->nlabels = sort_unique_i64(v->labels, v->nlabels);
     for (size_t i = 0; i < v->nlabels && ret == 0; i++) {
         bool existed = false;
         ret = body_delete(tx, v->labels[i], &existed, err);
@@ -399,7 +400,7 @@ int pstore__view_refresh(struct pstore_tx *tx, struct ing_err *err)
         for (size_t i = 0; ret == 0 && i < off[v->nkeys]; i++)
             push_i64(&rebuild, &nr, &capr, cand[i]);
     }
-    nr = pstore__sort_unique(rebuild, nr);
+    nr = sort_unique_i64(rebuild, nr);
     if (ret == 0)
         ret = build_many(tx, rebuild, nr, err);
     v->nmoved = v->nlabels = v->nkeys = 0;

@@ -1,7 +1,8 @@
 /*
  * test_pipeline.c - the batch worker pool end to end on a real store, registry, catalog and lake:
  * a queued batch lands in the lake, a bad row fails it with file/row/field, a batch without files
- * fails with code 133, and a batch left "processing" by a crash runs again at start-up.
+ * fails with code 133, a batch left "processing" by a crash runs again at start-up, and
+ * speculative runs dropped or evicted give their upload watches back.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include "catalog/catalog.h"
 #include "ingest/pipeline.h"
 #include "lake/lake.h"
+#include "lake/upload.h"
 #include "schema/registry.h"
 #include "store/store.h"
 #include "util/fs.h"
@@ -289,6 +291,48 @@ static void test_recovery_reruns_processing_batch(void **state)
     free(tmp), free(dir), free(junk), free(part), free(id);
 }
 
+/* Speculative runs: a run dropped with its batch abandons the upload's watch it held (the
+ * upload cannot be adopted any more), one evicted when the table is full too, one whose file
+ * cannot be opened leaves the watch alone; every entry's references are given back (ASan). */
+static void test_speculation_drop_and_evict(void **state)
+{
+    (void)state;
+    static const char *const files[] = {"a.json", "{\"person\":{\"birthDate\":\"1990-01-02\"}}\n",
+                                        NULL};
+    char *id = new_batch("json", files);
+    char *dir = lake_staging_dir(g.lake, SB, id, g.dataset_id);
+    char *read_path = xasprintf("%s/a.json", dir);
+    struct pipeline *p = start();
+    enum { RUNS = 4 }; /* more than the table holds: the older ones are evicted */
+    struct upl_watch *w[RUNS];
+    char *keys[RUNS];
+    for (int i = 0; i < RUNS; i++) {
+        keys[i] = xasprintf("%s/upload-%d.part", g.dir, i);
+        w[i] = upl_watch_start(keys[i], -1);
+        assert_true(pipeline_speculate(p, SB, id, g.dataset_id, "a.json", read_path, keys[i],
+                                       w[i]));
+    }
+    int64_t final_size;
+    assert_true(upl_watch_state(w[0], &final_size)); /* evicted: abandoned */
+    assert_false(upl_watch_state(w[RUNS - 1], &final_size));
+    pipeline_spec_drop(p, SB, id);
+    for (int i = 0; i < RUNS; i++)
+        assert_true(upl_watch_state(w[i], &final_size));
+    /* no file: nothing started, and the caller's watch is not touched */
+    char *key = xasprintf("%s/upload-x.part", g.dir);
+    struct upl_watch *wx = upl_watch_start(key, -1);
+    char *missing = xasprintf("%s/missing.json", dir);
+    assert_false(pipeline_speculate(p, SB, id, g.dataset_id, "missing.json", missing, key, wx));
+    assert_false(upl_watch_state(wx, &final_size));
+    upl_watch_release(wx);
+    pipeline_stop(p);
+    for (int i = 0; i < RUNS; i++) {
+        upl_watch_release(w[i]);
+        free(keys[i]);
+    }
+    free(key), free(missing), free(read_path), free(dir), free(id);
+}
+
 static void test_stop_null(void **state)
 {
     (void)state;
@@ -306,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_bad_row_fails_batch),
         cmocka_unit_test(test_batch_level_errors),
         cmocka_unit_test(test_recovery_reruns_processing_batch),
+        cmocka_unit_test(test_speculation_drop_and_evict),
         cmocka_unit_test(test_stop_null),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -3,7 +3,8 @@
  * really change the connection's mapping limit (SQLite ignores a request for the limit it
  * already has, and cuts one above its ceiling down to the ceiling), however many checkpoints
  * passed between two snapshots and whatever SQLite's ceiling. White-box: the checkpoint counter
- * and the idle reader come from src/store/pstore_int.h. */
+ * and the idle reader come from src/store/pstore_int.h. Also the one scan of a dictionary
+ * bucket (pstore__dict_scan, pstore_int.h) that the lookup, the hint and the batch reads share. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -136,9 +137,63 @@ static void test_remap_under_a_low_ceiling(void **state)
     remaps_every_time(fx->ps);
 }
 
+/* A bucket body of entries (fp, label), PSTORE_DICT_ENTRY bytes each, little-endian 48-bit. */
+static void put_entry(uint8_t *p, uint64_t fp, uint64_t label)
+{
+    for (int i = 0; i < 6; i++) {
+        p[i] = (uint8_t)(fp >> (8 * i));
+        p[6 + i] = (uint8_t)(label >> (8 * i));
+    }
+}
+
+static void test_dict_scan(void **state)
+{
+    (void)state;
+    /* Sorted by fingerprint, with a run of three equal ones and both ends of the 48-bit range. */
+    const uint64_t fps[] = {0, 5, 0x123456789AULL, 0x123456789AULL, 0x123456789AULL,
+                            0x800000000000ULL, 0xFFFFFFFFFFFFULL};
+    enum { N = sizeof(fps) / sizeof(fps[0]) };
+    uint8_t body[N * PSTORE_DICT_ENTRY];
+    for (size_t i = 0; i < N; i++)
+        put_entry(body + i * PSTORE_DICT_ENTRY, fps[i], 100 + i);
+    int64_t labels[4] = {-1, -1, -1, -1};
+    assert_int_equal(pstore__dict_scan(body, N, 0x123456789AULL, labels, 4), 3);
+    assert_true(labels[0] == 102 && labels[1] == 103 && labels[2] == 104 && labels[3] == -1);
+    /* cap below the count: the first cap are filled, all are counted */
+    labels[0] = labels[1] = -1;
+    assert_int_equal(pstore__dict_scan(body, N, 0x123456789AULL, labels, 1), 3);
+    assert_true(labels[0] == 102 && labels[1] == -1);
+    assert_int_equal(pstore__dict_scan(body, N, 0x123456789AULL, NULL, 0), 3);
+    assert_int_equal(pstore__dict_scan(body, N, 0, labels, 4), 1);
+    assert_true(labels[0] == 100);
+    assert_int_equal(pstore__dict_scan(body, N, 0xFFFFFFFFFFFFULL, labels, 4), 1);
+    assert_true(labels[0] == 106);
+    assert_int_equal(pstore__dict_scan(body, N, 0x800000000000ULL, labels, 4), 1);
+    assert_true(labels[0] == 105);
+    /* absent: between entries, below and above all, and an empty bucket */
+    assert_int_equal(pstore__dict_scan(body, N, 6, labels, 4), 0);
+    assert_int_equal(pstore__dict_scan(body + PSTORE_DICT_ENTRY, N - 1, 0, labels, 4), 0);
+    assert_int_equal(pstore__dict_scan(body, N - 1, 0xFFFFFFFFFFFFULL, labels, 4), 0);
+    assert_int_equal(pstore__dict_scan(body, 0, 5, labels, 4), 0);
+    /* every fingerprint of a long bucket is found where the gallop starts from its guess */
+    enum { LONG = 300 };
+    uint8_t *big = malloc(LONG * PSTORE_DICT_ENTRY);
+    assert_non_null(big);
+    for (size_t i = 0; i < LONG; i++)
+        put_entry(big + i * PSTORE_DICT_ENTRY, (uint64_t)i * i * 3000000ULL, i);
+    for (size_t i = 0; i < LONG; i++) {
+        assert_int_equal(pstore__dict_scan(big, LONG, (uint64_t)i * i * 3000000ULL, labels, 4), 1);
+        assert_true(labels[0] == (int64_t)i);
+        assert_int_equal(pstore__dict_scan(big, LONG, (uint64_t)i * i * 3000000ULL + 1, labels, 4),
+                         0);
+    }
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dict_scan),
         cmocka_unit_test_setup_teardown(test_remap_whatever_the_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remap_under_a_low_ceiling, setup_low_ceiling,
                                         teardown_low_ceiling),
