@@ -54,6 +54,7 @@ struct pbind {
     uint8_t fmode;             /* repeated nodes in field context: PB_LIST, PB_NOCOLS or PB_FAIL */
     uint8_t mode;              /* present context */
     int pfn;                   /* present context: shredder node */
+    int item_fn;               /* PB_MAP without a value column: shredder node of the item */
     const struct xdm_field *pf;
     struct pb_absent *absent;  /* PB_STRUCT */
     int n_absent;
@@ -215,6 +216,8 @@ static void bind_present(struct pq_shred *ps, int nid, const struct xdm_field *f
             return; /* a map into an object, or keys that render as numbers: the JSON rules */
         if (n->map_value >= 0)
             bind_field(ps, n->map_value, f->item);
+        else
+            b->item_fn = shred_node_of(ps->sh, f->item); /* each key's value is a null */
         b->mode = PB_MAP;
         return;
     }
@@ -553,7 +556,7 @@ static int walk_map(struct pq_shred *ps, int nid, int lvl, int rep)
         shred_put_key(ps->sh, b->pfn, kvv.n ? (const char *)kvv.p : "", kvv.n, r);
         int rc;
         if (n->map_value < 0)
-            rc = put(ps, shred_node_of(ps->sh, f->item), &null_tok, r);
+            rc = put(ps, b->item_fn, &null_tok, r);
         else
             rc = walk_field(ps, n->map_value, kvn->rep_level, r);
         if (rc)
