@@ -402,15 +402,6 @@ static enum head_kind head_kind(const uint8_t *p, size_t n)
     return i == n || p[i] == '[' ? HEAD_WHOLE : HEAD_LINES;
 }
 
-static ssize_t read_at(int fd, void *buf, size_t n, int64_t at)
-{
-    ssize_t got;
-    do {
-        got = pread(fd, buf, n, at);
-    } while (got < 0 && errno == EINTR);
-    return got;
-}
-
 /* Does a byte-order mark start at `at` of a file of `size` bytes? A range's splitter would skip
  * it where the whole file's reads it as part of a line. 1 = yes, 0 = no, or ING_EIO. */
 static int bom_at(int fd, int64_t at, int64_t size, struct ing_err *err)
@@ -418,7 +409,7 @@ static int bom_at(int fd, int64_t at, int64_t size, struct ing_err *err)
     if (size - at < 3)
         return 0;
     uint8_t b[3];
-    ssize_t got = read_at(fd, b, 3, at);
+    ssize_t got = fs_pread_all(fd, b, 3, at);
     if (got < 0)
         return ing_err_errno(err, errno, "cannot read the input file");
     return is_bom(b, (size_t)got) ? 1 : 0;
@@ -434,7 +425,7 @@ static int ranges_ok(int fd, int64_t size, const struct par_range *ranges, int n
 {
     uint8_t *peek = xmalloc(RANGES_PEEK_BYTES);
     int rc = 0;
-    ssize_t got = read_at(fd, peek, RANGES_PEEK_BYTES, 0);
+    ssize_t got = fs_pread_all(fd, peek, RANGES_PEEK_BYTES, 0);
     if (got < 0) {
         rc = ing_err_errno(err, errno, "cannot read the input file");
         goto out;
@@ -1317,7 +1308,7 @@ static int spec_check_head(struct engine_spec *s, struct ing_err *err)
     size_t want = s->avail < RANGES_PEEK_BYTES ? (size_t)s->avail : RANGES_PEEK_BYTES;
     uint8_t *peek = xmalloc(want + 1);
     int rc = 0;
-    ssize_t got = read_at(s->fd, peek, want, 0);
+    ssize_t got = fs_pread_all(s->fd, peek, want, 0);
     if (got < 0) {
         rc = ing_err_errno(err, errno, "cannot read the input file");
         goto out;
@@ -1354,7 +1345,7 @@ static void spec_cut_tail(struct engine_spec *s)
               (long long)left);
     if (s->run.threads < 2 || left < 2)
         return;
-    int64_t at = s->pos + left / 2, cut = -1;
+    int64_t cut = -1;
     if (s->run.threads == 2 && s->final >= s->run.split_min) {
         /* Where a two-thread run of the whole file cuts it: when range 0 has not passed that
          * line yet, the ranges and so the part files are that run's, byte for byte. */
@@ -1364,24 +1355,16 @@ static void spec_cut_tail(struct engine_spec *s)
     }
     if (cut < 0 && left < s->run.split_min)
         return;
-    uint8_t *block = xmalloc(RANGES_PEEK_BYTES);
-    while (cut < 0 && at < s->final) {
-        ssize_t got;
-        do {
-            got = pread(s->fd, block, RANGES_PEEK_BYTES, at);
-        } while (got < 0 && errno == EINTR);
-        if (got <= 0)
-            break;
-        const uint8_t *nl = memchr(block, '\n', (size_t)got);
-        if (nl)
-            cut = at + (nl - block) + 1;
-        at += got;
+    if (cut < 0) {
+        /* The line start after the middle of what is left; a failed read leaves the file
+         * uncut (range 0 then reads on and meets the failure itself). */
+        int64_t mid = par_next_line_start(s->fd, s->pos + left / 2 + 1, s->final, NULL);
+        cut = mid < 0 ? -1 : mid;
     }
     /* A range's splitter would skip a byte-order mark the whole file's reads as text. A failed
      * read does not stop the cut: range 1 then fails on it itself. */
     if (cut > 0 && cut < s->final && bom_at(s->fd, cut, s->final, NULL) > 0)
         cut = -1;
-    free(block);
     if (cut <= 0 || cut >= s->final)
         return;
     s->rs.jobs[1].range = (struct par_range){cut, s->final};
@@ -1437,10 +1420,7 @@ static int64_t spec_read(void *ctx, void *buf, size_t n, struct ing_err *err)
         int64_t limit = s->avail < s->end ? s->avail : s->end;
         if (s->pos < limit) {
             size_t want = (int64_t)n < limit - s->pos ? n : (size_t)(limit - s->pos);
-            ssize_t got;
-            do {
-                got = pread(s->fd, buf, want, s->pos);
-            } while (got < 0 && errno == EINTR);
+            ssize_t got = fs_pread_all(s->fd, buf, want, s->pos);
             if (got <= 0) {
                 s->unusable = true;
                 return ing_err_errno(err, got < 0 ? errno : EIO, "cannot read the input file");

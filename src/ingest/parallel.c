@@ -11,28 +11,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/fs.h"
 #include "util/mem.h"
 
 #define PAR_SCAN_BYTES 65536
 
-static ssize_t pread_full(int fd, void *buf, size_t n, int64_t off)
-{
-    for (;;) {
-        ssize_t got = pread(fd, buf, n, (off_t)off);
-        if (got >= 0 || errno != EINTR)
-            return got;
-    }
-}
-
-/* The first line start at or after `from` (from > 0): one past the first '\n' at or after
- * from - 1. Returns size when there is none, or a negative ING_E*. */
+/* par_next_line_start with the caller's PAR_SCAN_BYTES of scratch. */
 static int64_t next_line_start(int fd, int64_t from, int64_t size, char *scratch,
                                struct ing_err *err)
 {
     int64_t pos = from - 1;
     while (pos < size) {
         size_t want = (size_t)(size - pos < PAR_SCAN_BYTES ? size - pos : PAR_SCAN_BYTES);
-        ssize_t got = pread_full(fd, scratch, want, pos);
+        ssize_t got = fs_pread_all(fd, scratch, want, pos);
         if (got < 0)
             return ing_err_errno(err, errno, "cannot read the input file");
         if (got == 0)
@@ -43,6 +34,16 @@ static int64_t next_line_start(int fd, int64_t from, int64_t size, char *scratch
         pos += got;
     }
     return size;
+}
+
+int64_t par_next_line_start(int fd, int64_t from, int64_t size, struct ing_err *err)
+{
+    if (from <= 0)
+        return 0;
+    char *scratch = xmalloc(PAR_SCAN_BYTES);
+    int64_t at = next_line_start(fd, from, size, scratch, err);
+    free(scratch);
+    return at;
 }
 
 int par_split_lines(int fd, int64_t size, int want, struct par_range *out, struct ing_err *err)
@@ -100,7 +101,7 @@ int64_t par_read(void *ctx, void *buf, size_t n, struct ing_err *err)
     int64_t left = r->end - r->pos;
     if ((uint64_t)left < n)
         n = (size_t)left;
-    ssize_t got = pread_full(r->fd, buf, n, r->pos);
+    ssize_t got = fs_pread_all(r->fd, buf, n, r->pos);
     if (got < 0)
         return ing_err_errno(err, errno, "cannot read the input file");
     if (got == 0)

@@ -46,6 +46,13 @@ struct par_range {
  */
 int par_split_lines(int fd, int64_t size, int want, struct par_range *out, struct ing_err *err);
 
+/*
+ * The first line start at or after `from` in bytes [0, size) of the file: 0 for from <= 0, else
+ * one past the first '\n' at or after from - 1 (so `from` itself when a line starts there), or
+ * size when no line starts there; a negative ING_E* when a read fails.
+ */
+int64_t par_next_line_start(int fd, int64_t from, int64_t size, struct ing_err *err);
+
 /* A pull reader over one range, in the shape of jsplit_read_fn. */
 struct par_reader {
     int fd;

@@ -35,6 +35,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "util/bigmem.h"
 #include "util/mem.h"
 
 #define DEFAULT_CHUNK ((size_t)4 << 20)
@@ -68,8 +69,9 @@ struct jsplit {
     void *read_ctx;
     const char *mem;          /* memory input */
     size_t mem_len;
-    char *buf;                /* fd input: window storage */
+    char *buf;                /* fd and reader input: window storage */
     size_t buf_cap;
+    bool buf_big;             /* buf is the first window, from bigmem (else from malloc) */
     const char *base;         /* window start */
     size_t len;               /* bytes valid in the window */
     size_t pos;               /* first byte still needed (bytes before it are consumed) */
@@ -186,7 +188,10 @@ void jsplit_free(struct jsplit *s)
 {
     if (!s)
         return;
-    free(s->buf);
+    if (s->buf_big)
+        bigmem_free(s->buf);
+    else
+        free(s->buf);
     free(s);
 }
 
@@ -250,13 +255,29 @@ static int refill(struct jsplit *s, struct ing_err *err)
             s->rec_start -= s->pos;
         s->pos = 0;
     }
+    if (!s->buf) {
+        /* The first window holds two chunks, so a record cut by the end of a chunk is moved to
+         * the front and the next chunk read after it without growing. From bigmem (huge pages
+         * past 256 KiB): a splitter on a helper thread otherwise faulted its window in 4 KiB at
+         * a time from that thread's malloc arena. Its size is ours, not the input's; only the
+         * growth for long records below depends on the input, and that reports ING_ENOMEM. */
+        s->buf_cap = s->chunk <= SIZE_MAX / 2 ? 2 * s->chunk : s->chunk;
+        s->buf = bigmem_alloc(s->buf_cap);
+        s->buf_big = true;
+        s->base = s->buf;
+    }
     if (s->buf_cap - s->len < s->chunk) {
         size_t want = s->len + s->chunk;
         if (want < s->buf_cap * 2)
             want = s->buf_cap * 2;
-        char *nb = realloc(s->buf, want);
+        char *nb = s->buf_big ? malloc(want) : realloc(s->buf, want);
         if (!nb)
             return split_fail(s, err, ING_ENOMEM, s->len, "out of memory for the read buffer");
+        if (s->buf_big) {
+            memcpy(nb, s->buf, s->len);
+            bigmem_free(s->buf);
+            s->buf_big = false;
+        }
         s->buf = nb;
         s->buf_cap = want;
         s->base = nb;

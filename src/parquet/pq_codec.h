@@ -13,7 +13,6 @@
 #include <stdint.h>
 
 #include "parquet/pq_writer.h"
-#include "util/buf.h"
 #include "util/err.h"
 
 struct pq_codec_ctx;
@@ -24,16 +23,15 @@ int pq_codec_new(struct pq_codec_ctx **out, enum pq_codec codec, int zstd_level,
                  struct ing_err *err);
 void pq_codec_free(struct pq_codec_ctx *c); /* NULL is a no-op */
 
-/* Replace the contents of `dst` with src[0..n) compressed. */
-int pq_codec_compress(struct pq_codec_ctx *c, const uint8_t *src, size_t n, struct buf *dst,
-                      struct ing_err *err);
-/* The same, appended to `dst` instead of replacing it (a writer compresses straight into its
- * chunk buffer rather than copying each page there); on failure dst is as before. With
- * `entropy`, for data known to have few repeats (random ids as text, measured doubles), zstd
- * gives up looking for matches early (a negative level) but still entropy-codes the literals,
- * which is where such data shrinks; about half the CPU time of level 1 for the same size on hex
- * ids. Other codecs ignore `entropy`. */
-int pq_codec_compress_append(struct pq_codec_ctx *c, const uint8_t *src, size_t n,
-                             struct buf *dst, bool entropy, struct ing_err *err);
+/* The most bytes compressing n bytes can give (the room pq_codec_compress_to needs). */
+size_t pq_codec_bound(struct pq_codec_ctx *c, size_t n);
+/* src[0..n) compressed into dst, which has `cap` >= pq_codec_bound(c, n) bytes of room (a
+ * writer compresses straight into its chunk buffer, which it grows itself, rather than copying
+ * each page there); the compressed size in *out_len. With `entropy`, for data known to have few
+ * repeats (random ids as text, measured doubles), zstd gives up looking for matches early (a
+ * negative level) but still entropy-codes the literals, which is where such data shrinks; about
+ * half the CPU time of level 1 for the same size on hex ids. Other codecs ignore `entropy`. */
+int pq_codec_compress_to(struct pq_codec_ctx *c, const uint8_t *src, size_t n, uint8_t *dst,
+                         size_t cap, bool entropy, size_t *out_len, struct ing_err *err);
 
 #endif

@@ -36,13 +36,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "parquet/pq_codec.h"
 #include "parquet/pq_encode.h"
 #include "parquet/pq_int.h"
 #include "parquet/pq_thrift.h"
+#include "util/bigmem.h"
 #include "util/buf.h"
+#include "util/fs.h"
 #include "util/mem.h"
 
 #define PQ_MIB ((size_t)1 << 20)
@@ -103,14 +106,14 @@ struct pq_col {
     /* Pending page. */
     struct buf vals;           /* PLAIN values, or one 0/1 byte per boolean */
     uint32_t *idx;             /* dictionary indices of the pending page */
-    size_t nidx, idx_cap;
+    size_t nidx, idx_bytes;    /* indices, and the bytes allocated for them (big_resize) */
     uint32_t *run_key;         /* closed level runs (as cur_key), kept only when a max level > 0 */
     uint32_t *run_len;         /* entries in each run */
     size_t nruns, run_cap;
 
     /* Finished pages of the chunk: each page's header and compressed body lie together in
      * `pages`, at the spans in `segs`, with a few unused bytes before each header (see
-     * emit_data_page). */
+     * emit_page); the dictionary page joins them when the chunk is written. */
     struct buf pages;
     struct page_seg *segs;
     size_t nsegs, seg_cap;
@@ -161,6 +164,9 @@ struct null_span {
     uint64_t key;              /* null sets only: the caller's name of the ranges */
 };
 
+/* iovecs queued before a writev; Linux takes up to 1024 (IOV_MAX). */
+#define OUT_IOV_MAX 1024
+
 struct pq_writer {
     const struct pq_schema *schema;
     int fd;
@@ -176,7 +182,7 @@ struct pq_writer {
     int64_t rows, rg_rows;
     int row_groups;
 
-    struct buf raw, comp, hdr; /* page scratch, reused */
+    struct buf raw, hdr;       /* page scratch, reused */
     struct buf lev_scratch;    /* level encoder scratch, reused */
     int *cut_list;             /* columns whose pending page is full, cut at the row's end */
     int ncut;
@@ -189,6 +195,13 @@ struct pq_writer {
     bool row_doubled;          /* a column got a second rep-0 entry in the current row */
     size_t rg_bytes;           /* estimated buffered bytes of the row group */
     struct buf footer_rgs;     /* serialised RowGroup structs, in order */
+    /* Bytes queued for the file (counted in pos already), written by out_flush with writev:
+     * a row group is a few hundred pages (most of them the tiny pages of empty columns), and a
+     * write(2) each was ~2,300 system calls per million records. What they point at stays put
+     * until the flush (see write_chunk). */
+    struct iovec iov[OUT_IOV_MAX];
+    int niov;
+    int64_t kicked;            /* bytes handed to write-back (fs_kick_writeback) */
 
     int failed;                /* sticky error code once the file is unusable */
     struct ing_err ferr;       /* what failed */
@@ -212,15 +225,76 @@ static inline uint8_t *buf_grab(struct buf *b, size_t n)
     return p;
 }
 
-static void *grow_array(void *p, size_t *cap, size_t need, size_t elem)
+/*
+ * The large buffers of a column (pending values, finished pages, dictionary, indices) move to a
+ * huge-page mapping of their own (bigmem, grown by mremap) once they need BIG_MAP_MIN bytes.
+ * Why: a writer on a helper thread allocates from that thread's malloc arena, whose growth glibc
+ * does not give huge pages, so filling a row group's buffers there faulted in ~5,000 small pages
+ * per million records (each a trap to the hypervisor on this VM), and every doubling by realloc
+ * copied the buffer. Below BIG_MAP_MIN they stay on the heap: a mapping is resident in whole
+ * 2 MiB pages once touched, so mapping smaller buffers would multiply the memory of a schema
+ * with many filled columns; from BIG_MAP_MIN on a buffer holds at least a quarter of its
+ * mapping. Which kind a buffer is follows from its capacity (heap capacities stay below
+ * BIG_MAP_MIN), so these buffers go through big_resize / big_grab / big_free only, never
+ * buf_reserve or buf_free.
+ */
+#define BIG_MAP_MIN ((size_t)512 << 10)
+
+/* p (capacity cap bytes, the first `keep` of them in use) with room for `need` bytes; *cap is
+ * updated. Doubles, so filling a buffer a value at a time is amortised. */
+static void *big_resize(void *p, size_t *cap, size_t need, size_t keep)
 {
-    if (need <= *cap)
-        return p;
-    size_t c = *cap ? *cap : 1024;
+    if (need > SIZE_MAX / 4)
+        die_oom();
+    size_t c = *cap ? *cap * 2 : 256;
     while (c < need)
         c *= 2;
+    if (need < BIG_MAP_MIN) {
+        if (c >= BIG_MAP_MIN)
+            c = BIG_MAP_MIN - 1;
+        p = xrealloc(p, c);
+    } else if (*cap < BIG_MAP_MIN) {
+        void *q = bigmem_alloc(c);
+        if (keep)
+            memcpy(q, p, keep);
+        free(p);
+        p = q;
+    } else {
+        p = bigmem_realloc(p, c);
+    }
     *cap = c;
-    return xrealloc(p, c * elem);
+    return p;
+}
+
+static inline void big_reserve(struct buf *b, size_t n)
+{
+    if (b->cap - b->len < n) {
+        if (n > SIZE_MAX / 4 - b->len)
+            die_oom();
+        b->data = big_resize(b->data, &b->cap, b->len + n, b->len);
+    }
+}
+
+static inline uint8_t *big_grab(struct buf *b, size_t n)
+{
+    big_reserve(b, n);
+    uint8_t *p = b->data + b->len;
+    b->len += n;
+    return p;
+}
+
+static void big_release(void *p, size_t cap)
+{
+    if (cap >= BIG_MAP_MIN)
+        bigmem_free(p);
+    else
+        free(p);
+}
+
+static void big_free(struct buf *b)
+{
+    big_release(b->data, b->cap);
+    *b = (struct buf){0};
 }
 
 /* Remember the first broken contract; pq_writer_end_row reports it. */
@@ -611,7 +685,7 @@ void pq_write_bool(struct pq_writer *w, int column, bool v, int rep)
     struct pq_col *c = value_col(w, column, rep, PQ_BOOLEAN);
     if (!c)
         return;
-    *buf_grab(&c->vals, 1) = v ? 1 : 0;
+    *big_grab(&c->vals, 1) = v ? 1 : 0;
     stat_int(c, v ? 1 : 0);
     wrote(w, c, 1, 1);
 }
@@ -621,7 +695,7 @@ void pq_write_i32(struct pq_writer *w, int column, int32_t v, int rep)
     struct pq_col *c = value_col(w, column, rep, PQ_INT32);
     if (!c)
         return;
-    pq_put_le32(buf_grab(&c->vals, 4), (uint32_t)v);
+    pq_put_le32(big_grab(&c->vals, 4), (uint32_t)v);
     stat_int(c, v);
     wrote(w, c, 4, 4);
 }
@@ -631,7 +705,7 @@ void pq_write_i64(struct pq_writer *w, int column, int64_t v, int rep)
     struct pq_col *c = value_col(w, column, rep, PQ_INT64);
     if (!c)
         return;
-    pq_put_le64(buf_grab(&c->vals, 8), (uint64_t)v);
+    pq_put_le64(big_grab(&c->vals, 8), (uint64_t)v);
     stat_int(c, v);
     wrote(w, c, 8, 8);
 }
@@ -645,12 +719,12 @@ void pq_write_double(struct pq_writer *w, int column, double v, int rep)
         float f = (float)v;
         uint32_t bits;
         memcpy(&bits, &f, 4);
-        pq_put_le32(buf_grab(&c->vals, 4), bits);
+        pq_put_le32(big_grab(&c->vals, 4), bits);
         v = f;
     } else {
         uint64_t bits;
         memcpy(&bits, &v, 8);
-        pq_put_le64(buf_grab(&c->vals, 8), bits);
+        pq_put_le64(big_grab(&c->vals, 8), bits);
     }
     /* NaN has no place in min/max under TYPE_ORDER; it is counted instead. */
     if (isnan(v)) {
@@ -786,6 +860,11 @@ static uint32_t hash_bytes(const uint8_t *p, size_t n)
     return (uint32_t)h ^ (uint32_t)(h >> 32);
 }
 
+/* The hash table is made at a column's first dictionary value: most columns of a wide schema
+ * never get one, and 8 KiB of zeroed slots per string column (and a memset per row group)
+ * was a first-touch cost of every writer. */
+#define DICT_FIRST_SLOTS 1024u
+
 static void dict_rehash(struct pq_col *c, uint32_t nslots)
 {
     free(c->slots);
@@ -805,6 +884,8 @@ static void dict_rehash(struct pq_col *c, uint32_t nslots)
 static uint32_t dict_intern(struct pq_col *c, const void *p, size_t n)
 {
     uint32_t h = hash_bytes(p, n);
+    if (!c->slots)
+        dict_rehash(c, DICT_FIRST_SLOTS);
     uint32_t mask = c->nslots - 1;
     uint32_t s = h & mask;
     for (;;) {
@@ -828,7 +909,7 @@ static uint32_t dict_intern(struct pq_col *c, const void *p, size_t n)
     uint32_t e = c->ndict++;
     c->dict_off[e] = (uint32_t)c->dict.len;
     c->dict_hash[e] = h;
-    uint8_t *q = buf_grab(&c->dict, 4 + n);
+    uint8_t *q = big_grab(&c->dict, 4 + n);
     pq_put_le32(q, (uint32_t)n);
     if (n)
         memcpy(q + 4, p, n);
@@ -846,7 +927,7 @@ static void dict_fall_back(struct pq_col *c)
     for (size_t i = 0; i < c->nidx; i++) {
         const uint8_t *q = c->dict.data + c->dict_off[c->idx[i]];
         size_t n = 4 + (size_t)pq_get_le32(q);
-        memcpy(buf_grab(&c->vals, n), q, n);
+        memcpy(big_grab(&c->vals, n), q, n);
     }
     c->nidx = 0;
     c->use_dict = false;
@@ -864,7 +945,10 @@ void pq_write_bytes(struct pq_writer *w, int column, const void *p, size_t n, in
     if (c->use_dict) {
         uint32_t before = c->ndict;
         uint32_t e = dict_intern(c, p, n);
-        c->idx = grow_array(c->idx, &c->idx_cap, c->nidx + 1, sizeof(uint32_t));
+        if (c->nidx == c->idx_bytes / sizeof(uint32_t))
+            /* A page's indices (up to page_bytes / 4 of them) kept as the values are. */
+            c->idx = big_resize(c->idx, &c->idx_bytes, (c->nidx + 1) * sizeof(uint32_t),
+                                c->nidx * sizeof(uint32_t));
         c->idx[c->nidx++] = e;
         wrote(w, c, 4, 4 + (c->ndict != before ? 4 + n : 0));
         bool mostly_distinct = c->dict_vals < PQ_DICT_PROBE && ++c->dict_vals == PQ_DICT_PROBE &&
@@ -875,7 +959,7 @@ void pq_write_bytes(struct pq_writer *w, int column, const void *p, size_t n, in
         }
         return;
     }
-    uint8_t *q = buf_grab(&c->vals, 4 + n);
+    uint8_t *q = big_grab(&c->vals, 4 + n);
     pq_put_le32(q, (uint32_t)n);
     if (n)
         memcpy(q + 4, p, n);
@@ -885,20 +969,45 @@ void pq_write_bytes(struct pq_writer *w, int column, const void *p, size_t n, in
 
 /* ---------------------------------------------------------------- pages */
 
-static int write_all(struct pq_writer *w, const void *p, size_t n)
+/* Write the queued bytes (retrying short writes and EINTR). */
+static int out_flush(struct pq_writer *w)
 {
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t got = write(w->fd, b, n);
+    struct iovec *v = w->iov;
+    int n = w->niov;
+    w->niov = 0;
+    while (n > 0) {
+        ssize_t got = writev(w->fd, v, n);
         if (got < 0) {
             if (errno == EINTR)
                 continue;
             return ing_err_errno(&w->ferr, errno, "write %s", w->path);
         }
-        b += got;
-        n -= (size_t)got;
-        w->pos += got;
+        size_t left = (size_t)got;
+        while (n > 0 && left >= v->iov_len) {
+            left -= v->iov_len;
+            v++;
+            n--;
+        }
+        if (n > 0) {
+            v->iov_base = (uint8_t *)v->iov_base + left;
+            v->iov_len -= left;
+        }
     }
+    return 0;
+}
+
+/* Queue p[0, n) for the file; p must stay as it is until the next out_flush. */
+static int out_add(struct pq_writer *w, const void *p, size_t n)
+{
+    if (!n)
+        return 0;
+    if (w->niov == OUT_IOV_MAX) {
+        int rc = out_flush(w);
+        if (rc)
+            return rc;
+    }
+    w->iov[w->niov++] = (struct iovec){.iov_base = (void *)(uintptr_t)p, .iov_len = n};
+    w->pos += (int64_t)n;
     return 0;
 }
 
@@ -930,72 +1039,44 @@ static void page_header(struct pq_writer *w, int page_type, int32_t num_values, 
         die_oom();
 }
 
-/* Compresses w->raw into a page (the dictionary page; data pages go through emit_data_page):
- * header then body appended to `dst`. Returns the sizes. */
-static int emit_page(struct pq_writer *w, struct buf *dst, int page_type, int32_t num_values,
-                     int encoding, int64_t *unc, int64_t *comp)
-{
-    const struct buf *body = &w->raw;
-    if (w->codec != PQ_CODEC_UNCOMPRESSED) {
-        int rc = pq_codec_compress(w->cc, w->raw.data, w->raw.len, &w->comp, &w->ferr);
-        if (rc)
-            return rc;
-        body = &w->comp;
-    }
-    if (w->raw.len > INT32_MAX || body->len > INT32_MAX)
-        return ing_err_set(&w->ferr, ING_ETOOBIG, "a Parquet page passed 2 GiB");
-    page_header(w, page_type, num_values, encoding, w->raw.len, body->len);
-    memcpy(buf_grab(dst, w->hdr.len), w->hdr.data, w->hdr.len);
-    memcpy(buf_grab(dst, body->len), body->data, body->len);
-    *unc = (int64_t)(w->hdr.len + w->raw.len);
-    *comp = (int64_t)(w->hdr.len + body->len);
-    return 0;
-}
-
-/* A data page of src[0..n) (levels then values), compressed straight into the column's chunk
- * buffer after PAGE_HDR_ROOM bytes, its header then written just before the body: no copy of
- * the compressed bytes. Returns the sizes, and the body's in *body_len. */
-static int emit_data_page(struct pq_writer *w, struct pq_col *c, const uint8_t *src, size_t n,
-                          int32_t num_values, int encoding, bool entropy, int64_t *unc,
-                          int64_t *comp, size_t *body_len)
+/* A page of src[0..n) (levels then values, or the dictionary's entries), compressed straight
+ * into the column's chunk buffer after PAGE_HDR_ROOM bytes, its header then written just before
+ * the body: no copy of the compressed bytes. The page's span is *seg; returns the sizes, and
+ * the body's in *body_len. */
+static int emit_page(struct pq_writer *w, struct pq_col *c, int page_type, const uint8_t *src,
+                     size_t n, int32_t num_values, int encoding, bool entropy,
+                     struct page_seg *seg, int64_t *unc, int64_t *comp, size_t *body_len)
 {
     size_t seg_at = c->pages.len;
-    buf_grab(&c->pages, PAGE_HDR_ROOM);
-    size_t body_at = c->pages.len;
-    int rc = 0;
-    if (w->codec != PQ_CODEC_UNCOMPRESSED)
-        rc = pq_codec_compress_append(w->cc, src, n, &c->pages, entropy, &w->ferr);
-    else if (n)
-        memcpy(buf_grab(&c->pages, n), src, n);
+    size_t bound = pq_codec_bound(w->cc, n);
+    if (bound > SIZE_MAX / 4)
+        return ing_err_set(&w->ferr, ING_ETOOBIG, "a Parquet page passed 2 GiB");
+    big_reserve(&c->pages, PAGE_HDR_ROOM + bound);
+    size_t body_at = seg_at + PAGE_HDR_ROOM;
+    size_t blen = 0;
+    int rc = pq_codec_compress_to(w->cc, src, n, c->pages.data + body_at, bound, entropy, &blen,
+                                  &w->ferr);
     if (rc)
-        goto out;
-    size_t blen = c->pages.len - body_at;
-    if (n > INT32_MAX || blen > INT32_MAX) {
-        rc = ing_err_set(&w->ferr, ING_ETOOBIG, "a Parquet page passed 2 GiB");
-        goto out;
-    }
-    page_header(w, PT_DATA_PAGE, num_values, encoding, n, blen);
-    if (w->hdr.len > PAGE_HDR_ROOM) {
-        rc = ing_err_set(&w->ferr, ING_EINTERNAL, "a page header of %zu bytes", w->hdr.len);
-        goto out;
-    }
+        return rc;
+    if (n > INT32_MAX || blen > INT32_MAX)
+        return ing_err_set(&w->ferr, ING_ETOOBIG, "a Parquet page passed 2 GiB");
+    page_header(w, page_type, num_values, encoding, n, blen);
+    if (w->hdr.len > PAGE_HDR_ROOM)
+        return ing_err_set(&w->ferr, ING_EINTERNAL, "a page header of %zu bytes", w->hdr.len);
     memcpy(c->pages.data + body_at - w->hdr.len, w->hdr.data, w->hdr.len);
-    c->segs = grow_array(c->segs, &c->seg_cap, c->nsegs + 1, sizeof(*c->segs));
-    c->segs[c->nsegs++] = (struct page_seg){body_at - w->hdr.len, w->hdr.len + blen};
+    c->pages.len = body_at + blen;
+    *seg = (struct page_seg){body_at - w->hdr.len, w->hdr.len + blen};
     *unc = (int64_t)(w->hdr.len + n);
     *comp = (int64_t)(w->hdr.len + blen);
     *body_len = blen;
-out:
-    if (rc)
-        c->pages.len = seg_at;
-    return rc;
+    return 0;
 }
 
 /* The pending values of c start VALS_HEAD bytes into c->vals. */
 static void vals_reset(struct pq_col *c)
 {
     buf_reset(&c->vals);
-    buf_grab(&c->vals, VALS_HEAD);
+    big_grab(&c->vals, VALS_HEAD);
 }
 
 /* Encode and compress the pending page of c into c->pages. Called at row boundaries only, so
@@ -1061,10 +1142,17 @@ static int cut_page(struct pq_writer *w, struct pq_col *c)
     bool entropy = c->entropy && !probe;
     int64_t unc = 0, comp = 0;
     size_t body_len = 0;
-    rc = emit_data_page(w, c, src, n, (int32_t)c->nlev, encoding, entropy, &unc, &comp,
-                        &body_len);
+    struct page_seg seg;
+    rc = emit_page(w, c, PT_DATA_PAGE, src, n, (int32_t)c->nlev, encoding, entropy, &seg, &unc,
+                   &comp, &body_len);
     if (rc)
         return rc;
+    if (c->nsegs == c->seg_cap) {
+        /* Most columns of a wide schema get one page per row group: start small. */
+        c->seg_cap = c->seg_cap ? c->seg_cap * 2 : 4;
+        c->segs = xrealloc(c->segs, c->seg_cap * sizeof(*c->segs));
+    }
+    c->segs[c->nsegs++] = seg;
     if (measured && !entropy) {
         c->entropy = body_len * ENTROPY_ON_DEN > n * ENTROPY_ON_NUM;
         c->entropy_pages = 0;
@@ -1177,8 +1265,9 @@ static void reset_chunk(struct pq_col *c)
     c->dict_vals = 0;
     if (c->use_dict) {
         buf_reset(&c->dict);
+        if (c->ndict)
+            memset(c->slots, 0, (size_t)c->nslots * sizeof(uint64_t));
         c->ndict = 0;
-        memset(c->slots, 0, (size_t)c->nslots * sizeof(uint64_t));
     }
     c->nulls = c->nans = 0;
     c->has_minmax = false;
@@ -1192,18 +1281,19 @@ static int write_chunk(struct pq_writer *w, struct pq_col *c, struct pq_tw *t, i
     if (rc)
         return rc;
     int64_t dict_offset = -1, unc = c->unc_bytes, comp = c->comp_bytes;
+    /* The chunk's bytes are queued, not written: they stay in c->pages, which nothing touches
+     * again before the row group's out_flush (the dictionary page goes there too, after the
+     * data pages, before anything of the chunk is queued, since growing may move the buffer). */
     if (c->dict_pages) {
-        buf_reset(&w->raw);
-        memcpy(buf_grab(&w->raw, c->dict.len), c->dict.data, c->dict.len);
-        struct buf page = {0};
+        struct page_seg seg;
         int64_t du = 0, dc = 0;
-        rc = emit_page(w, &page, PT_DICTIONARY_PAGE, (int32_t)c->ndict, PT_PLAIN, &du,
-                       &dc);
-        if (!rc) {
-            dict_offset = w->pos;
-            rc = write_all(w, page.data, page.len);
-        }
-        buf_free(&page);
+        size_t blen = 0;
+        rc = emit_page(w, c, PT_DICTIONARY_PAGE, c->dict.data, c->dict.len, (int32_t)c->ndict,
+                       PT_PLAIN, false, &seg, &du, &dc, &blen);
+        if (rc)
+            return rc;
+        dict_offset = w->pos;
+        rc = out_add(w, c->pages.data + seg.off, seg.len);
         if (rc)
             return rc;
         unc += du;
@@ -1212,7 +1302,7 @@ static int write_chunk(struct pq_writer *w, struct pq_col *c, struct pq_tw *t, i
     }
     int64_t data_offset = w->pos;
     for (size_t i = 0; i < c->nsegs; i++) {
-        rc = write_all(w, c->pages.data + c->segs[i].off, c->segs[i].len);
+        rc = out_add(w, c->pages.data + c->segs[i].off, c->segs[i].len);
         if (rc)
             return rc;
     }
@@ -1275,6 +1365,11 @@ static int flush_row_group(struct pq_writer *w)
     pq_tw_struct_end(&t);
     if (pq_tw_error(&t))
         die_oom();
+    int rc = out_flush(w);
+    if (rc)
+        return rc;
+    /* Start writing the row group back now, so the fsync at close finds little left. */
+    fs_kick_writeback(w->fd, 0, &w->kicked, w->pos);
     w->row_groups++;
     w->rg_rows = 0;
     w->rg_bytes = 0;
@@ -1454,9 +1549,11 @@ static int write_footer(struct pq_writer *w)
     uint8_t tail[8];
     pq_put_le32(tail, (uint32_t)meta.len);
     memcpy(tail + 4, "PAR1", 4);
-    rc = write_all(w, meta.data, meta.len);
+    rc = out_add(w, meta.data, meta.len);
     if (!rc)
-        rc = write_all(w, tail, sizeof(tail));
+        rc = out_add(w, tail, sizeof(tail));
+    if (!rc)
+        rc = out_flush(w);
 out:
     buf_free(&meta);
     return rc;
@@ -1472,13 +1569,13 @@ static void free_writer(struct pq_writer *w)
         close(w->fd);
     for (int i = 0; w->cols && i < w->ncols; i++) {
         struct pq_col *c = &w->cols[i];
-        buf_free(&c->vals);
-        free(c->idx);
+        big_free(&c->vals);
+        big_release(c->idx, c->idx_bytes);
         free(c->run_key);
         free(c->run_len);
-        buf_free(&c->pages);
+        big_free(&c->pages);
         free(c->segs);
-        buf_free(&c->dict);
+        big_free(&c->dict);
         free(c->dict_off);
         free(c->dict_hash);
         free(c->slots);
@@ -1487,7 +1584,6 @@ static void free_writer(struct pq_writer *w)
     }
     free(w->cols);
     buf_free(&w->raw);
-    buf_free(&w->comp);
     buf_free(&w->hdr);
     buf_free(&w->lev_scratch);
     free(w->cut_list);
@@ -1569,10 +1665,6 @@ int pq_writer_open(struct pq_writer **out, const struct pq_schema *s, const char
             rc = ing_err_set(err, ING_ETOOBIG, "column %s is nested too deeply", c->desc->path);
             goto out;
         }
-        if (c->phys == PQ_BYTE_ARRAY) {
-            c->nslots = 1024;
-            c->slots = xcalloc(c->nslots, sizeof(uint64_t));
-        }
         reset_chunk(c);
         vals_reset(c);
     }
@@ -1581,7 +1673,7 @@ int pq_writer_open(struct pq_writer **out, const struct pq_schema *s, const char
         rc = ing_err_errno(err, errno, "open %s", path);
         goto out;
     }
-    rc = write_all(w, "PAR1", 4);
+    rc = out_add(w, "PAR1", 4);
     if (rc) {
         if (err)
             *err = w->ferr;

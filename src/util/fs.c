@@ -242,6 +242,23 @@ int fs_pwrite_all(int fd, const void *p, size_t n, int64_t off)
     return 0;
 }
 
+ssize_t fs_pread_all(int fd, void *p, size_t n, int64_t off)
+{
+    char *b = p;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(fd, b + done, n - done, (off_t)off + (off_t)done);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    return (ssize_t)done;
+}
+
 void fs_kick_writeback(int fd, int64_t base, int64_t *kicked, int64_t written)
 {
     if (written - *kicked < FS_KICK_BYTES)

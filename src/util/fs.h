@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include "util/err.h"
 
 /* mkdir -p with mode 0755. 0 or ING_EIO. */
@@ -24,6 +25,9 @@ int fs_fsync_parent(const char *path, struct ing_err *err);
 /* Write all n bytes at offset off (retrying short writes and EINTR). 0, or the errno of the
  * failing write. */
 int fs_pwrite_all(int fd, const void *p, size_t n, int64_t off);
+/* Read up to n bytes at offset off into p, retrying EINTR and short reads until n bytes are read
+ * or the file ends: the count (below n only at the end of the file), or -1 with errno set. */
+ssize_t fs_pread_all(int fd, void *p, size_t n, int64_t off);
 /* Start the write-back of the bytes written to fd since the last kick once they reach
  * FS_KICK_BYTES, so that the fsync that follows a long write finds little left to write.
  * `*kicked` and `written` count bytes from offset `base`. Only a hint: errors surface at the

@@ -1,6 +1,6 @@
 /*
- * test_fs.c - unit tests for the file helpers of util/fs: positioned writes and the write-back
- * kick that long uploads use before their fsync.
+ * test_fs.c - unit tests for the file helpers of util/fs: positioned reads and writes, and the
+ * write-back kick that long uploads use before their fsync.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,37 @@ static void test_pwrite_all_at_offsets(void **state)
     assert_int_not_equal(fs_pwrite_all(fd, "x", 1, 0), 0);
 }
 
+/* Reads fill the whole request from the offset; the end of the file shortens the count (0 past
+ * it); a failure is -1 with errno. A read larger than one page cache page at an odd offset
+ * crosses pages and still comes back whole. */
+static void test_pread_all(void **state)
+{
+    (void)state;
+    int fd = temp_fd();
+    size_t n = 3 * 4096 + 123;
+    char *data = malloc(n);
+    assert_non_null(data);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (char)('a' + i % 26);
+    assert_int_equal(fs_pwrite_all(fd, data, n, 0), 0);
+    char *got = calloc(1, n);
+    assert_non_null(got);
+    assert_int_equal(fs_pread_all(fd, got, n - 7, 7), (ssize_t)(n - 7));
+    assert_memory_equal(got, data + 7, n - 7);
+    memset(got, 0, n);
+    assert_int_equal(fs_pread_all(fd, got, 100, (int64_t)n - 10), 10);
+    assert_memory_equal(got, data + n - 10, 10);
+    assert_int_equal(fs_pread_all(fd, got, 100, (int64_t)n), 0);
+    assert_int_equal(fs_pread_all(fd, got, 100, (int64_t)n + 5000), 0);
+    assert_int_equal(fs_pread_all(fd, got, 0, 0), 0);
+    close(fd);
+    errno = 0;
+    assert_int_equal(fs_pread_all(fd, got, 10, 0), -1);
+    assert_int_equal(errno, EBADF);
+    free(got);
+    free(data);
+}
+
 /* The kick waits for FS_KICK_BYTES since the last one, then covers everything written. */
 static void test_kick_writeback_every_few_mib(void **state)
 {
@@ -64,6 +96,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pwrite_all_at_offsets),
+        cmocka_unit_test(test_pread_all),
         cmocka_unit_test(test_kick_writeback_every_few_mib),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

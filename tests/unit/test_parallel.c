@@ -158,6 +158,31 @@ static void test_split_edges(void **state)
     assert_int_equal(par_split_lines(-1, 100, 2, r, NULL), ING_EIO);
 }
 
+/* The line start at or after an offset: the offset itself when a line starts there, an empty
+ * line is a line, none left gives the size, a break past the first scan block is found. */
+static void test_next_line_start(void **state)
+{
+    (void)state;
+    const char *text = "aaa\nbbb\n\nccc";
+    int fd = temp_fd(text, 12);
+    static const int64_t want[][2] = {{0, 0}, {1, 4}, {3, 4}, {4, 4}, {5, 8}, {8, 8},
+                                      {9, 9}, {10, 12}, {12, 12}};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        assert_int_equal(par_next_line_start(fd, want[i][0], 12, NULL), want[i][1]);
+    /* Only bytes below `size` count. */
+    assert_int_equal(par_next_line_start(fd, 5, 7, NULL), 7);
+    close(fd);
+    size_t n = 200003;
+    char *longer = xmalloc(n);
+    memset(longer, 'x', n);
+    longer[200001] = '\n';
+    fd = temp_fd(longer, n);
+    assert_int_equal(par_next_line_start(fd, 10, (int64_t)n, NULL), 200002);
+    close(fd);
+    free(longer);
+    assert_int_equal(par_next_line_start(-1, 10, 100, NULL), ING_EIO);
+}
+
 struct count_ctx {
     atomic_int hits[64];
     int fail_a, fail_b;
@@ -199,6 +224,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split_generated_file),
         cmocka_unit_test(test_split_edges),
+        cmocka_unit_test(test_next_line_start),
         cmocka_unit_test(test_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

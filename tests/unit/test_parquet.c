@@ -2,7 +2,8 @@
  * test_parquet.c - unit tests for src/parquet: the Thrift compact encoder, the RLE/bit-packed
  * hybrid, the schema tree, and written files (layout, footer metadata decoded by a small
  * independent compact-protocol reader below, dictionary fallback, row groups, codecs, pages in
- * zstd's entropy mode and the way back to level 1).
+ * zstd's entropy mode and the way back to level 1, compression into a caller's buffer, a row
+ * group of more pages than one writev takes).
  * With PQ_SAMPLE_DIR set, sample files for the DuckDB API test are left in that directory.
  */
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "parquet/pq_codec.h"
 #include "parquet/pq_encode.h"
 #include "parquet/pq_reader.h"
 #include "parquet/pq_thrift.h"
@@ -959,6 +961,129 @@ static void check_codec(enum pq_codec codec)
     free(dir);
 }
 
+/* pq_codec_compress_to: into exactly pq_codec_bound bytes of room, small and large pages (zstd
+ * keeps small pages on a context of their own), in both zstd modes, and the bytes decompress
+ * back; less room than the bound is refused before anything is written. */
+static void check_compress_to(enum pq_codec codec)
+{
+    struct pq_codec_ctx *cc;
+    assert_int_equal(pq_codec_new(&cc, codec, 1, NULL), 0);
+    static const size_t sizes[] = {0, 1, 100, 16384, 16385, 300000};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        size_t n = sizes[k];
+        uint8_t *src = malloc(n + 1);
+        for (size_t i = 0; i < n; i++)
+            src[i] = (uint8_t)(i % 7 == 0 ? (i * 2654435761u) >> 24 : 'a' + i % 3);
+        size_t bound = pq_codec_bound(cc, n);
+        assert_true(bound >= n);
+        uint8_t *dst = malloc(bound + 16);
+        memset(dst + bound, 0xA5, 16);
+        for (int entropy = 0; entropy <= 1; entropy++) {
+            size_t got = 0;
+            assert_int_equal(pq_codec_compress_to(cc, src, n, dst, bound, entropy, &got, NULL), 0);
+            assert_true(got <= bound);
+            for (int i = 0; i < 16; i++)
+                assert_int_equal(dst[bound + i], 0xA5); /* nothing past the room */
+            uint8_t *back = decompress_page(codec, dst, got, n);
+            assert_memory_equal(back, src, n);
+            free(back);
+        }
+        size_t got = 7;
+        struct ing_err err;
+        ing_err_clear(&err);
+        if (bound > 0) {
+            assert_int_equal(pq_codec_compress_to(cc, src, n, dst, bound - 1, false, &got, &err),
+                             ING_EINTERNAL);
+            assert_int_equal(got, 0);
+            assert_non_null(strstr(err.msg, "room"));
+        }
+        free(dst);
+        free(src);
+    }
+    pq_codec_free(cc);
+}
+
+static void test_compress_to(void **state)
+{
+    (void)state;
+    check_compress_to(PQ_CODEC_ZSTD);
+    check_compress_to(PQ_CODEC_SNAPPY);
+    check_compress_to(PQ_CODEC_GZIP);
+    check_compress_to(PQ_CODEC_UNCOMPRESSED);
+}
+
+/* One row group of thousands of pages (tiny pages, one large row group): the writer queues more
+ * pieces than one writev takes and writes them in batches; every value comes back, the file size
+ * is what the writer counted, and a dictionary column and a column left null (whose tables are
+ * made lazily) are right in every row group of a second file with several. */
+static void test_many_pages_one_row_group(void **state)
+{
+    (void)state;
+    char *dir = tmp_dir();
+    struct pq_schema *s = pq_schema_new();
+    int num = pq_schema_add_leaf(s, 0, "n", PQ_REQUIRED, PQ_INT64, PQ_LOG_NONE);
+    int tag = pq_schema_add_leaf(s, 0, "tag", PQ_OPTIONAL, PQ_BYTE_ARRAY, PQ_LOG_STRING);
+    int none = pq_schema_add_leaf(s, 0, "none", PQ_OPTIONAL, PQ_BYTE_ARRAY, PQ_LOG_STRING);
+    pq_schema_finish(s);
+    static const char *tags[] = {"gold", "silver", "bronze"};
+    const int rows = 30000;
+    for (int variant = 0; variant < 2; variant++) {
+        char *path = xasprintf("%s/many%d.parquet", dir, variant);
+        struct pq_writer_opts o = {.codec = PQ_CODEC_ZSTD, .page_bytes = 64,
+                                   .row_group_bytes = variant ? 100000 : (size_t)1 << 30};
+        struct pq_writer *w;
+        assert_int_equal(pq_writer_open(&w, s, path, &o, NULL), 0);
+        for (int i = 0; i < rows; i++) {
+            pq_write_i64(w, num, (int64_t)i * 7 - 5, 0);
+            if (i % 5 == 4)
+                pq_write_null(w, tag, 0, 0);
+            else
+                pq_write_bytes(w, tag, tags[i % 3], strlen(tags[i % 3]), 0);
+            pq_write_null(w, none, 0, 0);
+            assert_int_equal(pq_writer_end_row(w, NULL), 0);
+        }
+        struct pq_file_info info = {0};
+        assert_int_equal(pq_writer_close(w, &info, NULL), 0);
+        assert_int_equal(info.rows, rows);
+        assert_int_equal(info.bytes, fs_file_size(path));
+        if (variant)
+            assert_true(info.row_groups >= 3);
+        else
+            assert_int_equal(info.row_groups, 1);
+
+        struct pq_reader *r;
+        assert_int_equal(pq_reader_open(&r, path, NULL, NULL), 0);
+        int tn = -1, nn = -1;
+        for (int k = 0; k < pq_reader_nnodes(r); k++) {
+            if (pq_reader_node(r, k)->column == tag)
+                tn = k;
+            if (pq_reader_node(r, k)->column == none)
+                nn = k;
+        }
+        assert_true(tn > 0 && nn > 0);
+        for (int i = 0; i < rows; i++) {
+            assert_int_equal(pq_reader_next(r, NULL), 1);
+            assert_int_equal(pq_reader_row_begin(r), 0);
+            struct pq_value pv;
+            assert_int_equal(pq_reader_row_value(r, num, 0, &pv), 0);
+            assert_int_equal((int64_t)pq_get_le64(pv.fixed), (int64_t)i * 7 - 5);
+            assert_int_equal(pq_reader_row_defined(r, tn, 0), i % 5 == 4 ? 0 : 1);
+            if (i % 5 != 4) {
+                assert_int_equal(pq_reader_row_value(r, tag, 0, &pv), 0);
+                assert_int_equal(pv.n, strlen(tags[i % 3]));
+                assert_memory_equal(pv.p, tags[i % 3], pv.n);
+            }
+            assert_int_equal(pq_reader_row_defined(r, nn, 0), 0);
+        }
+        assert_int_equal(pq_reader_next(r, NULL), 0);
+        pq_reader_free(r);
+        free(path);
+    }
+    pq_schema_free(s);
+    fs_rm_rf(dir, NULL);
+    free(dir);
+}
+
 static void test_codec_zstd(void **state) { (void)state; check_codec(PQ_CODEC_ZSTD); }
 static void test_codec_snappy(void **state) { (void)state; check_codec(PQ_CODEC_SNAPPY); }
 static void test_codec_gzip(void **state) { (void)state; check_codec(PQ_CODEC_GZIP); }
@@ -1407,6 +1532,8 @@ int main(void)
         cmocka_unit_test(test_schema_levels),
         cmocka_unit_test(test_schema_invalid),
         cmocka_unit_test(test_file_layout),
+        cmocka_unit_test(test_compress_to),
+        cmocka_unit_test(test_many_pages_one_row_group),
         cmocka_unit_test(test_dictionary_fallback_and_row_groups),
         cmocka_unit_test(test_dictionary_skipped_for_distinct_values),
         cmocka_unit_test(test_codec_zstd),
