@@ -798,42 +798,6 @@ static inline void stat_bytes(struct pq_col *c, const void *p, size_t n)
     }
 }
 
-/* a[0, n) == b[0, n); inline because dictionary hits compare short strings, where a call to
- * memcmp costs more than the comparison. */
-static inline bool same_bytes(const uint8_t *a, const uint8_t *b, size_t n)
-{
-    if (n > 64)
-        return memcmp(a, b, n) == 0;
-    uint64_t x = 0, y = 0;
-    uint32_t u = 0, v = 0;
-    uint16_t h = 0, k = 0;
-    if (n >= 8) { /* 8 bytes at a time, the last 8 overlapping what was compared */
-        for (; n > 8; a += 8, b += 8, n -= 8) {
-            memcpy(&x, a, 8);
-            memcpy(&y, b, 8);
-            if (x != y)
-                return false;
-        }
-        memcpy(&x, a + n - 8, 8);
-        memcpy(&y, b + n - 8, 8);
-        return x == y;
-    }
-    if (n >= 4) { /* first and last 4, overlapping */
-        memcpy(&u, a, 4);
-        memcpy(&v, b, 4);
-        uint32_t u2, v2;
-        memcpy(&u2, a + n - 4, 4);
-        memcpy(&v2, b + n - 4, 4);
-        return ((u ^ v) | (u2 ^ v2)) == 0;
-    }
-    if (n >= 2) {
-        memcpy(&h, a, 2);
-        memcpy(&k, b, 2);
-        return h == k && a[n - 1] == b[n - 1];
-    }
-    return n == 0 || a[0] == b[0];
-}
-
 static uint32_t hash_bytes(const uint8_t *p, size_t n)
 {
     uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
@@ -895,7 +859,7 @@ static uint32_t dict_intern(struct pq_col *c, const void *p, size_t n)
         if ((uint32_t)(slot >> 32) == h) {
             uint32_t e = (uint32_t)slot - 1;
             const uint8_t *q = c->dict.data + c->dict_off[e];
-            if (pq_get_le32(q) == n && same_bytes(q + 4, p, n))
+            if (pq_get_le32(q) == n && buf_same_bytes(q + 4, p, n))
                 return e;
         }
         s = (s + 1) & mask;
