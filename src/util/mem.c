@@ -2,6 +2,7 @@
 #include "util/mem.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,14 +73,41 @@ char *xasprintf(const char *fmt, ...)
     "glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:"                             \
     "glibc.malloc.trim_threshold=268435456:glibc.malloc.top_pad=4194304"
 
+/* True when running ourselves again would not run this program with the same checks: under
+ * valgrind (whose preload would be left behind), or started through the dynamic loader
+ * (`ld.so ./ingot ...`, where /proc/self/exe is the loader, not ingot). */
+static bool exec_self_unsafe(void)
+{
+    const char *preload = getenv("LD_PRELOAD");
+    if (preload && strstr(preload, "vgpreload"))
+        return true;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return true;
+    exe[n] = '\0';
+    const char *base = strrchr(exe, '/');
+    return strncmp(base ? base + 1 : exe, "ld-", 3) == 0;
+}
+
 void mem_tune_process(char **argv)
 {
     const char *have = getenv("GLIBC_TUNABLES");
-    if (getenv("INGOT_MALLOC_TUNED") || (have && strstr(have, "glibc.malloc.hugetlb")))
+    if (getenv("INGOT_MALLOC_TUNED") || (have && strstr(have, "glibc.malloc.hugetlb")) ||
+        exec_self_unsafe())
         return;
-    char *tunables = have && *have ? xasprintf("%s:%s", have, MALLOC_TUNABLES)
-                                   : xstrdup(MALLOC_TUNABLES);
+    /* Ours first: glibc takes the last value of a tunable, so the user's own settings win. */
+    char *saved = have ? xstrdup(have) : NULL;
+    char *tunables = saved && *saved ? xasprintf("%s:%s", MALLOC_TUNABLES, saved)
+                                     : xstrdup(MALLOC_TUNABLES);
     if (setenv("GLIBC_TUNABLES", tunables, 1) == 0 && setenv("INGOT_MALLOC_TUNED", "1", 1) == 0)
         execv("/proc/self/exe", argv);
+    /* The exec failed: leave the environment as it was, for this process and its children. */
+    if (saved)
+        setenv("GLIBC_TUNABLES", saved, 1);
+    else
+        unsetenv("GLIBC_TUNABLES");
+    unsetenv("INGOT_MALLOC_TUNED");
     free(tunables);
+    free(saved);
 }

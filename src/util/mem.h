@@ -27,9 +27,11 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * 8.8k page faults, peak RSS 50 -> 67 MiB.
  * The settings are glibc tunables, which glibc reads only at start-up, so the process executes
  * itself again (/proc/self/exe, same pid and arguments) with GLIBC_TUNABLES set. It does nothing
- * when INGOT_MALLOC_TUNED is set (the second round, or a user's opt-out) or when GLIBC_TUNABLES
- * already names glibc.malloc.hugetlb (the user's own choice); a failed exec leaves the process
- * as it was. Returns only when no exec happened. Not thread-safe (setenv).
+ * when INGOT_MALLOC_TUNED is set (the second round, or a user's opt-out), when GLIBC_TUNABLES
+ * already names glibc.malloc.hugetlb (the user's own choice), under valgrind, or when started
+ * through the dynamic loader. A user's other tunables are kept and win over ours. A failed exec
+ * leaves the process and its environment as they were. Returns only when no exec happened. Not
+ * thread-safe (setenv).
  */
 void mem_tune_process(char **argv);
 
