@@ -3,7 +3,7 @@
  *
  * Cuts a file into records without parsing them: JSON Lines (one value per line, blank lines
  * skipped), one top-level JSON array of records, or concatenated multi-line values. It reads the
- * file in fixed chunks, so memory is bounded by the chunk size plus the largest record (capped by
+ * file in fixed chunks, so memory is bounded by two chunks plus the largest record (capped by
  * opts.max_record; a longer record is ING_ETOOBIG). Each record comes with its 1-based row number
  * and byte offset, for diagnostics.
  *

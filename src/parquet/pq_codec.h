@@ -30,7 +30,8 @@ size_t pq_codec_bound(struct pq_codec_ctx *c, size_t n);
  * each page there); the compressed size in *out_len. With `entropy`, for data known to have few
  * repeats (random ids as text, measured doubles), zstd gives up looking for matches early (a
  * negative level) but still entropy-codes the literals, which is where such data shrinks; about
- * half the CPU time of level 1 for the same size on hex ids. Other codecs ignore `entropy`. */
+ * half the CPU time of level 1 for the same size on hex ids. Other codecs ignore `entropy`, as
+ * zstd does for pages up to 16 KiB (those always take the normal level). */
 int pq_codec_compress_to(struct pq_codec_ctx *c, const uint8_t *src, size_t n, uint8_t *dst,
                          size_t cap, bool entropy, size_t *out_len, struct ing_err *err);
 

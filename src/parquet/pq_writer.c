@@ -171,7 +171,7 @@ struct pq_writer {
     const struct pq_schema *schema;
     int fd;
     char *path;
-    int64_t pos;               /* bytes written to the file */
+    int64_t pos;               /* bytes written to the file or queued for the next writev */
     enum pq_codec codec;
     size_t row_group_bytes, page_bytes, dict_max_bytes;
     char *created_by;
@@ -1111,11 +1111,8 @@ static int cut_page(struct pq_writer *w, struct pq_col *c)
                    &comp, &body_len);
     if (rc)
         return rc;
-    if (c->nsegs == c->seg_cap) {
-        /* Most columns of a wide schema get one page per row group: start small. */
-        c->seg_cap = c->seg_cap ? c->seg_cap * 2 : 4;
-        c->segs = xrealloc(c->segs, c->seg_cap * sizeof(*c->segs));
-    }
+    /* Most columns of a wide schema get one page per row group: start small. */
+    BUF_ARRAY_RESERVE(c->segs, c->seg_cap, c->nsegs + 1, 4);
     c->segs[c->nsegs++] = seg;
     if (measured && !entropy) {
         c->entropy = body_len * ENTROPY_ON_DEN > n * ENTROPY_ON_NUM;

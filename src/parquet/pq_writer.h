@@ -81,7 +81,8 @@ struct pq_writer_opts {
 
 struct pq_writer;
 
-/* Create `path` (truncating) and write the magic. `opts` may be NULL for defaults. */
+/* Create `path` (truncating) and queue the magic (written with the first row group or the
+ * footer). `opts` may be NULL for defaults. */
 int pq_writer_open(struct pq_writer **out, const struct pq_schema *s, const char *path,
                    const struct pq_writer_opts *opts, struct ing_err *err);
 

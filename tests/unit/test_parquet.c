@@ -963,17 +963,25 @@ static void check_codec(enum pq_codec codec)
 
 /* pq_codec_compress_to: into exactly pq_codec_bound bytes of room, small and large pages (zstd
  * keeps small pages on a context of their own), in both zstd modes, and the bytes decompress
- * back; less room than the bound is refused before anything is written. */
+ * back; less room than the bound is refused before anything is written. Pages that compress and
+ * pages of random bytes, which do not (where a bound too small would show). */
 static void check_compress_to(enum pq_codec codec)
 {
     struct pq_codec_ctx *cc;
     assert_int_equal(pq_codec_new(&cc, codec, 1, NULL), 0);
     static const size_t sizes[] = {0, 1, 100, 16384, 16385, 300000};
-    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
-        size_t n = sizes[k];
+    for (size_t k = 0; k < 2 * (sizeof(sizes) / sizeof(sizes[0])); k++) {
+        size_t n = sizes[k / 2];
+        bool random = k % 2;
+        uint64_t x = 0x9E3779B97F4A7C15ull + k; /* xorshift64 */
         uint8_t *src = malloc(n + 1);
-        for (size_t i = 0; i < n; i++)
-            src[i] = (uint8_t)(i % 7 == 0 ? (i * 2654435761u) >> 24 : 'a' + i % 3);
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            src[i] = random ? (uint8_t)(x >> 56)
+                            : (uint8_t)(i % 7 == 0 ? (i * 2654435761u) >> 24 : 'a' + i % 3);
+        }
         size_t bound = pq_codec_bound(cc, n);
         assert_true(bound >= n);
         uint8_t *dst = malloc(bound + 16);
