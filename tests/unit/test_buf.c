@@ -180,7 +180,8 @@ static void test_copy_array(void **state)
     free(again);
 }
 
-/* A size that cannot be allocated aborts (as xrealloc does) instead of wrapping around. */
+/* A size that cannot be allocated aborts (as xrealloc does) instead of wrapping around: the
+ * element-count guard (the doubling guard behind it would need an allocation near SIZE_MAX). */
 static void test_grow_array_overflow_aborts(void **state)
 {
     (void)state;

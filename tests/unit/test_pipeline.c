@@ -292,8 +292,10 @@ static void test_recovery_reruns_processing_batch(void **state)
 }
 
 /* Speculative runs: a run dropped with its batch abandons the upload's watch it held (the
- * upload cannot be adopted any more), one evicted when the table is full too, one whose file
- * cannot be opened leaves the watch alone; every entry's references are given back (ASan). */
+ * upload cannot be adopted any more), one evicted when the table is full too, and a file that
+ * cannot be opened starts nothing and leaves the caller's watch alone; the dropped and evicted
+ * entries give their references back (ASan). (An entry refused after it was made, while the
+ * pipeline stops or when its thread cannot start, has no test: neither can be arranged here.) */
 static void test_speculation_drop_and_evict(void **state)
 {
     (void)state;
