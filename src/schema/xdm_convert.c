@@ -45,14 +45,6 @@ static void quote_value(char out[64], const char *s, size_t n)
     out[i] = '\0';
 }
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    if ((a % b != 0) && ((a < 0) != (b < 0)))
-        q--;
-    return q;
-}
-
 static bool is_leap(int64_t y)
 {
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -229,7 +221,7 @@ int xdm_parse_date(const char *s, size_t n, int32_t *out_days, struct ing_err *e
         why = parse_epoch_ms(s, n, &is_epoch, &ms);
         if (!is_epoch)
             why = parse_datetime_text(s, n, &ms);
-        days = floor_div(ms, MS_PER_DAY);
+        days = date_days_of_ms(ms);
     }
     if (why) {
         char q[64];
@@ -245,7 +237,7 @@ int xdm_parse_date(const char *s, size_t n, int32_t *out_days, struct ing_err *e
 
 void xdm_format_datetime(int64_t ms, char out[32])
 {
-    int64_t days = floor_div(ms, MS_PER_DAY);
+    int64_t days = date_days_of_ms(ms);
     int64_t rest = ms - days * MS_PER_DAY;
     int64_t y;
     int m, d;

@@ -10,10 +10,11 @@
 #define DAYS_PER_ERA 146097       /* 400 Gregorian years */
 #define EPOCH_FROM_0000_03_01 719468 /* days from 0000-03-01 to 1970-01-01 */
 
-/* a / b rounded down (b > 0) */
+/* a / b rounded down (b > 0); no intermediate that can overflow. */
 static int64_t floor_div(int64_t a, int64_t b)
 {
-    return (a >= 0 ? a : a - (b - 1)) / b;
+    int64_t q = a / b;
+    return a % b < 0 ? q - 1 : q;
 }
 
 void date_civil_from_days(int64_t days, int64_t *year, int *month, int *day)
@@ -37,4 +38,9 @@ int64_t date_days_from_civil(int64_t year, int month, int day)
     int64_t doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1; /* [0, 365] */
     int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;                  /* [0, 146096] */
     return era * DAYS_PER_ERA + doe - EPOCH_FROM_0000_03_01;
+}
+
+int64_t date_days_of_ms(int64_t ms)
+{
+    return floor_div(ms, INT64_C(86400000));
 }

@@ -102,12 +102,27 @@ static void test_far_range(void **state)
     }
 }
 
+/* A millisecond timestamp's day is rounded down: the last millisecond before 1970 is day -1. */
+static void test_days_of_ms(void **state)
+{
+    (void)state;
+    assert_int_equal(date_days_of_ms(0), 0);
+    assert_int_equal(date_days_of_ms(86399999), 0);
+    assert_int_equal(date_days_of_ms(86400000), 1);
+    assert_int_equal(date_days_of_ms(-1), -1);
+    assert_int_equal(date_days_of_ms(-86400000), -1);
+    assert_int_equal(date_days_of_ms(-86400001), -2);
+    assert_int_equal(date_days_of_ms(INT64_MAX), INT64_MAX / 86400000);
+    assert_int_equal(date_days_of_ms(INT64_MIN), INT64_MIN / 86400000 - 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_dates),
         cmocka_unit_test(test_day_by_day),
         cmocka_unit_test(test_far_range),
+        cmocka_unit_test(test_days_of_ms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
