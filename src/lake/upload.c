@@ -849,18 +849,3 @@ void upl_watch_cancel(const char *part_path)
         watch_cancel_locked(w);
     pthread_mutex_unlock(&watch_mu);
 }
-
-void upl_watch_cancel_prefix(const char *prefix)
-{
-    if (!prefix)
-        return;
-    size_t len = strlen(prefix);
-    pthread_mutex_lock(&watch_mu);
-    for (struct upl_watch *w = watches, *next; w; w = next) {
-        next = w->next;
-        if (strncmp(w->part_path, prefix, len) == 0 &&
-            (w->part_path[len] == '/' || w->part_path[len] == '\0'))
-            watch_cancel_locked(w);
-    }
-    pthread_mutex_unlock(&watch_mu);
-}

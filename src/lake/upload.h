@@ -180,7 +180,5 @@ void upl_watch_seal(const char *part_path, int64_t size);
 void upl_watch_abandon(struct upl_watch *w);
 /* Cancel the watch of `part_path` (if any) and forget it. */
 void upl_watch_cancel(const char *part_path);
-/* Cancel every watch whose part path starts with `prefix` (a batch's uploads folder). */
-void upl_watch_cancel_prefix(const char *prefix);
 
 #endif

@@ -532,7 +532,7 @@ static void test_watch_seal_short_and_restart(void **state)
     upl_watch_wrote(part, 0, 10);
     assert_int_equal(look(w2, &final), 10);
     assert_int_equal(look(w, &final), -1);
-    upl_watch_cancel_prefix("/nonexistent");
+    upl_watch_cancel(part);
     assert_true(upl_watch_state(w2, &final));
     upl_watch_release(w);
     upl_watch_release(w2);
