@@ -164,16 +164,13 @@ static void put_hex(struct out *o, uint64_t v, int digits)
     put(o, tmp, (size_t)digits);
 }
 
+/* Generated dates are years 1970..2023, which date_put_ymd always writes. */
 static void put_date(struct out *o, int64_t days)
 {
-    int64_t y;
-    int m, d;
-    date_civil_from_days(days, &y, &m, &d);
-    put_digits(o, (uint64_t)y, 4);
-    put(o, "-", 1);
-    put_digits(o, (uint64_t)m, 2);
-    put(o, "-", 1);
-    put_digits(o, (uint64_t)d, 2);
+    char tmp[10];
+    memset(tmp, '0', sizeof(tmp));
+    (void)date_put_ymd(tmp, days);
+    put(o, tmp, sizeof(tmp));
 }
 
 static void put_datetime(struct out *o, int64_t secs)

@@ -395,7 +395,7 @@ static const struct http_route *find_route(struct req_state *rs, bool known_meth
                                            struct buf *allow)
 {
     const struct http_server *srv = rs->srv;
-    const struct http_route *found = NULL, *head_get = NULL;
+    const struct http_route *head_get = NULL;
     *path_known = false;
     for (size_t i = 0; i < srv->nroutes; i++) {
         const struct http_route *rt = &srv->routes[i];
@@ -422,11 +422,10 @@ static const struct http_route *find_route(struct req_state *rs, bool known_meth
             buf_append_str(allow, name);
         }
     }
-    found = head_get;
-    if (found) /* match again: scratch holds the captures of the last pattern tried */
-        http_route_match(found->pattern, rs->raw_path, rs->scratch, rs->req.params,
+    if (head_get) /* match again: scratch holds the captures of the last pattern tried */
+        http_route_match(head_get->pattern, rs->raw_path, rs->scratch, rs->req.params,
                          &rs->req.nparams);
-    return found;
+    return head_get;
 }
 
 static bool body_to_file(enum http_body_mode mode)

@@ -760,10 +760,7 @@ static void *runner(void *arg)
         pthread_mutex_lock(&d->mu);
         if (!d->stop) {
             struct timespec until;
-            clock_gettime(CLOCK_MONOTONIC, &until);
-            until.tv_nsec += (long)(d->poll_ms % 1000) * 1000000L;
-            until.tv_sec += d->poll_ms / 1000 + until.tv_nsec / 1000000000L;
-            until.tv_nsec %= 1000000000L;
+            clock_deadline_mono_ts(&until, d->poll_ms);
             pthread_cond_timedwait(&d->cv, &d->mu, &until);
         }
         bool stop = d->stop;

@@ -348,13 +348,7 @@ static bool wait_retry(struct pipeline *p, const char *sandbox, const char *batc
     log_info("batch retrying sandbox=%s batch=%s attempt=%d wait_ms=%lld reason=\"%s\"", sandbox,
              batch_id, attempt + 1, (long long)wait_ms, why->msg);
     struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += wait_ms / 1000;
-    deadline.tv_nsec += (wait_ms % 1000) * 1000000;
-    if (deadline.tv_nsec >= 1000000000) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000;
-    }
+    clock_deadline_mono_ts(&deadline, wait_ms);
     pthread_mutex_lock(&p->mu);
     while (!p->stopping && pthread_cond_timedwait(&p->stop_cv, &p->mu, &deadline) == 0)
         ;
@@ -599,8 +593,8 @@ static void spec_entry_release(struct spec_entry *e)
     free(e);
 }
 
-/* Stop a run taken off p->specs, wait for its thread and free it. */
-static void spec_entry_free(struct spec_entry *e)
+/* Ask a run to stop, and wake it if it waits for upload bytes (abandoning the upload's watch). */
+static void spec_entry_stop(struct spec_entry *e)
 {
     pthread_mutex_lock(&e->p->mu);
     e->stop = true;
@@ -608,6 +602,12 @@ static void spec_entry_free(struct spec_entry *e)
         engine_spec_stop(e->spec);
     pthread_mutex_unlock(&e->p->mu);
     upl_watch_abandon(e->watch); /* wakes a run waiting for bytes */
+}
+
+/* Stop a run taken off p->specs, wait for its thread and free it. */
+static void spec_entry_free(struct spec_entry *e)
+{
+    spec_entry_stop(e);
     if (!e->joined)
         pthread_join(e->thread, NULL);
     spec_entry_release(e);
@@ -669,21 +669,15 @@ static struct spec_entry *take_specs(struct pipeline *p, const char *sandbox,
  * batch runs with. Each run is waited for here (it reads the rest of the file); the engine makes
  * the last checks (same file, same options) and merges it. Runs that cannot be used are stopped.
  */
-static void attach_specs(struct pipeline *p, struct spec_entry *specs, const char *dataset_id,
+static void attach_specs(struct spec_entry *specs, const char *dataset_id,
                          const char *fingerprint, struct staged *in)
 {
     for (struct spec_entry *e = specs; e; e = e->next) {
         int64_t final_size = -1;
         bool cancelled = upl_watch_state(e->watch, &final_size);
         bool usable = !cancelled && final_size >= 0 && strcmp(e->dataset_id, dataset_id) == 0;
-        if (!usable) {
-            pthread_mutex_lock(&p->mu);
-            e->stop = true;
-            if (e->spec)
-                engine_spec_stop(e->spec);
-            pthread_mutex_unlock(&p->mu);
-            upl_watch_abandon(e->watch);
-        }
+        if (!usable)
+            spec_entry_stop(e);
         int64_t t0 = clock_mono_ns();
         pthread_join(e->thread, NULL);
         e->joined = true;
@@ -857,7 +851,7 @@ static void run_batch(struct pipeline *p, const char *sandbox, const char *batch
     diag_final = diag_batch_dir(lake_data_dir(p->lake), sandbox, batch_id);
     struct engine_opts eopts = batch_engine_opts(p, input_format, parquet, &set);
     if (!parquet)
-        attach_specs(p, specs, dataset_id, fingerprint, &in);
+        attach_specs(specs, dataset_id, fingerprint, &in);
     for (int attempt = 0;; attempt++) {
         /* Every run starts from nothing: leftovers of an interrupted or failed run go. */
         fs_rm_rf(tmp, NULL);
@@ -1104,8 +1098,7 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&p->mu);
         if (!p->stopping && p->pending == 0) {
             struct timespec deadline;
-            clock_gettime(CLOCK_MONOTONIC, &deadline);
-            deadline.tv_sec += PIPELINE_POLL_MS / 1000;
+            clock_deadline_mono_ts(&deadline, PIPELINE_POLL_MS);
             pthread_cond_timedwait(&p->cv, &p->mu, &deadline);
         }
         if (p->pending > 0)
@@ -1186,13 +1179,7 @@ static void *sweeper_main(void *arg)
     for (;;) {
         sweep_once(p);
         struct timespec deadline;
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += p->sweep_ms / 1000;
-        deadline.tv_nsec += (p->sweep_ms % 1000) * 1000000;
-        if (deadline.tv_nsec >= 1000000000) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000;
-        }
+        clock_deadline_mono_ts(&deadline, p->sweep_ms);
         pthread_mutex_lock(&p->mu);
         while (!p->stopping && pthread_cond_timedwait(&p->stop_cv, &p->mu, &deadline) == 0)
             ;

@@ -333,19 +333,6 @@ static void put_digits(char *p, uint64_t v, int width)
     }
 }
 
-/* "YYYY-MM-DD" of a day count in [DAYS_MIN, DAYS_MAX] (proleptic Gregorian, 400-year eras). */
-static void put_ymd(char *p, int64_t days)
-{
-    int64_t y;
-    int m, d;
-    date_civil_from_days(days, &y, &m, &d);
-    put_digits(p, (uint64_t)y, 4);
-    p[4] = '-';
-    put_digits(p + 5, (uint64_t)m, 2);
-    p[7] = '-';
-    put_digits(p + 8, (uint64_t)d, 2);
-}
-
 /* The rendering's text of a DATE ("YYYY-MM-DD") or TIMESTAMP ("YYYY-MM-DDTHH:MM:SS.fffZ" with
  * 3, 6 or 9 decimals) as a string token, without the renderer; 1 when the date is outside years
  * 0000-9999 (the renderer's other form). */
@@ -375,7 +362,7 @@ static int date_token(struct pq_shred *ps, const struct pq_value *v, struct jtok
     ps->text += 34;
     if (leaf->rtype == PQ_RT_DATE) {
         char *p = arena_alloc(ps, 10);
-        put_ymd(p, days);
+        (void)date_put_ymd(p, days); /* in [DAYS_MIN, DAYS_MAX]: years 0..9999 */
         *t = (struct jtok){.type = JT_STRING, .p = p, .n = 10};
         return 0;
     }
@@ -383,7 +370,7 @@ static int date_token(struct pq_shred *ps, const struct pq_value *v, struct jtok
     int64_t secs = in_day / per_sec[leaf->unit], frac = in_day % per_sec[leaf->unit];
     size_t n = (size_t)(21 + dig);
     char *p = arena_alloc(ps, n);
-    put_ymd(p, days);
+    (void)date_put_ymd(p, days); /* in [DAYS_MIN, DAYS_MAX]: years 0..9999 */
     p[10] = 'T';
     put_digits(p + 11, (uint64_t)(secs / 3600), 2);
     p[13] = ':';

@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/buf.h"
+#include "util/clock.h"
 #include "util/fs.h"
 #include "util/mem.h"
 
@@ -679,15 +681,8 @@ static int watch_wait(struct upl_watch *w, int64_t have, int64_t timeout_ms, int
                       int64_t *final_size, struct ing_err *err)
 {
     struct timespec deadline = {0};
-    if (timeout_ms >= 0) {
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += (time_t)(timeout_ms / 1000);
-        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
-    }
+    if (timeout_ms >= 0)
+        clock_deadline_mono_ts(&deadline, timeout_ms);
     pthread_mutex_lock(&watch_mu);
     while (!watch_news_locked(w, have)) {
         if (timeout_ms < 0)
@@ -735,7 +730,7 @@ bool upl_watch_state(struct upl_watch *w, int64_t *final_size)
 void upl_watch_ref(struct upl_watch *w)
 {
     pthread_mutex_lock(&watch_mu);
-    w->refs++;
+    watch_ref_locked(w);
     pthread_mutex_unlock(&watch_mu);
 }
 
@@ -777,10 +772,7 @@ static void watch_wrote_locked(struct upl_watch *w, int64_t first, int64_t end)
                 return;
             }
         }
-        if (w->npieces == w->cap) {
-            w->cap = w->cap ? w->cap * 2 : 8;
-            w->pieces = xrealloc(w->pieces, w->cap * sizeof(*w->pieces));
-        }
+        BUF_ARRAY_RESERVE(w->pieces, w->cap, w->npieces + 1, 8);
         w->pieces[w->npieces++] = (struct upl_range){first, end};
         return;
     }

@@ -335,15 +335,7 @@ out:
 static void wait_ms(struct notify *n, int64_t ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    if (ms < 1)
-        ms = 1;
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    clock_deadline_mono_ts(&ts, ms < 1 ? 1 : ms);
     pthread_cond_timedwait(&n->cv, &n->mu, &ts);
 }
 

@@ -2241,18 +2241,12 @@ static void divmod_floor(int64_t a, int64_t b, int64_t *q, int64_t *r)
 
 static int put_date_part(struct jctx *j, int64_t days)
 {
+    char tmp[10];
+    if (date_put_ymd(tmp, days))
+        return put(j, tmp, sizeof(tmp));
     int64_t y;
     int m, d;
     date_civil_from_days(days, &y, &m, &d);
-    if (y >= 0 && y <= 9999) {
-        char tmp[10];
-        fmt_fixed(tmp, (uint64_t)y, 4);
-        tmp[4] = '-';
-        fmt_fixed(tmp + 5, (uint64_t)m, 2);
-        tmp[7] = '-';
-        fmt_fixed(tmp + 8, (uint64_t)d, 2);
-        return put(j, tmp, sizeof(tmp));
-    }
     return putf(j, "%+05" PRId64 "-%02d-%02d", y, m, d);
 }
 

@@ -456,12 +456,11 @@ int pstore__dict_lookup(struct pstore_conn *c, uint64_t h, int64_t *labels, size
     *n = 0;
     int ret = 0;
     if (!c->dict_cached) {
-        int64_t v = 0;
-        ret = pstore__kv_get(c, KV_DICT_STATE, &v, err);
-        if (ret && ret != ING_ENOTFOUND)
+        struct dstate d;
+        if ((ret = dstate_read(c, false, &d, err)) != 0)
             return ret;
-        if ((ret = pstore__dstate_decode(ret == 0 ? v : 0, &c->dict_level, &c->dict_split, err)))
-            return ret;
+        c->dict_level = d.level;
+        c->dict_split = d.split;
         c->dict_cached = true;
     }
     sqlite3_stmt *s = NULL;

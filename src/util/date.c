@@ -44,3 +44,26 @@ int64_t date_days_of_ms(int64_t ms)
 {
     return floor_div(ms, INT64_C(86400000));
 }
+
+static void put_digits(char *p, int v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+bool date_put_ymd(char out[10], int64_t days)
+{
+    int64_t y;
+    int m, d;
+    date_civil_from_days(days, &y, &m, &d);
+    if (y < 0 || y > 9999)
+        return false;
+    put_digits(out, (int)y, 4);
+    out[4] = '-';
+    put_digits(out + 5, m, 2);
+    out[7] = '-';
+    put_digits(out + 8, d, 2);
+    return true;
+}

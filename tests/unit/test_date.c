@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -116,6 +117,25 @@ static void test_days_of_ms(void **state)
     assert_int_equal(date_days_of_ms(INT64_MIN), INT64_MIN / 86400000 - 1);
 }
 
+/* "YYYY-MM-DD" for years 0..9999, nothing written outside them. */
+static void test_put_ymd(void **state)
+{
+    (void)state;
+    char out[11] = {0};
+    assert_true(date_put_ymd(out, 0));
+    assert_string_equal(out, "1970-01-01");
+    assert_true(date_put_ymd(out, date_days_from_civil(2000, 2, 29)));
+    assert_string_equal(out, "2000-02-29");
+    assert_true(date_put_ymd(out, date_days_from_civil(0, 1, 1)));
+    assert_string_equal(out, "0000-01-01");
+    assert_true(date_put_ymd(out, date_days_from_civil(9999, 12, 31)));
+    assert_string_equal(out, "9999-12-31");
+    memcpy(out, "untouched!", 10);
+    assert_false(date_put_ymd(out, date_days_from_civil(10000, 1, 1)));
+    assert_false(date_put_ymd(out, date_days_from_civil(-1, 12, 31)));
+    assert_string_equal(out, "untouched!");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -123,6 +143,7 @@ int main(void)
         cmocka_unit_test(test_day_by_day),
         cmocka_unit_test(test_far_range),
         cmocka_unit_test(test_days_of_ms),
+        cmocka_unit_test(test_put_ymd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
